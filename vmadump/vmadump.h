@@ -1,0 +1,80 @@
+/* vmadump.h - VMADump-style process images: dump a program at its exec
+ * point, restore it into a fresh process anywhere.
+ *
+ * The image format is specified in docs/image-format.md.  Dumping runs the
+ * program under ptrace up to its first instruction, reads it and kills it:
+ * the program never runs on the dumping host.  Restoring execs the small
+ * static restorer (vmad-restore), which maps the image and jumps into it.
+ *
+ * Errors follow one convention: -1 with errno set, and a one-line message in
+ * the caller's err buffer (may be NULL) naming the cause.
+ */
+#ifndef VMADUMP_H
+#define VMADUMP_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Receives the image in order, in pieces; returns 0, or -1 to abort. */
+typedef int (*vmad_writer_fn)(void *arg, const void *data, size_t len);
+
+struct vmad_dump_opts {
+    /* Library list.  By default the dynamic loader and files under the
+     * system library directories are sent as references. */
+    int all_data;                 /* send every region as data */
+    int no_default_libs;          /* drop the default library directories */
+    const char *const *lib_dirs;  /* extra directories, NULL-terminated */
+    const char *const *lib_files; /* extra single files, NULL-terminated */
+    /* Environment variables whose all-X value becomes the rank on restore;
+     * NULL means the default list, { "BPROC_RANK", NULL }. */
+    const char *const *rank_vars;
+    /* Restorer named on the image's #! line; NULL: vmad_restorer_path(). */
+    const char *restorer;
+};
+
+/* Dump PROG (looked up in PATH like execvp) run with argv and envp into the
+ * writer.  Returns 0 or -1. */
+int vmad_dump(const char *prog, char *const argv[], char *const envp[],
+              const struct vmad_dump_opts *opts,
+              vmad_writer_fn writer, void *arg, char *err, size_t errlen);
+
+/* Same, into a malloc'd buffer that the caller frees. */
+int vmad_dump_to_buffer(const char *prog, char *const argv[], char *const envp[],
+                        const struct vmad_dump_opts *opts,
+                        void **buf, size_t *len, char *err, size_t errlen);
+
+struct vmad_restore_opts {
+    long rank;                    /* < 0: leave rank placeholders as they are */
+    const int *keep_fds;          /* fds >= 3 to keep open, or NULL */
+    size_t nkeep_fds;
+    int verified;                 /* the caller has already checked the
+                                     checksum of this exact image */
+    const char *label;            /* names the image in error messages */
+};
+
+/* Replace the calling process with the program in the image read from fd,
+ * which must be mmap-able (a regular file or memfd that nobody rewrites).
+ * Returns only on failure: -1.  The restored program keeps fds 0-2 and
+ * keep_fds; every other fd is closed. */
+int vmad_restore_fd(int fd, const struct vmad_restore_opts *opts,
+                    char *err, size_t errlen);
+
+/* Same, from an image in memory: copied into a sealed memfd first. */
+int vmad_restore_buffer(const void *buf, size_t len,
+                        const struct vmad_restore_opts *opts,
+                        char *err, size_t errlen);
+
+/* Check an image in memory (header, structure, checksum) without restoring
+ * it.  Returns 0 or -1. */
+int vmad_check(const void *buf, size_t len, char *err, size_t errlen);
+
+/* Print the header and regions of an image as text.  Returns 0 or -1. */
+int vmad_print_info(const void *buf, size_t len, FILE *out,
+                    char *err, size_t errlen);
+
+/* The restorer binary: $VMAD_RESTORER if set, else the one built with us. */
+const char *vmad_restorer_path(void);
+
+#endif
