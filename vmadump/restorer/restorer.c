@@ -30,15 +30,19 @@
 #define MAX_KEEP_FDS 64
 #define MAX_OWN_MAPS 64
 #define PAGE 4096ull
+/* Where the restorer's own view of the image goes: below the restorer, far
+ * from every usual mapping, so that mapping the target never lands on it
+ * (with ASLR off a kernel-chosen address is exactly where ld.so goes). */
+#define VIEW_ADDR 0x100000000000ull
 
 #ifndef AT_MINSIGSTKSZ
 #define AT_MINSIGSTKSZ 51
 #endif
 
-/* Our stack, in .bss (start.S switches to its top): 256 KiB is far more
- * than the deepest call chain here.  Page aligned, so that it never shares
+/* Our stack, in .bss (start.S switches to its top): 64 KiB is far more
+ * than the deepest call chain here (under 4 KiB).  Page aligned, so that it never shares
  * a page with file-backed data (see anonymize_self). */
-#define RESTORER_STACK_SIZE (256 << 10)
+#define RESTORER_STACK_SIZE (64 << 10)
 __attribute__((aligned(4096), used))
 unsigned char restorer_stack[RESTORER_STACK_SIZE];
 
@@ -221,8 +225,8 @@ static void open_image(void)
         fail("empty image");
     R.len = st.size;
     /* Populate at once when we are about to read every byte anyway. */
-    ret = sys_mmap(0, R.len, PROT_READ, MAP_PRIVATE | (R.verified ? 0 : MAP_POPULATE),
-                   R.fd, 0);
+    ret = sys_mmap(VIEW_ADDR, R.len, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE |
+                   (R.verified ? 0 : MAP_POPULATE), R.fd, 0);
     if (ret < 0)
         fail_sys("cannot map image", ret);
     R.view = (const void *)ret;
@@ -337,7 +341,8 @@ static void check_placement(void)
     for (uint32_t i = 0; i < R.img.hdr->nregions; i++) {
         const struct image_region *r = &R.img.regions[i];
 
-        if (r->start < R.self_end && R.self_start < r->end)
+        if ((r->start < R.self_end && R.self_start < r->end) ||
+            (r->start < VIEW_ADDR + R.len && VIEW_ADDR < r->end))
             failv("region ", hex_str(r->start, a), "-", hex_str(r->end, b),
                   " cannot be placed: it overlaps the restorer", (char *)0);
     }

@@ -8,7 +8,7 @@
     .globl _start
 _start:
     mov     %rsp, %rdi                  /* argc, argv, envp, auxv */
-    lea     restorer_stack+262144(%rip), %rsp  /* RESTORER_STACK_SIZE */
+    lea     restorer_stack+65536(%rip), %rsp   /* RESTORER_STACK_SIZE */
     and     $-16, %rsp
     call    restorer_main
     hlt
