@@ -354,8 +354,13 @@ static int add_names(struct dump *d)
 {
     const char *const *vars = d->opts->rank_vars ? d->opts->rank_vars
                                                  : default_rank_vars;
-    long exe = imgw_string(d->w, d->path), first = -1, off;
+    char abs[PATH_MAX];
+    long exe, first = -1, off;
     uint32_t n = 0;
+
+    /* Absolute, so the restored /proc/self/exe does not depend on the
+     * directory the node restores in. */
+    exe = imgw_string(d->w, realpath(d->path, abs) ? abs : d->path);
 
     for (; *vars; vars++, n++) {
         if ((off = imgw_string(d->w, *vars)) < 0)
