@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,48 +31,81 @@ const char *vmad_restorer_path(void)
     return env && *env ? env : VMAD_RESTORER_PATH;
 }
 
-/* Restorer arguments: --fd N [--rank R] [--verified] [--keep-fd K]... */
-#define MAX_ARGS (8 + 2 * 64)
+/* Restorer arguments: --fd N [--rank R] [--verified] [--label L]
+ * [--keep-fd K]...; the strings live in *a. */
+#define MAX_KEEP 64
+
+struct restorer_args {
+    char *argv[10 + 2 * MAX_KEEP];
+    char nums[2 + MAX_KEEP][24];
+};
+
+static int build_args(struct restorer_args *a, int fd,
+                      const struct vmad_restore_opts *o, char *err, size_t errlen)
+{
+    int argc = 0, flags;
+
+    if (o->nkeep_fds > MAX_KEEP) {
+        errno = EINVAL;
+        return errprintf(err, errlen, "too many fds to keep (%zu, at most %d)",
+                         o->nkeep_fds, MAX_KEEP);
+    }
+    a->argv[argc++] = (char *)"vmad-restore";
+    snprintf(a->nums[0], sizeof(a->nums[0]), "%d", fd);
+    a->argv[argc++] = (char *)"--fd";
+    a->argv[argc++] = a->nums[0];
+    if (o->rank >= 0) {
+        snprintf(a->nums[1], sizeof(a->nums[1]), "%ld", o->rank);
+        a->argv[argc++] = (char *)"--rank";
+        a->argv[argc++] = a->nums[1];
+    }
+    if (o->verified)
+        a->argv[argc++] = (char *)"--verified";
+    if (o->label) {
+        a->argv[argc++] = (char *)"--label";
+        a->argv[argc++] = (char *)o->label;
+    }
+    for (size_t i = 0; i < o->nkeep_fds; i++) {
+        snprintf(a->nums[2 + i], sizeof(a->nums[2 + i]), "%d", o->keep_fds[i]);
+        a->argv[argc++] = (char *)"--keep-fd";
+        a->argv[argc++] = a->nums[2 + i];
+    }
+    a->argv[argc] = NULL;
+    /* The restorer gets the image as an inherited fd. */
+    if ((flags = fcntl(fd, F_GETFD)) < 0 || fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+        return errprintf(err, errlen, "image fd %d: %s", fd, strerror(errno));
+    return 0;
+}
+
+static const struct vmad_restore_opts default_opts = { .rank = -1 };
 
 int vmad_restore_fd(int fd, const struct vmad_restore_opts *opts,
                     char *err, size_t errlen)
 {
-    static const struct vmad_restore_opts defaults = { .rank = -1 };
-    char nums[2 + 64][24], *argv[MAX_ARGS];
+    struct restorer_args a;
     const char *path = vmad_restorer_path();
-    int argc = 0, flags;
 
-    opts = opts ? opts : &defaults;
-    if (opts->nkeep_fds > 64) {
-        errno = EINVAL;
-        return errprintf(err, errlen, "too many fds to keep (%zu, at most 64)",
-                         opts->nkeep_fds);
-    }
-    argv[argc++] = (char *)"vmad-restore";
-    snprintf(nums[0], sizeof(nums[0]), "%d", fd);
-    argv[argc++] = (char *)"--fd";
-    argv[argc++] = nums[0];
-    if (opts->rank >= 0) {
-        snprintf(nums[1], sizeof(nums[1]), "%ld", opts->rank);
-        argv[argc++] = (char *)"--rank";
-        argv[argc++] = nums[1];
-    }
-    if (opts->verified)
-        argv[argc++] = (char *)"--verified";
-    if (opts->label) {
-        argv[argc++] = (char *)"--label";
-        argv[argc++] = (char *)opts->label;
-    }
-    for (size_t i = 0; i < opts->nkeep_fds; i++) {
-        snprintf(nums[2 + i], sizeof(nums[2 + i]), "%d", opts->keep_fds[i]);
-        argv[argc++] = (char *)"--keep-fd";
-        argv[argc++] = nums[2 + i];
-    }
-    argv[argc] = NULL;
-    if ((flags = fcntl(fd, F_GETFD)) < 0 || fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
-        return errprintf(err, errlen, "image fd %d: %s", fd, strerror(errno));
-    execve(path, argv, environ);
+    if (build_args(&a, fd, opts ? opts : &default_opts, err, errlen) < 0)
+        return -1;
+    execve(path, a.argv, environ);
     return errprintf(err, errlen, "%s: %s", path, strerror(errno));
+}
+
+int vmad_restore_spawn(int fd, const struct vmad_restore_opts *opts,
+                       const posix_spawn_file_actions_t *actions, pid_t *pid,
+                       char *err, size_t errlen)
+{
+    struct restorer_args a;
+    const char *path = vmad_restorer_path();
+    int rc;
+
+    if (build_args(&a, fd, opts ? opts : &default_opts, err, errlen) < 0)
+        return -1;
+    if ((rc = posix_spawn(pid, path, actions, NULL, a.argv, environ))) {
+        errno = rc;
+        return errprintf(err, errlen, "%s: %s", path, strerror(rc));
+    }
+    return 0;
 }
 
 int vmad_restore_buffer(const void *buf, size_t len,
