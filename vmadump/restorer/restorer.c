@@ -56,6 +56,7 @@ enum own_kind { OWN_OTHER, OWN_STACK, OWN_VDSO, OWN_SELF };
 struct own_map {
     uint64_t start, end;
     int prot, kind;
+    int file;                /* backed by a file (inode != 0) */
 };
 
 static struct {
@@ -292,9 +293,12 @@ static const char *parse_own_line(const char *p)
     p++;
     m->prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) |
               (p[2] == 'x' ? PROT_EXEC : 0);
-    for (; *p && *p != '\n' && field < 5; p++)   /* perms offset dev inode */
+    for (; *p && *p != '\n' && field < 4; p++)   /* perms offset dev */
         if (*p == ' ')
             field++;
+    m->file = *p && *p != '0';                     /* inode */
+    while (*p && *p != ' ' && *p != '\n')
+        p++;
     while (*p == ' ')
         p++;
     for (; *p && *p != '\n'; p++)
@@ -554,14 +558,15 @@ static void patch_auxv(void)
 /* Replace our own file-backed pages by anonymous copies, so that no
  * mapping refers to vmad-restore any more and the kernel lets us point
  * /proc/self/exe at the program.  No global is written while a copy is in
- * flight: the page being replaced may hold it. */
+ * flight (the page being replaced may hold it); the stack we run on is in
+ * .bss, which is anonymous and never copied. */
 static void anonymize_self(void)
 {
     struct own_map maps[MAX_OWN_MAPS];
     int n = 0;
 
     for (int i = 0; i < R.nown; i++)
-        if (R.own[i].kind == OWN_SELF)
+        if (R.own[i].kind == OWN_SELF && R.own[i].file)
             maps[n++] = R.own[i];
     for (int i = 0; i < n; i++) {
         uint64_t len = maps[i].end - maps[i].start;
