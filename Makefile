@@ -33,7 +33,7 @@ UNIT_TESTS :=
 FUZZERS :=
 BENCHES :=
 
-.PHONY: all test unit integration bench fuzz clean deps
+.PHONY: all test bench demo fuzz clean deps
 all:
 
 include $(sort $(wildcard */module.mk))
@@ -57,6 +57,10 @@ deps:
 test: deps
 	$(MAKE) all
 	VEXEC_BUILD=$(abspath $(B)) prove $(PROVE_FLAGS) $(UNIT_TESTS) $(sort $(wildcard tests/*.t))
+
+demo: deps
+	$(MAKE) all
+	scripts/demo $(B)
 
 bench: deps
 	$(MAKE) all $(BENCHES)
