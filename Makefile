@@ -36,7 +36,7 @@ BENCHES :=
 .PHONY: all test bench demo fuzz clean deps
 all:
 
-include $(sort $(wildcard */module.mk))
+include $(sort $(wildcard */module.mk */*/module.mk))
 
 all: $(LIBS) $(BINS) $(UNIT_TESTS)
 

@@ -31,6 +31,14 @@ static void usage(FILE *f)
         "       vmadump info FILE|-\n");
 }
 
+/* Misuse gets one line too: what is wrong, and where the usage is. */
+static int misuse(const char *what, const char *arg)
+{
+    fprintf(stderr, "vmadump: %s%s%s (see vmadump --help)\n", what,
+            arg ? " " : "", arg ? arg : "");
+    return 2;
+}
+
 static int die(const char *fmt, const char *a, const char *b)
 {
     fprintf(stderr, "vmadump: ");
@@ -83,15 +91,13 @@ static int cmd_dump(int argc, char **argv)
         case 'l': bad = list_add(files, &nfiles, optarg); break;
         case 'r': bad = list_add(vars, &nvars, optarg); break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return misuse("dump: invalid option", argv[optind - 1]);
         }
         if (bad)
             return die("too many %s%s (at most 64)", "list entries", "");
     }
-    if (optind >= argc) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind >= argc)
+        return misuse("dump: no program given", NULL);
     if (out && (fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755)) < 0)
         return die("%s: %s", out, strerror(errno));
     rc = vmad_dump(argv[optind], argv + optind, environ, &o, fd_writer, &fd,
@@ -150,7 +156,9 @@ static int cmd_restore(int argc, char **argv)
     char err[512];
     long v;
 
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    /* Options may follow FILE here: restore has one operand, nothing to
+     * pass through. */
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == 'r' && parse_num(optarg, 999999999999L, &o.rank) == 0)
             continue;
         if (c == 'k' && o.nkeep_fds < MAX_LIST && parse_num(optarg, INT_MAX, &v) == 0) {
@@ -163,13 +171,10 @@ static int cmd_restore(int argc, char **argv)
         }
         if (c == 'r' || c == 'k')
             return die("invalid --%s value '%s'", c == 'r' ? "rank" : "keep-fd", optarg);
-        usage(stderr);
-        return 2;
+        return misuse("restore: invalid option", argv[optind - 1]);
     }
-    if (optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind != argc - 1)
+        return misuse("restore: expected one image (FILE or -)", NULL);
     o.keep_fds = keep;
     o.label = argv[optind];
     if (!strcmp(argv[optind], "-"))
@@ -188,10 +193,8 @@ static int cmd_info(int argc, char **argv)
     size_t len;
     int fd = 0;
 
-    if (argc != 2) {
-        usage(stderr);
-        return 2;
-    }
+    if (argc != 2)
+        return misuse("info: expected one image (FILE or -)", NULL);
     if (strcmp(argv[1], "-") && (fd = open(argv[1], O_RDONLY | O_CLOEXEC)) < 0)
         return die("%s: %s", argv[1], strerror(errno));
     if (read_all(fd, &buf, &len) < 0)
@@ -206,10 +209,9 @@ static int cmd_info(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
+    opterr = 0;    /* misuse() reports bad options, in one line */
+    if (argc < 2)
+        return misuse("no command given", NULL);
     if (!strcmp(argv[1], "dump"))
         return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(argv[1], "restore"))
@@ -220,5 +222,5 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    return die("unknown command '%s'%s", argv[1], ""), 2;
+    return misuse("unknown command", argv[1]);
 }
