@@ -16,11 +16,13 @@ set yrange [0:*]
 stats csv every ::1 using 0 nooutput
 set xrange [-0.6:STATS_records - 0.4]
 set offsets 0, 0, graph 0.1, 0
-set bmargin 4
+set bmargin 5
 set grid ytics
 set xtics noenhanced
 unset key
-name(s) = s eq "ok" ? strcol(1) : strcol(1) . "\n(" . s . ")"
+# "family/bench" on two lines, the status below unless it is ok.
+split(n) = n[1:strstrt(n, "/")] . "\n" . n[strstrt(n, "/") + 1:]
+name(s) = s eq "ok" ? split(strcol(1)) : split(strcol(1)) . "\n(" . s . ")"
 plot csv every ::1 using 0:(valid(2) ? $2 : 0):xtic(name(strcol(4))) \
          with boxes lc rgb "#4477aa", \
      ''  every ::1 using 0:(valid(2) ? $2 : 1/0):(sprintf("%.0f", $2)) \

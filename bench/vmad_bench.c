@@ -1,0 +1,340 @@
+/* vmad_bench.c - vexec-bench-vmadump: what a VMADump image costs against
+ * starting the program from its file.
+ *
+ * All benchmarks use the 4 MiB static test program tests/progs/big4m-static
+ * (from big4m.c) of the build under test: $VEXEC_BUILD, else the build this
+ * binary sits in (it lives in $(B)/bin).
+ *   dump             vmad_dump_to_buffer() of big4m (the buffer is freed
+ *                    outside the timed region);
+ *   restore          fork, the child restores the image from a file opened
+ *                    once, the parent waits for the child's exit;
+ *   restore_verified the same with opts.verified: the checksum is skipped,
+ *                    as when one node restores a checked image many times;
+ *   restore_spawn    vmad_restore_spawn() (no fork, like posix_spawn) and
+ *                    waitpid; restore_spawn_verified skips the checksum:
+ *                    the node daemon's path, which checks it on arrival;
+ *   posix_spawn      posix_spawn of big4m (page cache warm) and waitpid;
+ *   fork_exec        fork + execve + waitpid, to show what the fork that
+ *                    restore needs (vmad_restore_fd replaces the caller)
+ *                    costs next to posix_spawn's vfork-style clone.
+ * Times are taken with CLOCK_MONOTONIC from just before the fork/spawn to
+ * waitpid's return and fed in as manual time, so the harness's bookkeeping
+ * is not counted.  A child that does not exit 0 fails the benchmark; its
+ * time is never reported.  The children's stdout goes to /dev/null.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench/gbench.h"
+#include "vmadump/vmadump.h"
+
+extern char **environ;
+
+struct bench_ctx {
+    char prog[PATH_MAX];        /* big4m */
+    char *argv[2];
+    int devnull;                /* stdout of every child */
+    int image_fd;               /* big4m's image, or -1 ... */
+    char image_err[PATH_MAX + 256]; /* ... and why it could not be made */
+};
+
+struct restore_case {
+    struct bench_ctx *ctx;
+    int verified;
+};
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Wait for pid.  Returns 0 if it exited with status 0, else -1 with a
+ * description of what happened in why. */
+static int wait_exit_ok(pid_t pid, char *why, size_t len)
+{
+    int status;
+
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            snprintf(why, len, "waitpid: %s", strerror(errno));
+            return -1;
+        }
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    if (WIFEXITED(status))
+        snprintf(why, len, "exit status %d", WEXITSTATUS(status));
+    else
+        snprintf(why, len, "killed by signal %d", WTERMSIG(status));
+    return -1;
+}
+
+static void bm_dump(struct gbench_state *st, void *arg)
+{
+    struct bench_ctx *ctx = arg;
+    char err[256];
+    void *buf;
+    size_t len = 0;
+
+    while (gbench_keep_running(st)) {
+        double t0 = now();
+        if (vmad_dump_to_buffer(ctx->prog, ctx->argv, environ, NULL,
+                                &buf, &len, err, sizeof err) < 0) {
+            gbench_error(st, "vmad_dump_to_buffer %s: %s", ctx->prog, err);
+            return;
+        }
+        gbench_set_iteration_time(st, now() - t0);
+        free(buf);
+    }
+    gbench_counter(st, "image_MiB", len / 1048576.0, GBENCH_COUNTER_PLAIN);
+}
+
+/* The child of the restore benchmark: never returns. */
+static void restore_child(const struct restore_case *rc)
+{
+    struct vmad_restore_opts opts = { .rank = -1, .verified = rc->verified };
+    char err[256];
+
+    if (dup2(rc->ctx->devnull, STDOUT_FILENO) < 0)
+        _exit(126);
+    vmad_restore_fd(rc->ctx->image_fd, &opts, err, sizeof err);
+    dprintf(STDERR_FILENO, "vmad_restore_fd: %s\n", err);
+    _exit(127);
+}
+
+static void bm_restore(struct gbench_state *st, void *arg)
+{
+    const struct restore_case *rc = arg;
+    char why[256];
+
+    if (rc->ctx->image_fd < 0) {
+        gbench_error(st, "no image: %s", rc->ctx->image_err);
+        return;
+    }
+    while (gbench_keep_running(st)) {
+        double t0 = now();
+        pid_t pid = fork();
+        if (pid < 0) {
+            gbench_error(st, "fork: %s", strerror(errno));
+            return;
+        }
+        if (pid == 0)
+            restore_child(rc);
+        if (wait_exit_ok(pid, why, sizeof why) < 0) {
+            gbench_error(st, "restored big4m: %s", why);
+            return;
+        }
+        gbench_set_iteration_time(st, now() - t0);
+    }
+}
+
+/* Restore through vmad_restore_spawn(): no fork, the way posix_spawn
+ * starts a program; checksum checked or skipped as in bm_restore. */
+static void bm_restore_spawn(struct gbench_state *st, void *arg)
+{
+    const struct restore_case *rc = arg;
+    struct bench_ctx *ctx = rc->ctx;
+    struct vmad_restore_opts opts = { .rank = -1, .verified = rc->verified };
+    posix_spawn_file_actions_t fa;
+    char err[256];
+    pid_t pid;
+
+    if (ctx->image_fd < 0) {
+        gbench_error(st, "no image: %s", ctx->image_err);
+        return;
+    }
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, ctx->devnull, STDOUT_FILENO);
+    while (gbench_keep_running(st)) {
+        double t0 = now();
+        if (vmad_restore_spawn(ctx->image_fd, &opts, &fa, &pid,
+                               err, sizeof err) < 0) {
+            gbench_error(st, "vmad_restore_spawn: %s", err);
+            break;
+        }
+        if (wait_exit_ok(pid, err, sizeof err) < 0) {
+            gbench_error(st, "restored big4m: %s", err);
+            break;
+        }
+        gbench_set_iteration_time(st, now() - t0);
+    }
+    posix_spawn_file_actions_destroy(&fa);
+}
+
+static void bm_posix_spawn(struct gbench_state *st, void *arg)
+{
+    struct bench_ctx *ctx = arg;
+    posix_spawn_file_actions_t fa;
+    char why[256];
+    pid_t pid;
+    int rc;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, ctx->devnull, STDOUT_FILENO);
+    while (gbench_keep_running(st)) {
+        double t0 = now();
+        rc = posix_spawn(&pid, ctx->prog, &fa, NULL, ctx->argv, environ);
+        if (rc != 0) {
+            gbench_error(st, "posix_spawn %s: %s", ctx->prog, strerror(rc));
+            break;
+        }
+        if (wait_exit_ok(pid, why, sizeof why) < 0) {
+            gbench_error(st, "spawned big4m: %s", why);
+            break;
+        }
+        gbench_set_iteration_time(st, now() - t0);
+    }
+    posix_spawn_file_actions_destroy(&fa);
+}
+
+static void bm_fork_exec(struct gbench_state *st, void *arg)
+{
+    struct bench_ctx *ctx = arg;
+    char why[256];
+
+    while (gbench_keep_running(st)) {
+        double t0 = now();
+        pid_t pid = fork();
+        if (pid < 0) {
+            gbench_error(st, "fork: %s", strerror(errno));
+            return;
+        }
+        if (pid == 0) {
+            if (dup2(ctx->devnull, STDOUT_FILENO) >= 0)
+                execve(ctx->prog, ctx->argv, environ);
+            _exit(127);
+        }
+        if (wait_exit_ok(pid, why, sizeof why) < 0) {
+            gbench_error(st, "exec'd big4m: %s", why);
+            return;
+        }
+        gbench_set_iteration_time(st, now() - t0);
+    }
+}
+
+/* Fill ctx->prog from $VEXEC_BUILD, else from our own path: we live in
+ * $(B)/bin.  Returns 0 or -1. */
+static int find_prog(struct bench_ctx *ctx)
+{
+    const char *build = getenv("VEXEC_BUILD");
+    char self[PATH_MAX];
+    ssize_t n;
+
+    if (!build) {
+        n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n < 0) {
+            perror("vexec-bench-vmadump: /proc/self/exe");
+            return -1;
+        }
+        self[n] = '\0';
+        build = dirname(dirname(self));
+    }
+    n = snprintf(ctx->prog, sizeof ctx->prog, "%s/tests/progs/big4m-static",
+                 build);
+    if (n < (ssize_t)sizeof ctx->prog)
+        return 0;
+    fprintf(stderr, "vexec-bench-vmadump: build path too long: %s\n", build);
+    return -1;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Dump big4m into an unlinked temporary file and open it for the restore
+ * benchmarks.  Returns the fd, or -1 with the cause in ctx->image_err. */
+static int make_image(struct bench_ctx *ctx)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[PATH_MAX];
+    void *buf;
+    size_t len;
+    int fd;
+
+    if (vmad_dump_to_buffer(ctx->prog, ctx->argv, environ, NULL, &buf, &len,
+                            ctx->image_err, sizeof ctx->image_err) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/vexec-bench-XXXXXX", dir ? dir : "/tmp");
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0)
+        unlink(path);
+    if (fd < 0 || write_all(fd, buf, len) < 0) {
+        snprintf(ctx->image_err, sizeof ctx->image_err, "%s: %s", path,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    free(buf);
+    return fd;
+}
+
+static void register_all(struct bench_ctx *ctx, struct restore_case rc[2])
+{
+    const struct gbench_opts opts = { .unit = GBENCH_US, .manual_time = 1 };
+
+    rc[0] = (struct restore_case){ .ctx = ctx, .verified = 0 };
+    rc[1] = (struct restore_case){ .ctx = ctx, .verified = 1 };
+    gbench_register("vmadump/dump", bm_dump, ctx, &opts);
+    gbench_register("vmadump/restore", bm_restore, &rc[0], &opts);
+    gbench_register("vmadump/restore_verified", bm_restore, &rc[1], &opts);
+    gbench_register("vmadump/restore_spawn", bm_restore_spawn, &rc[0], &opts);
+    gbench_register("vmadump/restore_spawn_verified", bm_restore_spawn, &rc[1], &opts);
+    gbench_register("baseline/posix_spawn", bm_posix_spawn, ctx, &opts);
+    gbench_register("baseline/fork_exec", bm_fork_exec, ctx, &opts);
+}
+
+int main(int argc, char **argv)
+{
+    /* Ten repetitions give a median that one slow run cannot move; the
+     * console shows the aggregates, the JSON file every repetition.
+     * Repetitions of all benchmarks run interleaved in random order, so a
+     * burst of load on the machine hits each of them alike instead of
+     * skewing the ratio of whichever was running. */
+    static const char *const defaults[] = {
+        "--benchmark_repetitions=10",
+        "--benchmark_enable_random_interleaving=true",
+        "--benchmark_display_aggregates_only=true",
+        NULL,
+    };
+    static struct bench_ctx ctx = { .argv = { "big4m", NULL } };
+    struct restore_case rc[2];
+    int status;
+
+    if (find_prog(&ctx) < 0)
+        return 1;
+    ctx.devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (ctx.devnull < 0) {
+        perror("vexec-bench-vmadump: /dev/null");
+        return 1;
+    }
+    ctx.image_fd = make_image(&ctx);
+    register_all(&ctx, rc);
+    status = gbench_main(argc, argv, defaults);
+    if (ctx.image_fd >= 0)
+        close(ctx.image_fd);
+    close(ctx.devnull);
+    return status;
+}
