@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "bench/gbench.h"
+#include "vmadump/util.h"
 #include "vmadump/vmadump.h"
 
 extern char **environ;
@@ -247,20 +248,6 @@ static int find_prog(struct bench_ctx *ctx)
         return 0;
     fprintf(stderr, "vexec-bench-vmadump: build path too long: %s\n", build);
     return -1;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= n;
-    }
-    return 0;
 }
 
 /* Dump big4m into an unlinked temporary file and open it for the restore

@@ -199,10 +199,11 @@ static const char *check_rankvars(const struct image *img)
     return 0;
 }
 
-const char *image_parse(const void *buf, uint64_t len, struct image *img)
+/* Header, and a length that matches the buffer: what both entry points
+ * need before anything else is read. */
+static const char *parse_frame(const void *buf, uint64_t len, struct image *img)
 {
     const char *why;
-    uint64_t prev_end = 0;
 
     img->base = buf;
     img->len = len;
@@ -212,6 +213,15 @@ const char *image_parse(const void *buf, uint64_t len, struct image *img)
         return "truncated image";
     if (img->hdr->total_len < len)
         return "image has trailing bytes";
+    return 0;
+}
+
+/* Tables, regions, process state: everything but the checksum. */
+static const char *parse_body(struct image *img)
+{
+    const char *why;
+    uint64_t prev_end = 0;
+
     if ((why = layout_tables(img)))
         return why;
     for (uint32_t i = 0; i < img->hdr->nregions; i++) {
@@ -224,21 +234,22 @@ const char *image_parse(const void *buf, uint64_t len, struct image *img)
     return check_rankvars(img);
 }
 
+const char *image_parse(const void *buf, uint64_t len, struct image *img)
+{
+    const char *why = parse_frame(buf, len, img);
+
+    return why ? why : parse_body(img);
+}
+
+/* The checksum comes before the structure, so that a damaged image is
+ * called damaged rather than given a structural reason. */
 const char *image_check(const void *buf, uint64_t len, struct image *img)
 {
     const char *why;
 
-    img->base = buf;
-    img->len = len;
-    if ((why = image_parse_header(buf, len, &img->hdr)))
+    if ((why = parse_frame(buf, len, img)) || (why = image_verify_checksum(img)))
         return why;
-    if (img->hdr->total_len > len)
-        return "truncated image";
-    if (img->hdr->total_len < len)
-        return "image has trailing bytes";
-    if ((why = image_verify_checksum(img)))
-        return why;
-    return image_parse(buf, len, img);
+    return parse_body(img);
 }
 
 const char *image_verify_checksum(const struct image *img)
