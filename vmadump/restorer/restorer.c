@@ -530,7 +530,9 @@ static void patch_auxv(void)
     const struct image_region *stack = image_find_region(&R.img, R.cpu.regs[IREG_RSP]);
     long ret;
 
-    for (; a[0] != AT_NULL; a += 2) {
+    /* The parser checked that nauxv entries fit in the stack; the stack's
+     * own copy is walked no further than that. */
+    for (uint32_t i = 0; i < R.img.hdr->nauxv && a[0] != AT_NULL; i++, a += 2) {
         switch (a[0]) {
         case AT_HWCAP: a[1] = R.hwcap; break;
         case AT_HWCAP2: a[1] = R.hwcap2; break;
