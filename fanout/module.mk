@@ -1,7 +1,10 @@
-# fanout/module.mk - the tree: topologies (and later broadcast, gather and
-# transport), built as libfanout.a.  fanout knows nothing of vmadump or pmi.
+# fanout/module.mk - the tree: topologies, libfabric endpoints (fabric.o)
+# and the pipelined broadcast over a topology (bcast.o), built as
+# libfanout.a.  fanout knows nothing of vmadump or pmi.  Anything linking
+# libfanout.a links $(FANOUT_LDLIBS) too.
 
-FANOUT_OBJS := $(B)/fanout/topo.o
+FANOUT_OBJS := $(B)/fanout/topo.o $(B)/fanout/fabric.o $(B)/fanout/bcast.o
+FANOUT_LDLIBS := -lfabric
 
 LIBS += $(B)/libfanout.a
 UNIT_TESTS += $(B)/fanout/test/test_topo
@@ -10,5 +13,10 @@ $(B)/libfanout.a: $(FANOUT_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(B)/fanout/test/test_topo: $(B)/fanout/test/test_topo.o $(B)/libfanout.a
+$(B)/fanout/test/test_topo: $(B)/fanout/test/test_topo.o $(B)/libfanout.a $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+UNIT_TESTS += $(B)/fanout/test/test_bcast
+
+$(B)/fanout/test/test_bcast: $(B)/fanout/test/test_bcast.o $(B)/libfanout.a $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)

@@ -1,0 +1,361 @@
+/* fabric.c - endpoint setup and tagged send/receive over libfabric shm.
+ *
+ * One struct fab is one FI_EP_RDM endpoint with its own address vector
+ * (peers by index) and one completion queue for sends and receives.  See
+ * fabric.h for what the shm provider demands of callers.
+ */
+#include "common/err.h"
+#include "fanout/fabric.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <rdma/fabric.h>
+#include <rdma/fi_cm.h>
+#include <rdma/fi_domain.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_tagged.h>
+
+/* The libfabric API we are written against (Debian 12 ships 1.17). */
+#define FAB_FI_VERSION FI_VERSION(1, 17)
+
+/* Empty polls that only yield before fab_idle starts sleeping: a peer
+ * that is mid-copy usually finishes within a few scheduler rounds, and a
+ * yield costs nothing when no one else wants the CPU. */
+#define IDLE_YIELDS 8
+
+/* Huge-page size the buffers are aligned to. */
+#define HUGE_PAGE (2UL << 20)
+
+struct fab {
+    char name[FAB_NAME_MAX + 1];
+    struct fi_info *info;
+    struct fid_fabric *fabric;
+    struct fid_domain *domain;
+    struct fid_av *av;
+    struct fid_cq *cq;
+    struct fid_ep *ep;
+    fi_addr_t peers[FAB_MAX_PEERS];
+    int npeers;
+    int idle;           /* empty polls in a row, for fab_idle */
+};
+
+/* libfabric returns negative FI_E* codes that equal -errno for the common
+ * ones; map the rest to something errno can say. */
+static int fi_errno(int ret)
+{
+    int e = ret < 0 ? -ret : ret;
+
+    return e > 0 && e < FI_ERRNO_OFFSET ? e : EIO;
+}
+
+/* Hints for a tagged RDM endpoint on shm, without memory registration
+ * (mr_mode 0: a provider that needs FI_MR_LOCAL is not offered) and
+ * without FI_CONTEXT (mode 0: any pointer is a valid op context). */
+static struct fi_info *shm_hints(const char *name)
+{
+    struct fi_info *hints = fi_allocinfo();
+
+    if (!hints)
+        return NULL;
+    hints->caps = FI_TAGGED | FI_DIRECTED_RECV;
+    hints->mode = 0;
+    hints->ep_attr->type = FI_EP_RDM;
+    hints->domain_attr->mr_mode = 0;
+    hints->domain_attr->threading = FI_THREAD_DOMAIN;
+    hints->addr_format = FI_ADDR_STR;
+    hints->fabric_attr->prov_name = strdup("shm");
+    if (name) {
+        hints->src_addr = strdup(name);
+        hints->src_addrlen = strlen(name) + 1;
+    }
+    if (!hints->fabric_attr->prov_name || (name && !hints->src_addr)) {
+        fi_freeinfo(hints);
+        return NULL;
+    }
+    return hints;
+}
+
+static int get_shm_info(const char *name, struct fi_info **info, char *err,
+                        size_t errlen)
+{
+    struct fi_info *hints = shm_hints(name);
+    int ret;
+
+    if (!hints)
+        return seterr(err, errlen, ENOMEM, "out of memory");
+    ret = fi_getinfo(FAB_FI_VERSION, NULL, NULL, 0, hints, info);
+    fi_freeinfo(hints);
+    if (ret == -FI_ENODATA)
+        return seterr(err, errlen, ENODATA,
+                      "libfabric offers no shm provider for tagged RDM");
+    if (ret)
+        return seterr(err, errlen, fi_errno(ret), "fi_getinfo: %s",
+                      fi_strerror(-ret));
+    return 0;
+}
+
+int fab_init(char *err, size_t errlen)
+{
+    struct fi_info *info;
+
+    if (get_shm_info(NULL, &info, err, errlen) < 0)
+        return -1;
+    fi_freeinfo(info);
+    return 0;
+}
+
+static int valid_name(const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+
+    return len > 0 && len <= FAB_NAME_MAX && !strpbrk(name, "/:")
+           && strcmp(name, ".") && strcmp(name, "..");
+}
+
+/* Open fabric, domain, AV, CQ and endpoint, bind and enable.  Names the
+ * step that failed. */
+static int open_endpoint(struct fab *f, char *err, size_t errlen)
+{
+    struct fi_av_attr av_attr = {
+        .type = FI_AV_TABLE,
+        .count = FAB_MAX_PEERS,
+    };
+    struct fi_cq_attr cq_attr = {
+        .format = FI_CQ_FORMAT_TAGGED,
+        .size = f->info->tx_attr->size + f->info->rx_attr->size,
+        .wait_obj = FI_WAIT_NONE,
+    };
+    const char *step;
+    int ret;
+
+    if ((ret = fi_fabric(f->info->fabric_attr, &f->fabric, NULL)))
+        step = "fi_fabric";
+    else if ((ret = fi_domain(f->fabric, f->info, &f->domain, NULL)))
+        step = "fi_domain";
+    else if ((ret = fi_av_open(f->domain, &av_attr, &f->av, NULL)))
+        step = "fi_av_open";
+    else if ((ret = fi_cq_open(f->domain, &cq_attr, &f->cq, NULL)))
+        step = "fi_cq_open";
+    else if ((ret = fi_endpoint(f->domain, f->info, &f->ep, NULL)))
+        step = "fi_endpoint";
+    else if ((ret = fi_ep_bind(f->ep, &f->av->fid, 0)))
+        step = "fi_ep_bind(av)";
+    else if ((ret = fi_ep_bind(f->ep, &f->cq->fid, FI_TRANSMIT | FI_RECV)))
+        step = "fi_ep_bind(cq)";
+    else if ((ret = fi_enable(f->ep)))
+        step = "fi_enable";
+    else
+        return 0;
+    return seterr(err, errlen, fi_errno(ret), "%s %s: %s", f->name, step,
+                  fi_strerror(-ret));
+}
+
+struct fab *fab_create(const char *name, char *err, size_t errlen)
+{
+    struct fab *f;
+
+    if (!valid_name(name)) {
+        seterr(err, errlen, EINVAL, "invalid endpoint name '%s'",
+               name ? name : "(null)");
+        return NULL;
+    }
+    if (!(f = calloc(1, sizeof(*f)))) {
+        seterr(err, errlen, ENOMEM, "out of memory");
+        return NULL;
+    }
+    strcpy(f->name, name);
+    if (get_shm_info(name, &f->info, err, errlen) < 0)
+        goto error;
+    if (open_endpoint(f, err, errlen) < 0)
+        goto error;
+    return f;
+error:
+    fab_destroy(f);
+    return NULL;
+}
+
+static void close_fid(struct fid *fid)
+{
+    if (fid)
+        fi_close(fid);
+}
+
+void fab_destroy(struct fab *f)
+{
+    int saved = errno;
+
+    if (f) {
+        /* The endpoint first: closing it unlinks /dev/shm/NAME. */
+        close_fid(f->ep ? &f->ep->fid : NULL);
+        close_fid(f->av ? &f->av->fid : NULL);
+        close_fid(f->cq ? &f->cq->fid : NULL);
+        close_fid(f->domain ? &f->domain->fid : NULL);
+        close_fid(f->fabric ? &f->fabric->fid : NULL);
+        if (f->info)
+            fi_freeinfo(f->info);
+        free(f);
+    }
+    errno = saved;
+}
+
+const char *fab_name(const struct fab *f)
+{
+    return f->name;
+}
+
+int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen)
+{
+    int ret;
+
+    if (!valid_name(name))
+        return seterr(err, errlen, EINVAL, "invalid peer name '%s'",
+                      name ? name : "(null)");
+    if (f->npeers == FAB_MAX_PEERS)
+        return seterr(err, errlen, ENOSPC, "%s: more than %d peers",
+                      f->name, FAB_MAX_PEERS);
+    ret = fi_av_insert(f->av, name, 1, &f->peers[f->npeers], 0, NULL);
+    if (ret != 1)
+        return seterr(err, errlen, ret < 0 ? fi_errno(ret) : EINVAL,
+                      "%s: fi_av_insert(%s): %s", f->name, name,
+                      ret < 0 ? fi_strerror(-ret) : "not inserted");
+    return f->npeers++;
+}
+
+/* Map a libfabric return to the 0 / -1+errno convention. */
+static int post_result(ssize_t ret)
+{
+    if (ret == 0)
+        return 0;
+    errno = ret == -FI_EAGAIN ? EAGAIN : fi_errno((int)ret);
+    return -1;
+}
+
+int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
+             size_t len, void *ctx)
+{
+    if (peer < 0 || peer >= f->npeers) {
+        errno = EINVAL;
+        return -1;
+    }
+    return post_result(fi_tsend(f->ep, buf, len, NULL, f->peers[peer], tag,
+                                ctx));
+}
+
+int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
+             void *ctx)
+{
+    fi_addr_t src = FI_ADDR_UNSPEC;
+
+    if (peer >= f->npeers || peer < -1) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (peer >= 0)
+        src = f->peers[peer];
+    return post_result(fi_trecv(f->ep, buf, len, NULL, src, tag, 0, ctx));
+}
+
+/* Fetch the failed operation behind -FI_EAVAIL and describe it. */
+static int poll_error(struct fab *f, char *err, size_t errlen)
+{
+    struct fi_cq_err_entry e = { 0 };
+    ssize_t ret = fi_cq_readerr(f->cq, &e, 0);
+
+    if (ret < 0)
+        return seterr(err, errlen, fi_errno((int)ret),
+                      "%s: fi_cq_readerr: %s", f->name,
+                      fi_strerror((int)-ret));
+    return seterr(err, errlen, e.err ? fi_errno(e.err) : EIO,
+                  "%s: %s of tag %#llx failed: %s", f->name,
+                  (e.flags & FI_RECV) ? "receive" : "send",
+                  (unsigned long long)e.tag,
+                  fi_cq_strerror(f->cq, e.prov_errno, e.err_data, NULL, 0));
+}
+
+/* Completions are read in small batches; more wait for the next call. */
+#define POLL_BATCH 16
+
+int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
+             size_t errlen)
+{
+    struct fi_cq_tagged_entry c[POLL_BATCH];
+    ssize_t n;
+
+    if (max > POLL_BATCH)
+        max = POLL_BATCH;
+    n = fi_cq_read(f->cq, c, max);
+    if (n == -FI_EAGAIN)
+        return 0;
+    if (n == -FI_EAVAIL)
+        return poll_error(f, err, errlen);
+    if (n < 0)
+        return seterr(err, errlen, fi_errno((int)n), "%s: fi_cq_read: %s",
+                      f->name, fi_strerror((int)-n));
+    for (ssize_t i = 0; i < n; i++) {
+        ev[i].kind = (c[i].flags & FI_RECV) ? FAB_RECEIVED : FAB_SENT;
+        ev[i].ctx = c[i].op_context;
+        ev[i].len = c[i].len;
+        ev[i].tag = c[i].tag;
+    }
+    f->idle = 0;
+    return (int)n;
+}
+
+void fab_idle(struct fab *f)
+{
+    struct timespec ts = { 0, FAB_IDLE_MAX_NS };
+
+    if (f->idle++ < IDLE_YIELDS) {
+        sched_yield();
+        return;
+    }
+    /* Start short and grow to the bound: a transfer that is about to
+     * complete costs little, a long wait costs little CPU. */
+    if (f->idle < IDLE_YIELDS + 8)
+        ts.tv_nsec = FAB_IDLE_MAX_NS / 8 * (f->idle - IDLE_YIELDS + 1);
+    nanosleep(&ts, NULL);
+}
+
+void *fab_buf_alloc(size_t len, char *err, size_t errlen)
+{
+    size_t size, lead;
+    char *p, *buf;
+
+    if (len == 0) {
+        seterr(err, errlen, EINVAL, "empty buffer");
+        return NULL;
+    }
+    /* Over-allocate by one huge page, then trim to a 2 MiB boundary. */
+    size = (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    p = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        seterr(err, errlen, ENOMEM, "mmap of %zu bytes: %s", size,
+               strerror(errno));
+        return NULL;
+    }
+    buf = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+    lead = (size_t)(buf - p);
+    if (lead)
+        munmap(p, lead);
+    munmap(buf + size, HUGE_PAGE - lead);
+    /* Advice only: without THP the buffer still works, just slower. */
+    madvise(buf, size, MADV_HUGEPAGE);
+    return buf;
+}
+
+void fab_buf_free(void *buf, size_t len)
+{
+    int saved = errno;
+
+    if (buf && len)
+        munmap(buf, (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+    errno = saved;
+}

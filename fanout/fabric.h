@@ -1,0 +1,114 @@
+/* fabric.h - a small tagged-message layer over libfabric.
+ *
+ * Every byte that moves between vexec processes goes over libfabric.  On
+ * one host that is the shm provider: FI_EP_RDM endpoints with tagged
+ * messages, single-copy through cross-memory attach.  This module hides the
+ * fabric/domain/endpoint/AV/CQ setup behind one opaque object, names
+ * endpoints with chosen strings (FI_ADDR_STR: the endpoint "node17" is the
+ * file /dev/shm/node17 while it lives), and offers post-and-poll send and
+ * receive.  It owns no event loop: callers post operations, then call
+ * fab_poll and fab_idle until what they wait for has completed.
+ *
+ * What libfabric 1.17's shm provider demands (measured; see DESIGN.md):
+ * - it cannot block: a transfer only moves while both sides poll, so poll
+ *   while a transfer is in flight and sleep only briefly (fab_idle);
+ * - a peer may be added only after its endpoint exists (the peer announced
+ *   it): 1.17 reuses the slot of a name inserted too early;
+ * - the first send to a new peer fails with EAGAIN until that peer polls;
+ * - one endpoint reaches at most FAB_MAX_PEERS peers;
+ * - it needs no memory registration (mr_mode has no FI_MR_LOCAL), so any
+ *   buffer can be sent; huge-page buffers (fab_buf_alloc) are much faster.
+ *
+ * Errors: -1 or NULL with errno set, plus a one-line message in the
+ * caller's err buffer (may be NULL).
+ */
+#ifndef VEXEC_FABRIC_H
+#define VEXEC_FABRIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The shm provider's per-endpoint peer limit (its domain ep_cnt). */
+#define FAB_MAX_PEERS 256
+
+/* Longest endpoint name: shm turns it into a /dev/shm file name. */
+#define FAB_NAME_MAX 200
+
+struct fab;
+
+/* What fab_poll reports: one completed operation. */
+enum fab_kind { FAB_SENT, FAB_RECEIVED };
+
+struct fab_event {
+    enum fab_kind kind;
+    void *ctx;          /* the ctx given to fab_send / fab_recv */
+    size_t len;         /* bytes received (FAB_RECEIVED) */
+    uint64_t tag;       /* the message's tag (FAB_RECEIVED) */
+};
+
+/* Load libfabric's providers (fi_getinfo's first call).  Debian's
+ * libfabric initialises every built-in provider then, and its verbs
+ * provider reads /proc/kallsyms: ~0.1 s of CPU, whatever FI_PROVIDER says.
+ * A process that forks many endpoint owners (vexec-cluster, the tests)
+ * calls this once before forking so its children skip that cost.  Calling
+ * it is optional and repeatable.  Returns 0, or -1 if no shm provider. */
+int fab_init(char *err, size_t errlen);
+
+/* Open an shm endpoint named name (1..FAB_NAME_MAX characters, no '/' or
+ * ':').  Returns it, or NULL with errno EINVAL (bad name), EEXIST (the name
+ * is taken: /dev/shm/name exists), ENODATA (no shm provider) or what
+ * libfabric reported. */
+struct fab *fab_create(const char *name, char *err, size_t errlen);
+
+/* Close the endpoint, which removes its /dev/shm file.  Operations still
+ * posted are abandoned.  Accepts NULL and keeps errno. */
+void fab_destroy(struct fab *f);
+
+/* Returns the endpoint's name. */
+const char *fab_name(const struct fab *f);
+
+/* Make the endpoint named name reachable.  Call only once that endpoint
+ * exists.  Returns the peer's index (0, 1, ... in the order added), or -1
+ * with errno ENOSPC (FAB_MAX_PEERS reached), EINVAL or libfabric's error. */
+int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen);
+
+/* Post a send of len bytes of buf to peer with tag.  buf must stay intact
+ * until the FAB_SENT event for ctx.  Returns 0, or -1 with errno EAGAIN
+ * when the provider cannot take it now (queue full, or the peer has not
+ * polled yet): call fab_poll and try again.  Other errno: failure. */
+int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
+             size_t len, void *ctx);
+
+/* Post a receive of up to len bytes into buf of the message with tag from
+ * peer (-1: from anyone).  Returns 0, or -1 with errno EAGAIN (receive
+ * queue full: poll and retry) or another errno. */
+int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
+             void *ctx);
+
+/* Make progress and collect up to max completed operations into ev.
+ * Returns how many (0 when nothing completed), or -1 when an operation
+ * failed: errno is the provider's error (ECANCELED, EMSGSIZE for a message
+ * longer than its receive buffer, ...) and err says which. */
+int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
+             size_t errlen);
+
+/* Call when fab_poll found nothing: yields the CPU a few times, then
+ * sleeps for at most FAB_IDLE_MAX_NS per call.  Never longer, because shm
+ * defers work silently and only a poll moves it on. */
+void fab_idle(struct fab *f);
+
+/* Bounded idle sleep: long enough that hundreds of waiting processes on
+ * two cores leave the CPU to the ones that have work, short enough
+ * against a chunk's ~45 us copy that a hop adds little latency. */
+#define FAB_IDLE_MAX_NS 200000
+
+/* Allocate a transfer buffer of len bytes: anonymous, 2 MiB aligned,
+ * transparent huge pages requested.  Cross-memory copies into and out of
+ * huge pages were 4-6x faster than with 4 KiB pages.  Allocate once and
+ * reuse.  Returns the buffer, or NULL with errno ENOMEM or EINVAL (len 0). */
+void *fab_buf_alloc(size_t len, char *err, size_t errlen);
+
+/* Free a buffer from fab_buf_alloc(len).  Accepts NULL and keeps errno. */
+void fab_buf_free(void *buf, size_t len);
+
+#endif
