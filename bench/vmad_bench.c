@@ -141,32 +141,29 @@ static void bm_restore(struct gbench_state *st, void *arg)
     }
 }
 
-/* Restore through vmad_restore_spawn(): no fork, the way posix_spawn
- * starts a program; checksum checked or skipped as in bm_restore. */
-static void bm_restore_spawn(struct gbench_state *st, void *arg)
+/* Starts one child with stdout on fa; 0, or -1 with a message in err. */
+typedef int (*start_fn)(const void *arg, const posix_spawn_file_actions_t *fa,
+                        pid_t *pid, char *err, size_t errlen);
+
+/* Time start + waitpid, the way posix_spawn users start programs. */
+static void spawn_loop(struct gbench_state *st, struct bench_ctx *ctx,
+                       start_fn start, const void *arg)
 {
-    const struct restore_case *rc = arg;
-    struct bench_ctx *ctx = rc->ctx;
-    struct vmad_restore_opts opts = { .rank = -1, .verified = rc->verified };
     posix_spawn_file_actions_t fa;
     char err[256];
     pid_t pid;
 
-    if (ctx->image_fd < 0) {
-        gbench_error(st, "no image: %s", ctx->image_err);
-        return;
-    }
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, ctx->devnull, STDOUT_FILENO);
     while (gbench_keep_running(st)) {
         double t0 = now();
-        if (vmad_restore_spawn(ctx->image_fd, &opts, &fa, &pid,
-                               err, sizeof err) < 0) {
-            gbench_error(st, "vmad_restore_spawn: %s", err);
+
+        if (start(arg, &fa, &pid, err, sizeof err) < 0) {
+            gbench_error(st, "%s", err);
             break;
         }
         if (wait_exit_ok(pid, err, sizeof err) < 0) {
-            gbench_error(st, "restored big4m: %s", err);
+            gbench_error(st, "big4m: %s", err);
             break;
         }
         gbench_set_iteration_time(st, now() - t0);
@@ -174,30 +171,42 @@ static void bm_restore_spawn(struct gbench_state *st, void *arg)
     posix_spawn_file_actions_destroy(&fa);
 }
 
+static int start_restore(const void *arg, const posix_spawn_file_actions_t *fa,
+                         pid_t *pid, char *err, size_t errlen)
+{
+    const struct restore_case *rc = arg;
+    struct vmad_restore_opts opts = { .rank = -1, .verified = rc->verified };
+
+    return vmad_restore_spawn(rc->ctx->image_fd, &opts, fa, pid, err, errlen);
+}
+
+static int start_program(const void *arg, const posix_spawn_file_actions_t *fa,
+                         pid_t *pid, char *err, size_t errlen)
+{
+    const struct bench_ctx *ctx = arg;
+    int rc = posix_spawn(pid, ctx->prog, fa, NULL, ctx->argv, environ);
+
+    if (rc)
+        snprintf(err, errlen, "posix_spawn %s: %s", ctx->prog, strerror(rc));
+    return rc ? -1 : 0;
+}
+
+/* Restore through vmad_restore_spawn(): no fork, the way posix_spawn
+ * starts a program; checksum checked or skipped as in bm_restore. */
+static void bm_restore_spawn(struct gbench_state *st, void *arg)
+{
+    const struct restore_case *rc = arg;
+
+    if (rc->ctx->image_fd < 0) {
+        gbench_error(st, "no image: %s", rc->ctx->image_err);
+        return;
+    }
+    spawn_loop(st, rc->ctx, start_restore, rc);
+}
+
 static void bm_posix_spawn(struct gbench_state *st, void *arg)
 {
-    struct bench_ctx *ctx = arg;
-    posix_spawn_file_actions_t fa;
-    char why[256];
-    pid_t pid;
-    int rc;
-
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, ctx->devnull, STDOUT_FILENO);
-    while (gbench_keep_running(st)) {
-        double t0 = now();
-        rc = posix_spawn(&pid, ctx->prog, &fa, NULL, ctx->argv, environ);
-        if (rc != 0) {
-            gbench_error(st, "posix_spawn %s: %s", ctx->prog, strerror(rc));
-            break;
-        }
-        if (wait_exit_ok(pid, why, sizeof why) < 0) {
-            gbench_error(st, "spawned big4m: %s", why);
-            break;
-        }
-        gbench_set_iteration_time(st, now() - t0);
-    }
-    posix_spawn_file_actions_destroy(&fa);
+    spawn_loop(st, arg, start_program, arg);
 }
 
 static void bm_fork_exec(struct gbench_state *st, void *arg)

@@ -17,7 +17,7 @@ struct imgw {
     struct image_extent *extents;
     void **data;                 /* per region: its bytes, or NULL */
     char *strtab;
-    uint32_t nregions, cap_regions;
+    uint32_t nregions, cap_regions, cap_data;
     uint32_t nextents, cap_extents;
     uint32_t strtab_len, cap_strtab;
 };
@@ -126,17 +126,9 @@ int imgw_add_region(struct imgw *w, const struct image_region *r, void *data)
 {
     struct image_region *nr;
 
-    if (grow(&w->regions, &w->cap_regions, w->nregions + 1, sizeof(*w->regions)) < 0)
+    if (grow(&w->regions, &w->cap_regions, w->nregions + 1, sizeof(*w->regions)) < 0 ||
+        grow(&w->data, &w->cap_data, w->nregions + 1, sizeof(*w->data)) < 0)
         return -1;
-    /* data[] grows with regions[]: same capacity. */
-    {
-        uint32_t cap = w->cap_regions ? w->cap_regions : 16;
-        void **nd = realloc(w->data, (size_t)cap * sizeof(*nd));
-
-        if (!nd)
-            return -1;
-        w->data = nd;
-    }
     nr = &w->regions[w->nregions];
     *nr = *r;
     if (r->kind == REGION_DATA && add_extents(w, nr, data) < 0)
