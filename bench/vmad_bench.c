@@ -102,9 +102,34 @@ static void bm_dump(struct gbench_state *st, void *arg)
     gbench_counter(st, "image_MiB", len / 1048576.0, GBENCH_COUNTER_PLAIN);
 }
 
-/* The child of the restore benchmark: never returns. */
-static void restore_child(const struct restore_case *rc)
+/* Time fork + child(arg) + waitpid; child never returns. */
+static void fork_loop(struct gbench_state *st, void (*child)(const void *arg),
+                      const void *arg)
 {
+    char why[256];
+
+    while (gbench_keep_running(st)) {
+        double t0 = now();
+        pid_t pid = fork();
+
+        if (pid < 0) {
+            gbench_error(st, "fork: %s", strerror(errno));
+            return;
+        }
+        if (pid == 0)
+            child(arg);
+        if (wait_exit_ok(pid, why, sizeof why) < 0) {
+            gbench_error(st, "big4m: %s", why);
+            return;
+        }
+        gbench_set_iteration_time(st, now() - t0);
+    }
+}
+
+/* The child of the restore benchmark: never returns. */
+static void restore_child(const void *arg)
+{
+    const struct restore_case *rc = arg;
     struct vmad_restore_opts opts = { .rank = -1, .verified = rc->verified };
     char err[256];
 
@@ -118,27 +143,12 @@ static void restore_child(const struct restore_case *rc)
 static void bm_restore(struct gbench_state *st, void *arg)
 {
     const struct restore_case *rc = arg;
-    char why[256];
 
     if (rc->ctx->image_fd < 0) {
         gbench_error(st, "no image: %s", rc->ctx->image_err);
         return;
     }
-    while (gbench_keep_running(st)) {
-        double t0 = now();
-        pid_t pid = fork();
-        if (pid < 0) {
-            gbench_error(st, "fork: %s", strerror(errno));
-            return;
-        }
-        if (pid == 0)
-            restore_child(rc);
-        if (wait_exit_ok(pid, why, sizeof why) < 0) {
-            gbench_error(st, "restored big4m: %s", why);
-            return;
-        }
-        gbench_set_iteration_time(st, now() - t0);
-    }
+    fork_loop(st, restore_child, rc);
 }
 
 /* Starts one child with stdout on fa; 0, or -1 with a message in err. */
@@ -209,29 +219,19 @@ static void bm_posix_spawn(struct gbench_state *st, void *arg)
     spawn_loop(st, arg, start_program, arg);
 }
 
+/* The child of the fork+exec baseline: never returns. */
+static void exec_child(const void *arg)
+{
+    const struct bench_ctx *ctx = arg;
+
+    if (dup2(ctx->devnull, STDOUT_FILENO) >= 0)
+        execve(ctx->prog, ctx->argv, environ);
+    _exit(127);
+}
+
 static void bm_fork_exec(struct gbench_state *st, void *arg)
 {
-    struct bench_ctx *ctx = arg;
-    char why[256];
-
-    while (gbench_keep_running(st)) {
-        double t0 = now();
-        pid_t pid = fork();
-        if (pid < 0) {
-            gbench_error(st, "fork: %s", strerror(errno));
-            return;
-        }
-        if (pid == 0) {
-            if (dup2(ctx->devnull, STDOUT_FILENO) >= 0)
-                execve(ctx->prog, ctx->argv, environ);
-            _exit(127);
-        }
-        if (wait_exit_ok(pid, why, sizeof why) < 0) {
-            gbench_error(st, "exec'd big4m: %s", why);
-            return;
-        }
-        gbench_set_iteration_time(st, now() - t0);
-    }
+    fork_loop(st, exec_child, arg);
 }
 
 /* Fill ctx->prog from $VEXEC_BUILD, else from our own path: we live in

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "vmadump/util.h"
@@ -114,24 +113,20 @@ static int cmd_dump(int argc, char **argv)
     return 0;
 }
 
-/* stdin into a sealed memfd, since the restorer maps the image. */
-static int stdin_image(char *err, size_t errlen)
+/* The image from stdin: the restorer maps it, so it goes through a sealed
+ * memfd (vmad_restore_buffer).  Returns only on failure. */
+static void restore_stdin(const struct vmad_restore_opts *o, char *err,
+                          size_t errlen)
 {
     void *buf;
     size_t len;
-    int fd;
 
-    if (read_all(0, &buf, &len) < 0)
-        return errprintf(err, errlen, "reading the image from stdin: %s",
-                         strerror(errno));
-    fd = memfd_create("vmad-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0 || write_all(fd, buf, len) < 0 ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK) < 0) {
-        free(buf);
-        return errprintf(err, errlen, "image memfd: %s", strerror(errno));
+    if (read_all(0, &buf, &len) < 0) {
+        errprintf(err, errlen, "reading the image from stdin: %s", strerror(errno));
+        return;
     }
+    vmad_restore_buffer(buf, len, o, err, errlen);
     free(buf);
-    return fd;
 }
 
 static int parse_num(const char *s, long max, long *v)
@@ -178,10 +173,10 @@ static int cmd_restore(int argc, char **argv)
     o.keep_fds = keep;
     o.label = argv[optind];
     if (!strcmp(argv[optind], "-"))
-        fd = stdin_image(err, sizeof(err));
+        restore_stdin(&o, err, sizeof(err));
     else if ((fd = open(argv[optind], O_RDONLY | O_CLOEXEC)) < 0)
         snprintf(err, sizeof(err), "%s: %s", argv[optind], strerror(errno));
-    if (fd >= 0)
+    else
         vmad_restore_fd(fd, &o, err, sizeof(err));
     return die("%s%s", err, ""), 127;
 }
