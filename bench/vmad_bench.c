@@ -187,7 +187,8 @@ static int start_restore(const void *arg, const posix_spawn_file_actions_t *fa,
     const struct restore_case *rc = arg;
     struct vmad_restore_opts opts = { .rank = -1, .verified = rc->verified };
 
-    return vmad_restore_spawn(rc->ctx->image_fd, &opts, fa, pid, err, errlen);
+    return vmad_restore_spawn(rc->ctx->image_fd, &opts, fa, NULL, pid, err,
+                              errlen);
 }
 
 static int start_program(const void *arg, const posix_spawn_file_actions_t *fa,

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Tags: the top byte says "broadcast"; bit 55 marks the header, the low
  * bits hold the chunk index. */
@@ -34,12 +35,12 @@ struct header {
 /* One node's state during one broadcast. */
 struct bc {
     struct fab *f;
+    const struct bcast_io *io;
     char *buf;
     size_t len, chunk, nchunks;
     int parent;                 /* fab peer index, -1 at the root */
-    const int *kids;            /* topology ranks of the children */
     int nkids;
-    int *kid_peer;              /* fab peer index per child */
+    const int *kid_peer;        /* fab peer index per child */
     size_t *kid_sent;           /* messages posted per child: header, chunks */
     struct header hdr;          /* what this node sends and expects */
     struct header got;          /* what the parent sent */
@@ -62,7 +63,7 @@ static int post_receives(struct bc *b, char *err, size_t errlen)
         size_t c = b->posted;
 
         if (fab_recv(b->f, b->parent, TAG_BCAST | c, b->buf + c * b->chunk,
-                     chunk_len(b, c), NULL) < 0) {
+                     chunk_len(b, c), b) < 0) {
             if (errno == EAGAIN)
                 return 0;
             return seterr(err, errlen, errno, "posting receive of chunk "
@@ -87,11 +88,11 @@ static int send_one(struct bc *b, int k, char *err, size_t errlen)
         n = chunk_len(b, c);
         tag = TAG_BCAST | c;
     }
-    if (fab_send(b->f, b->kid_peer[k], tag, data, n, NULL) < 0) {
+    if (fab_send(b->f, b->kid_peer[k], tag, data, n, b) < 0) {
         if (errno == EAGAIN)
             return 0;
-        return seterr(err, errlen, errno, "sending to node %d: %s",
-                      b->kids[k], strerror(errno));
+        return seterr(err, errlen, errno, "sending to child %d: %s", k,
+                      strerror(errno));
     }
     b->kid_sent[k]++;
     b->sends_posted++;
@@ -164,10 +165,48 @@ static int finished(const struct bc *b)
            && b->sends_done == (size_t)b->nkids * (b->nchunks + 1);
 }
 
-/* Progress until finished: post what can be posted, poll, and sleep only
- * briefly when nothing happened. */
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Route one completion: ours carry ctx b, the caller's go to io->other. */
+static int on_event(struct bc *b, const struct fab_event *ev, char *err,
+                    size_t errlen)
+{
+    if (ev->ctx != b) {
+        if (b->io->other)
+            return b->io->other(b->io->arg, ev, err, errlen);
+        return seterr(err, errlen, EPROTO, "unexpected message with tag "
+                      "%#" PRIx64, ev->tag);
+    }
+    if (ev->kind == FAB_SENT) {
+        b->sends_done++;
+        return 0;
+    }
+    return on_received(b, ev, err, errlen);
+}
+
+static int stalled(const struct bc *b, char *err, size_t errlen)
+{
+    if (b->have < b->nchunks || !b->hdr_in)
+        return seterr(err, errlen, ETIMEDOUT, "no data from the parent "
+                      "for %.0f s (%zu of %zu chunks in)",
+                      b->io->stall_s, b->have, b->nchunks);
+    return seterr(err, errlen, ETIMEDOUT, "children took nothing for %.0f s "
+                  "(%zu of %zu sends done)", b->io->stall_s, b->sends_done,
+                  (size_t)b->nkids * (b->nchunks + 1));
+}
+
+/* Progress until finished: post what can be posted, poll, and wait on
+ * the doorbell only briefly when nothing happened. */
 static int run(struct bc *b, char *err, size_t errlen)
 {
+    double stall = b->io->stall_s > 0 ? b->io->stall_s : BCAST_STALL_DEFAULT_S;
+    double last = now();
     struct fab_event ev[16];
 
     while (!finished(b)) {
@@ -178,25 +217,24 @@ static int run(struct bc *b, char *err, size_t errlen)
             return -1;
         if ((n = fab_poll(b->f, ev, 16, err, errlen)) < 0)
             return -1;
-        for (int i = 0; i < n; i++) {
-            if (ev[i].kind == FAB_SENT)
-                b->sends_done++;
-            else if (on_received(b, &ev[i], err, errlen) < 0)
+        for (int i = 0; i < n; i++)
+            if (on_event(b, &ev[i], err, errlen) < 0)
                 return -1;
+        if (n > 0) {
+            last = now();
+            continue;
         }
-        if (n == 0)
-            fab_idle(b->f);
+        if (now() - last > stall)
+            return stalled(b, err, errlen);
+        fab_idle(b->f);
     }
     return 0;
 }
 
-static int check_args(const struct topo *t, int rank, const int *peer,
-                      const void *buf, size_t chunk, char *err,
-                      size_t errlen)
+static int check_args(const struct bcast_io *io, const void *buf,
+                      size_t chunk, char *err, size_t errlen)
 {
-    if (!t || rank < 0 || rank >= topo_size(t))
-        return seterr(err, errlen, EINVAL, "rank %d outside the tree", rank);
-    if (!buf || (!peer && topo_size(t) > 1))
+    if (!io || !buf || io->nkids < 0 || (io->nkids > 0 && !io->kids))
         return seterr(err, errlen, EINVAL, "no buffer or peer table");
     if (chunk < BCAST_CHUNK_MIN || chunk > BCAST_CHUNK_MAX)
         return seterr(err, errlen, EINVAL, "chunk size %zu outside "
@@ -206,48 +244,42 @@ static int check_args(const struct topo *t, int rank, const int *peer,
 
 static void bc_free(struct bc *b)
 {
-    free(b->kid_peer);
     free(b->kid_sent);
     free(b->arrived);
 }
 
-static int bc_init(struct bc *b, const struct topo *t, int rank,
-                   const int *peer, char *err, size_t errlen)
+static int bc_init(struct bc *b, char *err, size_t errlen)
 {
-    int p = topo_parent(t, rank);
-
     b->nchunks = (b->len + b->chunk - 1) / b->chunk;
     b->hdr = (struct header){ .len = b->len, .chunk = b->chunk };
-    b->parent = p < 0 ? -1 : peer[p];
-    b->hdr_in = p < 0;
-    b->have = p < 0 ? b->nchunks : 0;
-    b->nkids = topo_children(t, rank, &b->kids);
-    b->kid_peer = calloc((size_t)b->nkids + 1, sizeof(*b->kid_peer));
+    b->parent = b->io->parent;
+    b->hdr_in = b->parent < 0;
+    b->have = b->parent < 0 ? b->nchunks : 0;
+    b->nkids = b->io->nkids;
+    b->kid_peer = b->io->kids;
     b->kid_sent = calloc((size_t)b->nkids + 1, sizeof(*b->kid_sent));
     b->arrived = calloc(b->nchunks + 1, 1);
-    if (!b->kid_peer || !b->kid_sent || !b->arrived)
+    if (!b->kid_sent || !b->arrived)
         return seterr(err, errlen, ENOMEM, "out of memory");
-    for (int k = 0; k < b->nkids; k++)
-        b->kid_peer[k] = peer[b->kids[k]];
     return 0;
 }
 
-int bcast_run(struct fab *f, const struct topo *t, int rank, const int *peer,
-              void *buf, size_t len, size_t chunk, char *err, size_t errlen)
+int bcast_run(struct fab *f, const struct bcast_io *io, void *buf,
+              size_t len, size_t chunk, char *err, size_t errlen)
 {
-    struct bc b = { .f = f, .buf = buf, .len = len };
+    struct bc b = { .f = f, .io = io, .buf = buf, .len = len };
     int ret;
 
     b.chunk = chunk ? chunk : BCAST_CHUNK_DEFAULT;
-    if (check_args(t, rank, peer, buf, b.chunk, err, errlen) < 0)
+    if (check_args(io, buf, b.chunk, err, errlen) < 0)
         return -1;
-    if (bc_init(&b, t, rank, peer, err, errlen) < 0) {
+    if (bc_init(&b, err, errlen) < 0) {
         bc_free(&b);
         return -1;
     }
     /* Chunk receives are posted by run(); tags keep them apart. */
     if (b.parent >= 0 && fab_recv(f, b.parent, TAG_HEADER, &b.got,
-                                  sizeof(b.got), NULL) < 0) {
+                                  sizeof(b.got), &b) < 0) {
         ret = seterr(err, errlen, errno, "posting header receive: %s",
                      strerror(errno));
         bc_free(&b);

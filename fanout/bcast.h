@@ -8,8 +8,8 @@
  * depth whole-buffer hops.  Children get each chunk in topo_children
  * order (largest subtree first).
  *
- * Every node calls bcast_run with the same topology, length and chunk
- * size; the chunks travel as tagged fabric messages (fabric.h), and a
+ * Every node calls bcast_run with its parent and children in one tree
+ * (fanout/topo.h) and the same length and chunk size; the chunks travel as tagged fabric messages (fabric.h), and a
  * mismatch in length or chunk size is detected and reported, not
  * silently accepted.  The run polls the fabric only while it lasts.
  *
@@ -21,7 +21,6 @@
 #include <stddef.h>
 
 #include "fanout/fabric.h"
-#include "fanout/topo.h"
 
 /* Default chunk: 256 KiB-1 MiB chunks were fastest over shm; 512 KiB
  * keeps a 4 MiB image at 8 chunks, enough to fill a pipeline of depth 3-4. */
@@ -39,18 +38,39 @@
 #define BCAST_MAX_SENDS 64
 #define BCAST_MAX_RECVS 16
 
-/* Take part in the broadcast as node rank of t.  peer[r] is the fab peer
- * index (fab_add_peer) of node r; only the entries of rank's parent and
- * children are read, and those peers must have been added.  Rank 0 sends
- * buf[0..len); every other rank receives into buf[0..len).  chunk is the
- * chunk size (0: BCAST_CHUNK_DEFAULT).  Returns 0 once this node has its
- * whole copy and every send to its children has completed; -1 with errno
- * EINVAL (bad arguments), EPROTO (the parent broadcasts another length
- * or chunk size, or a chunk of the wrong length arrived), or the fabric's
- * error.  After a failure the endpoint may still hold receives into buf
- * and into bcast_run's own frame: destroy it (fab_destroy) before buf is
- * reused, and do not call bcast_run on it again. */
-int bcast_run(struct fab *f, const struct topo *t, int rank, const int *peer,
-              void *buf, size_t len, size_t chunk, char *err, size_t errlen);
+/* A broadcast with no progress for this long has stalled: a peer died or
+ * stopped.  Far above any chunk's copy time (~0.1 ms), below the point
+ * where a user would give up on a launch. */
+#define BCAST_STALL_DEFAULT_S 10.0
+
+/* One node's place in a broadcast and what else it is waiting for. */
+struct bcast_io {
+    int parent;             /* fab peer index of the parent; -1: the root */
+    const int *kids;        /* fab peer indices of the children, in the */
+    int nkids;              /* order to send to them (topo_children's) */
+    /* Completions of operations the broadcast did not post (the caller's
+     * own receives and sends on the same endpoint) go here; return 0 to go
+     * on, or -1 with errno set and err filled to abort the broadcast.
+     * NULL: such a completion is an error (EPROTO). */
+    int (*other)(void *arg, const struct fab_event *ev, char *err,
+                 size_t errlen);
+    void *arg;
+    double stall_s;         /* 0: BCAST_STALL_DEFAULT_S */
+};
+
+/* Take part in one broadcast.  The root (io->parent < 0) sends
+ * buf[0..len); every other node receives into buf[0..len) from its parent
+ * and forwards each chunk to io->kids.  chunk is the chunk size (0:
+ * BCAST_CHUNK_DEFAULT).  Returns 0 once this node has its whole copy and
+ * every send to its children has completed; -1 with errno EINVAL (bad
+ * arguments), EPROTO (the parent broadcasts another length or chunk size,
+ * or a chunk of the wrong length arrived), ETIMEDOUT (nothing moved for
+ * io->stall_s seconds: err names whom we waited for), EHOSTDOWN (a peer's
+ * process is gone), what io->other returned, or the fabric's error.
+ * After a failure the endpoint may still hold receives into buf and into
+ * bcast_run's own frame: destroy it (fab_destroy) before buf is reused,
+ * and do not call bcast_run on it again. */
+int bcast_run(struct fab *f, const struct bcast_io *io, void *buf,
+              size_t len, size_t chunk, char *err, size_t errlen);
 
 #endif

@@ -8,12 +8,16 @@
 #include "fanout/fabric.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rdma/fabric.h>
 #include <rdma/fi_cm.h>
@@ -33,8 +37,13 @@
 /* Huge-page size the buffers are aligned to. */
 #define HUGE_PAGE (2UL << 20)
 
+/* Doorbell socket names live in the abstract namespace (nothing on disk,
+ * gone when the process is): "\0" BELL_PREFIX NAME. */
+#define BELL_PREFIX "vexec-bell."
+
 struct fab {
     char name[FAB_NAME_MAX + 1];
+    int bell;           /* our doorbell: bound datagram socket */
     struct fi_info *info;
     struct fid_fabric *fabric;
     struct fid_domain *domain;
@@ -42,7 +51,9 @@ struct fab {
     struct fid_cq *cq;
     struct fid_ep *ep;
     fi_addr_t peers[FAB_MAX_PEERS];
-    int npeers;
+    char peer_name[FAB_MAX_PEERS][FAB_NAME_MAX + 1];  /* "" = free slot */
+    int npeers;         /* slots ever used: 0..npeers-1 */
+    int in_flight;      /* sends posted, not completed */
     int idle;           /* empty polls in a row, for fab_idle */
 };
 
@@ -119,6 +130,90 @@ static int valid_name(const char *name)
            && strcmp(name, ".") && strcmp(name, "..");
 }
 
+static socklen_t bell_addr(const char *name, struct sockaddr_un *sa)
+{
+    int n;
+
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "%s%s",
+                 BELL_PREFIX, name);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+/* Bind our doorbell.  Its name is unique on the host like the endpoint's:
+ * EADDRINUSE means another process owns the name. */
+static int open_bell(struct fab *f, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    socklen_t len = bell_addr(f->name, &sa);
+
+    f->bell = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (f->bell < 0)
+        return seterr(err, errlen, errno, "%s: doorbell socket: %s",
+                      f->name, strerror(errno));
+    if (bind(f->bell, (struct sockaddr *)&sa, len) < 0) {
+        if (errno == EADDRINUSE)
+            return seterr(err, errlen, EEXIST, "endpoint name '%s' is "
+                          "taken by another process", f->name);
+        return seterr(err, errlen, errno, "%s: binding doorbell: %s",
+                      f->name, strerror(errno));
+    }
+    return 0;
+}
+
+int fab_alive(const char *name)
+{
+    struct sockaddr_un sa;
+    socklen_t len;
+    int s, ret;
+
+    if (!name || strlen(name) > FAB_NAME_MAX)
+        return 0;
+    len = bell_addr(name, &sa);
+    if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+        return 1;       /* cannot tell: do not call a live peer dead */
+    /* Connecting a datagram socket sends nothing; it fails when no one is
+     * bound to the address. */
+    ret = connect(s, (struct sockaddr *)&sa, len);
+    close(s);
+    return ret == 0 || errno != ECONNREFUSED;
+}
+
+int fab_fd(const struct fab *f)
+{
+    return f->bell;
+}
+
+int fab_ring(struct fab *f, int peer)
+{
+    struct sockaddr_un sa;
+    socklen_t len;
+
+    if (peer < 0 || peer >= f->npeers || !f->peer_name[peer][0]) {
+        errno = EINVAL;
+        return -1;
+    }
+    len = bell_addr(f->peer_name[peer], &sa);
+    if (sendto(f->bell, "", 0, MSG_DONTWAIT, (struct sockaddr *)&sa, len) == 0)
+        return 0;
+    /* A full queue means it has been rung already. */
+    if (errno == EAGAIN)
+        return 0;
+    if (errno == ECONNREFUSED || errno == ENOENT)
+        errno = EHOSTDOWN;
+    return -1;
+}
+
+/* Empty our doorbell's queue: the rings have done their job once we poll. */
+void fab_bell_clear(struct fab *f)
+{
+    char c;
+
+    while (recv(f->bell, &c, sizeof(c), MSG_DONTWAIT) >= 0)
+        ;
+}
+
 /* Open fabric, domain, AV, CQ and endpoint, bind and enable.  Names the
  * step that failed. */
 static int open_endpoint(struct fab *f, char *err, size_t errlen)
@@ -171,6 +266,11 @@ struct fab *fab_create(const char *name, char *err, size_t errlen)
         return NULL;
     }
     strcpy(f->name, name);
+    f->bell = -1;
+    /* The doorbell first: it is the lock on the name, so a second process
+     * with the same name fails before touching the first's /dev/shm file. */
+    if (open_bell(f, err, errlen) < 0)
+        goto error;
     if (get_shm_info(name, &f->info, err, errlen) < 0)
         goto error;
     if (open_endpoint(f, err, errlen) < 0)
@@ -200,6 +300,8 @@ void fab_destroy(struct fab *f)
         close_fid(f->fabric ? &f->fabric->fid : NULL);
         if (f->info)
             fi_freeinfo(f->info);
+        if (f->bell >= 0)
+            close(f->bell);
         free(f);
     }
     errno = saved;
@@ -210,22 +312,67 @@ const char *fab_name(const struct fab *f)
     return f->name;
 }
 
+/* The index of name among the peers, or of the lowest free slot (-1 when
+ * there is none); *known says which. */
+static int find_slot(const struct fab *f, const char *name, int *known)
+{
+    int free_slot = -1;
+
+    *known = 0;
+    for (int i = 0; i < f->npeers; i++) {
+        if (!strcmp(f->peer_name[i], name)) {
+            *known = 1;
+            return i;
+        }
+        if (!f->peer_name[i][0] && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot < 0 && f->npeers < FAB_MAX_PEERS)
+        free_slot = f->npeers;
+    return free_slot;
+}
+
 int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen)
 {
-    int ret;
+    int known, slot, ret;
 
     if (!valid_name(name))
         return seterr(err, errlen, EINVAL, "invalid peer name '%s'",
                       name ? name : "(null)");
-    if (f->npeers == FAB_MAX_PEERS)
+    if ((slot = find_slot(f, name, &known)) >= 0 && known)
+        return slot;
+    if (slot < 0)
         return seterr(err, errlen, ENOSPC, "%s: more than %d peers",
                       f->name, FAB_MAX_PEERS);
-    ret = fi_av_insert(f->av, name, 1, &f->peers[f->npeers], 0, NULL);
+    /* Inserting a name whose endpoint does not exist would leave a slot
+     * that 1.17 later reuses wrongly: check the owner is alive first. */
+    if (!fab_alive(name))
+        return seterr(err, errlen, EHOSTDOWN, "%s is not running", name);
+    ret = fi_av_insert(f->av, name, 1, &f->peers[slot], 0, NULL);
     if (ret != 1)
         return seterr(err, errlen, ret < 0 ? fi_errno(ret) : EINVAL,
                       "%s: fi_av_insert(%s): %s", f->name, name,
                       ret < 0 ? fi_strerror(-ret) : "not inserted");
-    return f->npeers++;
+    strcpy(f->peer_name[slot], name);
+    if (slot == f->npeers)
+        f->npeers++;
+    return slot;
+}
+
+int fab_remove_peer(struct fab *f, int peer)
+{
+    if (peer < 0 || peer >= f->npeers || !f->peer_name[peer][0]) {
+        errno = EINVAL;
+        return -1;
+    }
+    fi_av_remove(f->av, &f->peers[peer], 1, 0);
+    f->peer_name[peer][0] = '\0';
+    return 0;
+}
+
+int fab_sends_in_flight(const struct fab *f)
+{
+    return f->in_flight;
 }
 
 /* Map a libfabric return to the 0 / -1+errno convention. */
@@ -240,12 +387,25 @@ static int post_result(ssize_t ret)
 int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
              size_t len, void *ctx)
 {
-    if (peer < 0 || peer >= f->npeers) {
+    int ret;
+
+    if (peer < 0 || peer >= f->npeers || !f->peer_name[peer][0]) {
         errno = EINVAL;
         return -1;
     }
-    return post_result(fi_tsend(f->ep, buf, len, NULL, f->peers[peer], tag,
-                                ctx));
+    ret = post_result(fi_tsend(f->ep, buf, len, NULL, f->peers[peer], tag,
+                               ctx));
+    if (ret == 0)
+        f->in_flight++;
+    /* Ring after posting, and on EAGAIN too: the peer must poll for the
+     * message to move, or before its first message can be posted. */
+    if ((ret == 0 || errno == EAGAIN) && fab_ring(f, peer) < 0) {
+        if (ret == 0)
+            return 0;   /* posted; the failure shows in the completion */
+        errno = EHOSTDOWN;
+        return -1;
+    }
+    return ret;
 }
 
 int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
@@ -253,7 +413,7 @@ int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
 {
     fi_addr_t src = FI_ADDR_UNSPEC;
 
-    if (peer >= f->npeers || peer < -1) {
+    if (peer >= f->npeers || peer < -1 || (peer >= 0 && !f->peer_name[peer][0])) {
         errno = EINVAL;
         return -1;
     }
@@ -268,6 +428,8 @@ static int poll_error(struct fab *f, char *err, size_t errlen)
     struct fi_cq_err_entry e = { 0 };
     ssize_t ret = fi_cq_readerr(f->cq, &e, 0);
 
+    if (ret > 0 && !(e.flags & FI_RECV))
+        f->in_flight--;
     if (ret < 0)
         return seterr(err, errlen, fi_errno((int)ret),
                       "%s: fi_cq_readerr: %s", f->name,
@@ -300,6 +462,8 @@ int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
                       f->name, fi_strerror((int)-n));
     for (ssize_t i = 0; i < n; i++) {
         ev[i].kind = (c[i].flags & FI_RECV) ? FAB_RECEIVED : FAB_SENT;
+        if (ev[i].kind == FAB_SENT)
+            f->in_flight--;
         ev[i].ctx = c[i].op_context;
         ev[i].len = c[i].len;
         ev[i].tag = c[i].tag;
@@ -310,17 +474,21 @@ int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
 
 void fab_idle(struct fab *f)
 {
+    struct pollfd pfd = { .fd = f->bell, .events = POLLIN };
     struct timespec ts = { 0, FAB_IDLE_MAX_NS };
 
     if (f->idle++ < IDLE_YIELDS) {
         sched_yield();
         return;
     }
-    /* Start short and grow to the bound: a transfer that is about to
-     * complete costs little, a long wait costs little CPU. */
-    if (f->idle < IDLE_YIELDS + 8)
+    /* With sends in flight, start short and grow to the bound: a transfer
+     * about to complete costs little, a long one costs little CPU. */
+    if (f->in_flight == 0)
+        ts.tv_nsec = FAB_IDLE_QUIET_NS;
+    else if (f->idle < IDLE_YIELDS + 8)
         ts.tv_nsec = FAB_IDLE_MAX_NS / 8 * (f->idle - IDLE_YIELDS + 1);
-    nanosleep(&ts, NULL);
+    if (ppoll(&pfd, 1, &ts, NULL) > 0)
+        fab_bell_clear(f);
 }
 
 void *fab_buf_alloc(size_t len, char *err, size_t errlen)

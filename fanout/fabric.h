@@ -12,6 +12,11 @@
  * What libfabric 1.17's shm provider demands (measured; see DESIGN.md):
  * - it cannot block: a transfer only moves while both sides poll, so poll
  *   while a transfer is in flight and sleep only briefly (fab_idle);
+ *   between transfers an endpoint must not poll at all, so each endpoint
+ *   also has a doorbell: an abstract Unix datagram socket named after it
+ *   ("@vexec-bell.NAME"), which carries no data.  fab_send rings the
+ *   peer's doorbell after posting, so a process can sleep in the kernel
+ *   (epoll on fab_fd) and still learn that a message waits for it;
  * - a peer may be added only after its endpoint exists (the peer announced
  *   it): 1.17 reuses the slot of a name inserted too early;
  * - the first send to a new peer fails with EAGAIN until that peer polls;
@@ -31,8 +36,9 @@
 /* The shm provider's per-endpoint peer limit (its domain ep_cnt). */
 #define FAB_MAX_PEERS 256
 
-/* Longest endpoint name: shm turns it into a /dev/shm file name. */
-#define FAB_NAME_MAX 200
+/* Longest endpoint name: shm turns it into a /dev/shm file name, and the
+ * doorbell's abstract socket name (108 bytes at most) holds it too. */
+#define FAB_NAME_MAX 96
 
 struct fab;
 
@@ -55,9 +61,9 @@ struct fab_event {
 int fab_init(char *err, size_t errlen);
 
 /* Open an shm endpoint named name (1..FAB_NAME_MAX characters, no '/' or
- * ':').  Returns it, or NULL with errno EINVAL (bad name), EEXIST (the name
- * is taken: /dev/shm/name exists), ENODATA (no shm provider) or what
- * libfabric reported. */
+ * ':'), with its doorbell.  Returns it, or NULL with errno EINVAL (bad
+ * name), EEXIST (the name is taken: /dev/shm/name or the doorbell exists),
+ * ENODATA (no shm provider) or what libfabric reported. */
 struct fab *fab_create(const char *name, char *err, size_t errlen);
 
 /* Close the endpoint, which removes its /dev/shm file.  Operations still
@@ -67,15 +73,41 @@ void fab_destroy(struct fab *f);
 /* Returns the endpoint's name. */
 const char *fab_name(const struct fab *f);
 
+/* Returns the doorbell's file descriptor: readable when a peer has rung
+ * (posted something for this endpoint, or wants it to poll).  For epoll;
+ * fab_poll and fab_idle drain it. */
+int fab_fd(const struct fab *f);
+
+/* Empty the doorbell's queue (after epoll found fab_fd readable): the
+ * rings have done their job once the caller polls. */
+void fab_bell_clear(struct fab *f);
+
+/* Is the endpoint named name alive (its doorbell exists)?  Returns 1, or 0
+ * when no process owns that name on this host. */
+int fab_alive(const char *name);
+
 /* Make the endpoint named name reachable.  Call only once that endpoint
- * exists.  Returns the peer's index (0, 1, ... in the order added), or -1
- * with errno ENOSPC (FAB_MAX_PEERS reached), EINVAL or libfabric's error. */
+ * exists.  Adding a name that is already a peer returns its index again.
+ * Returns the peer's index (the lowest free one), or -1 with errno
+ * ENOSPC (FAB_MAX_PEERS reached), EHOSTDOWN (no endpoint of that name
+ * lives), EINVAL or libfabric's error. */
 int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen);
 
-/* Post a send of len bytes of buf to peer with tag.  buf must stay intact
- * until the FAB_SENT event for ctx.  Returns 0, or -1 with errno EAGAIN
- * when the provider cannot take it now (queue full, or the peer has not
- * polled yet): call fab_poll and try again.  Other errno: failure. */
+/* Forget peer (fi_av_remove), freeing its index for another name: for a
+ * peer that is gone for good, such as a finished front end.  Nothing may
+ * be in flight to or from it.  Returns 0, or -1 with errno EINVAL. */
+int fab_remove_peer(struct fab *f, int peer);
+
+/* Ring peer's doorbell, asking it to poll.  Returns 0, or -1 with errno
+ * EHOSTDOWN when the peer's process is gone. */
+int fab_ring(struct fab *f, int peer);
+
+/* Post a send of len bytes of buf to peer with tag, and ring the peer.
+ * buf must stay intact until the FAB_SENT event for ctx.  Returns 0, or -1
+ * with errno EAGAIN when the provider cannot take it now (queue full, or
+ * the peer has not polled yet; the peer has been rung): call fab_poll and
+ * try again.  EHOSTDOWN: the peer's process is gone.  Other errno:
+ * failure. */
 int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
              size_t len, void *ctx);
 
@@ -92,15 +124,25 @@ int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
 int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
              size_t errlen);
 
-/* Call when fab_poll found nothing: yields the CPU a few times, then
- * sleeps for at most FAB_IDLE_MAX_NS per call.  Never longer, because shm
- * defers work silently and only a poll moves it on. */
+/* Call when fab_poll found nothing while a transfer is under way: yields
+ * the CPU a few times, then waits for the doorbell.  With sends of ours in
+ * flight it waits at most FAB_IDLE_MAX_NS, since their completion rings
+ * nothing and shm defers work silently; with only receives posted it waits
+ * at most FAB_IDLE_QUIET_NS, since a sender rings when it posts. */
 void fab_idle(struct fab *f);
 
-/* Bounded idle sleep: long enough that hundreds of waiting processes on
- * two cores leave the CPU to the ones that have work, short enough
- * against a chunk's ~45 us copy that a hop adds little latency. */
+/* Bounded idle wait with sends in flight: long enough that hundreds of
+ * waiting processes on two cores leave the CPU to the ones that have
+ * work, short enough against a chunk's ~45 us copy that a hop adds little
+ * latency. */
 #define FAB_IDLE_MAX_NS 200000
+
+/* Bounded wait with only receives posted: every post rings, so this only
+ * guards against a ring lost to a full doorbell queue. */
+#define FAB_IDLE_QUIET_NS 5000000
+
+/* Sends posted and not yet completed. */
+int fab_sends_in_flight(const struct fab *f);
 
 /* Allocate a transfer buffer of len bytes: anonymous, 2 MiB aligned,
  * transparent huge pages requested.  Cross-memory copies into and out of

@@ -1,15 +1,35 @@
-# launcher/module.mk - the launcher's pieces; so far hostlist parsing, built
-# into liblauncher.a, with its unit test and its libFuzzer target.
+# launcher/module.mk - the launcher: hostlist parsing, the wire protocol,
+# the cluster record, the node daemon and the front end, built into
+# liblauncher.a; the binaries vexec, vexecd and vexec-cluster; unit tests
+# and libFuzzer targets.
 
-LAUNCHER_OBJS := $(B)/launcher/hostlist.o
+LAUNCHER_OBJS := $(B)/launcher/hostlist.o $(B)/launcher/proto.o \
+	$(B)/launcher/cluster.o $(B)/launcher/daemon.o $(B)/launcher/frontend.o
 
 LIBS += $(B)/liblauncher.a
 UNIT_TESTS += $(B)/launcher/test/test_hostlist
 FUZZERS += $(B)/fuzz/fuzz_hostlist
+BINS += $(BIN)/vexec $(BIN)/vexecd $(BIN)/vexec-cluster
+
+# Everything a launcher binary links, in dependency order.
+LAUNCHER_LINK := $(B)/liblauncher.a $(B)/libfanout.a $(B)/libvmad.a \
+	$(B)/libcommon.a
 
 $(B)/liblauncher.a: $(LAUNCHER_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
+
+$(BIN)/vexec: $(B)/launcher/vexec.o $(LAUNCHER_LINK)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)
+
+$(BIN)/vexecd: $(B)/launcher/vexecd.o $(LAUNCHER_LINK)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)
+
+$(BIN)/vexec-cluster: $(B)/launcher/vexec_cluster.o $(LAUNCHER_LINK)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)
 
 $(B)/launcher/test/test_hostlist: $(B)/launcher/test/test_hostlist.o \
 		$(B)/liblauncher.a

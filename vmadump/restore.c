@@ -92,7 +92,8 @@ int vmad_restore_fd(int fd, const struct vmad_restore_opts *opts,
 }
 
 int vmad_restore_spawn(int fd, const struct vmad_restore_opts *opts,
-                       const posix_spawn_file_actions_t *actions, pid_t *pid,
+                       const posix_spawn_file_actions_t *actions,
+                       const posix_spawnattr_t *attr, pid_t *pid,
                        char *err, size_t errlen)
 {
     struct restorer_args a;
@@ -101,7 +102,7 @@ int vmad_restore_spawn(int fd, const struct vmad_restore_opts *opts,
 
     if (build_args(&a, fd, opts ? opts : &default_opts, err, errlen) < 0)
         return -1;
-    if ((rc = posix_spawn(pid, path, actions, NULL, a.argv, environ))) {
+    if ((rc = posix_spawn(pid, path, actions, attr, a.argv, environ))) {
         errno = rc;
         return errprintf(err, errlen, "%s: %s", path, strerror(rc));
     }

@@ -63,12 +63,13 @@ int vmad_restore_fd(int fd, const struct vmad_restore_opts *opts,
                     char *err, size_t errlen);
 
 /* Start the restored program as a child, the way posix_spawn starts a
- * program (no copy of the caller's address space); actions may be NULL or
- * set up its stdio.  fd loses FD_CLOEXEC in the caller.  Returns 0 with
+ * program (no copy of the caller's address space); actions and attr may
+ * be NULL, or set up its stdio, signal mask, process group.  fd loses FD_CLOEXEC in the caller.  Returns 0 with
  * the child's pid in *pid, or -1.  A bad image makes the child exit 127
  * with a one-line message on its stderr. */
 int vmad_restore_spawn(int fd, const struct vmad_restore_opts *opts,
-                       const posix_spawn_file_actions_t *actions, pid_t *pid,
+                       const posix_spawn_file_actions_t *actions,
+                       const posix_spawnattr_t *attr, pid_t *pid,
                        char *err, size_t errlen);
 
 /* Same, from an image in memory: copied into a sealed memfd first. */

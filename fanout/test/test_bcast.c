@@ -117,23 +117,26 @@ static void node_name(char *name, size_t size, int rank)
     snprintf(name, size, "vexec-test-%d-%d", (int)test_pid, rank);
 }
 
-/* Add rank's parent and children as peers; peer[] maps rank to index. */
-static int add_tree_peers(struct fab *f, const struct topo *t, int rank,
-                          int *peer, char *err, size_t errlen)
+/* Add rank's parent and children as peers and describe rank's place in
+ * the tree in io; kid_peer holds the children's peer indices. */
+static int tree_io(struct fab *f, const struct topo *t, int rank,
+                   struct bcast_io *io, int *kid_peer, char *err,
+                   size_t errlen)
 {
     const int *kids;
     int nkids = topo_children(t, rank, &kids);
     int parent = topo_parent(t, rank);
     char name[64];
 
+    *io = (struct bcast_io){ .parent = -1, .kids = kid_peer, .nkids = nkids };
     if (parent >= 0) {
         node_name(name, sizeof(name), parent);
-        if ((peer[parent] = fab_add_peer(f, name, err, errlen)) < 0)
+        if ((io->parent = fab_add_peer(f, name, err, errlen)) < 0)
             return -1;
     }
     for (int k = 0; k < nkids; k++) {
         node_name(name, sizeof(name), kids[k]);
-        if ((peer[kids[k]] = fab_add_peer(f, name, err, errlen)) < 0)
+        if ((kid_peer[k] = fab_add_peer(f, name, err, errlen)) < 0)
             return -1;
     }
     return 0;
@@ -159,6 +162,7 @@ static int child_main(const struct bcase *bc, int rank, int ready_fd,
 {
     struct report rep = { .rank = rank, .status = CHILD_SETUP_FAILED };
     struct topo *t = topo_create(bc->shape, bc->n, NULL, 0);
+    struct bcast_io io;
     int *peer = calloc((size_t)bc->n, sizeof(*peer));
     unsigned char *buf = NULL;
     struct fab *f = NULL;
@@ -178,11 +182,10 @@ static int child_main(const struct bcase *bc, int rank, int ready_fd,
         goto out;
     close(ready_fd);
     wait_for_go(go_fd);
-    if (add_tree_peers(f, t, rank, peer, err, sizeof(err)) < 0)
+    if (tree_io(f, t, rank, &io, peer, err, sizeof(err)) < 0)
         goto out;
     rep.status = CHILD_BCAST_FAILED;
-    if (bcast_run(f, t, rank, peer, buf, bc->len, bc->chunk, err,
-                  sizeof(err)) < 0)
+    if (bcast_run(f, &io, buf, bc->len, bc->chunk, err, sizeof(err)) < 0)
         goto out;
     rep.t_done = now();
     rep.status = child_verify(buf, bc->len) ? CHILD_OK : CHILD_BAD_DATA;

@@ -1,0 +1,862 @@
+/* daemon.c - the node daemon's event loop and its part in a job.
+ *
+ * The loop: poll the fabric only while something of ours is in flight or
+ * a peer rang within the last LINGER_NS, otherwise block in epoll on the
+ * doorbell (a peer posted a message for us), the signalfd (our rank ended,
+ * or we are told to stop) and the rank's pipes.  Completions are routed
+ * by their context: the posted down receive, one of the posted up
+ * receives, or one of our sends.
+ *
+ * A job on this node: LAUNCH arrives -> forward it to the children ->
+ * broadcast (bcast_run; its other completions come back to on_event) ->
+ * check the image -> spawn the rank -> collect output lines and children's
+ * batches into one up batch, sent one message at a time -> the job ends
+ * when our rank has exited and every rank of our subtree has reported its
+ * exit.  Nodes that cannot be reached, an image that fails its check, or
+ * a broadcast that fails are reported as FAIL + EXIT records for the ranks
+ * concerned, so the front end always hears of every rank exactly once.
+ */
+#include "common/err.h"
+#include "fanout/bcast.h"
+#include "fanout/fabric.h"
+#include "fanout/topo.h"
+#include "launcher/daemon.h"
+#include "launcher/hostlist.h"
+#include "launcher/proto.h"
+#include "vmadump/vmadump.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Up receives kept posted: a child has at most one batch in flight, and
+ * more wait in shm's unexpected queue until a receive is free. */
+#define UP_RECVS 8
+
+/* After a ring, keep polling this long: shm may need a few progress calls
+ * to finish a receive that the ring announced. */
+#define LINGER_NS 2000000L
+
+/* Poll interval while lingering or with sends in flight: fab_idle's bound. */
+#define BUSY_WAIT_NS FAB_IDLE_MAX_NS
+
+/* Signals in flight down the tree at once (each needs its own buffer). */
+#define SIG_SLOTS 8
+
+/* Our rank's stdout or stderr, read into whole lines. */
+struct stream {
+    int fd;                     /* -1 once at end of file */
+    int id;                     /* 1 stdout, 2 stderr */
+    size_t len;
+    char buf[PROTO_OUT_MAX];
+};
+
+struct job {
+    uint64_t id;
+    int rank, n;
+    struct topo *t;
+    struct hostlist *nodes;
+    int parent;                 /* fab peer; the front end for rank 0 */
+    int *kids, nkids;           /* fab peers of the reachable children */
+    int subtree;                /* ranks in our subtree, ours included */
+    int exits;                  /* EXIT records sent up for the subtree */
+    int own_done;               /* our rank's EXIT is in the batch */
+    int orphan;                 /* the parent is gone: report nothing */
+    pid_t pid;                  /* our rank, 0 before it starts */
+    int exited, status;
+    int pending_signal;         /* arrived before the rank started */
+    struct stream out, errs;
+    int in_fd;                  /* rank 0's stdin, -1 otherwise */
+    struct proto_batch in;      /* stdin bytes not yet written */
+    int in_eof;
+    char *launch;               /* the LAUNCH message, forwarded as is */
+    size_t launch_len;
+    struct proto_batch batch;   /* up records not yet sent */
+    char sig[SIG_SLOTS][64];
+    int next_sig;
+};
+
+struct daemon {
+    const struct daemon_opts *o;
+    struct fab *f;
+    int ep, sigfd;
+    int stop;
+    struct job *job;
+    struct timespec linger_until;
+    char down[PROTO_MSG_MAX];           /* the posted down receive */
+    char (*up)[PROTO_MSG_MAX];          /* UP_RECVS posted up receives */
+    char sendbuf[PROTO_MSG_MAX];        /* the up batch in flight */
+    int sending;
+};
+
+static void logmsg(struct daemon *d, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "vexecd %s: ", d->o->node);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void now_plus(struct timespec *ts, long ns)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_nsec += ns;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static int before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec
+           || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* ---- reporting up ---- */
+
+static void add_rec(struct job *j, uint32_t type, int rank, int32_t value,
+                    const void *data, size_t len)
+{
+    if (!j->orphan && proto_batch_add(&j->batch, type, (uint32_t)rank,
+                                      value, data, (uint32_t)len) < 0)
+        fprintf(stderr, "vexecd: out of memory for a report\n");
+}
+
+/* The ranks of i's subtree cannot run: FAIL and EXIT for each. */
+static void fail_subtree(struct job *j, int i, const char *why)
+{
+    const int *kids;
+    int n = topo_children(j->t, i, &kids);
+
+    add_rec(j, PROTO_FAIL, i, EHOSTDOWN, why, strlen(why));
+    add_rec(j, PROTO_EXIT, i, 127 << 8, NULL, 0);
+    j->exits++;
+    for (int k = 0; k < n; k++)
+        fail_subtree(j, kids[k], why);
+}
+
+/* Our own rank cannot run. */
+static void fail_own(struct job *j, int errnum, const char *why)
+{
+    add_rec(j, PROTO_FAIL, j->rank, errnum, why, strlen(why));
+    add_rec(j, PROTO_EXIT, j->rank, 127 << 8, NULL, 0);
+    j->exits++;
+    j->own_done = 1;
+}
+
+/* Send the next piece of the batch if nothing of ours is in flight. */
+static void flush_up(struct daemon *d)
+{
+    struct job *j = d->job;
+    size_t len;
+
+    if (!j || d->sending || j->orphan || j->batch.len == 0)
+        return;
+    len = proto_batch_take(&j->batch, j->id, d->sendbuf);
+    if (fab_send(d->f, j->parent, PROTO_TAG_UP, d->sendbuf, len,
+                 d->sendbuf) == 0) {
+        d->sending = 1;
+        return;
+    }
+    if (errno == EAGAIN) {
+        proto_batch_unget(&j->batch, d->sendbuf, len);
+        return;
+    }
+    logmsg(d, "parent gone (%s): killing rank %d", strerror(errno), j->rank);
+    j->orphan = 1;
+    if (j->pid > 0 && !j->exited)
+        kill(j->pid, SIGKILL);
+}
+
+/* ---- the rank's output ---- */
+
+static void stream_emit(struct job *j, struct stream *s, size_t len)
+{
+    add_rec(j, PROTO_OUT, j->rank, s->id, s->buf, len);
+    memmove(s->buf, s->buf + len, s->len - len);
+    s->len -= len;
+}
+
+/* Read what the pipe has; pass on whole lines, or a full buffer's worth
+ * of a line longer than the buffer, or the rest at end of file. */
+static void stream_read(struct daemon *d, struct stream *s)
+{
+    struct job *j = d->job;
+    ssize_t n;
+
+    while (s->fd >= 0) {
+        char *nl;
+
+        n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            epoll_ctl(d->ep, EPOLL_CTL_DEL, s->fd, NULL);
+            close(s->fd);
+            s->fd = -1;
+            if (s->len)
+                stream_emit(j, s, s->len);
+            return;
+        }
+        s->len += (size_t)n;
+        if ((nl = memrchr(s->buf, '\n', s->len)))
+            stream_emit(j, s, (size_t)(nl - s->buf) + 1);
+        else if (s->len == sizeof(s->buf))
+            stream_emit(j, s, s->len);
+    }
+}
+
+/* Our rank has exited and its pipes are drained: report its status. */
+static void maybe_report_exit(struct job *j)
+{
+    if (j->own_done || !j->exited || j->out.fd >= 0 || j->errs.fd >= 0)
+        return;
+    add_rec(j, PROTO_EXIT, j->rank, j->status, NULL, 0);
+    j->exits++;
+    j->own_done = 1;
+}
+
+/* Write pending stdin bytes to rank 0; close its stdin at end of file. */
+static void stdin_write(struct daemon *d)
+{
+    struct job *j = d->job;
+
+    while (j->in_fd >= 0 && j->in.len) {
+        ssize_t n = write(j->in_fd, j->in.buf, j->in.len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n < 0) {                /* EPIPE: rank 0 closed its stdin */
+            j->in.len = 0;
+            j->in_eof = 1;
+            break;
+        }
+        memmove(j->in.buf, j->in.buf + n, j->in.len - (size_t)n);
+        j->in.len -= (size_t)n;
+    }
+    if (j->in_fd >= 0 && j->in_eof && j->in.len == 0) {
+        epoll_ctl(d->ep, EPOLL_CTL_DEL, j->in_fd, NULL);
+        close(j->in_fd);
+        j->in_fd = -1;
+    }
+}
+
+/* ---- starting the rank ---- */
+
+static int watch(struct daemon *d, int fd, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.fd = fd };
+
+    return epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int set_nonblock(int fd)
+{
+    return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Pipes for the rank's stdio: ours are non-blocking and close-on-exec. */
+static int make_pipes(struct job *j, int child[3])
+{
+    int out[2], errp[2], in[2] = { -1, -1 };
+
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return -1;
+    if (pipe2(errp, O_CLOEXEC) < 0)
+        goto close_out;
+    if (j->rank == 0 && pipe2(in, O_CLOEXEC) < 0)
+        goto close_err;
+    j->out = (struct stream){ .fd = out[0], .id = 1 };
+    j->errs = (struct stream){ .fd = errp[0], .id = 2 };
+    j->in_fd = in[1];
+    child[0] = in[0];
+    child[1] = out[1];
+    child[2] = errp[1];
+    set_nonblock(out[0]);
+    set_nonblock(errp[0]);
+    if (in[1] >= 0)
+        set_nonblock(in[1]);
+    return 0;
+close_err:
+    close(errp[0]);
+    close(errp[1]);
+close_out:
+    close(out[0]);
+    close(out[1]);
+    return -1;
+}
+
+static int spawn_rank(struct daemon *d, int memfd, char *err, size_t errlen)
+{
+    struct job *j = d->job;
+    struct vmad_restore_opts ro = { .rank = j->rank, .verified = 1,
+                                    .label = d->o->node };
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none;
+    int child[3], ret;
+
+    if (make_pipes(j, child) < 0)
+        return seterr(err, errlen, errno, "pipe: %s", strerror(errno));
+    posix_spawn_file_actions_init(&fa);
+    if (child[0] >= 0)
+        posix_spawn_file_actions_adddup2(&fa, child[0], 0);
+    else
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, child[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, child[2], 2);
+    /* The rank gets a clean signal mask and its own process group, so a
+     * signal for the job reaches whatever it starts too. */
+    sigemptyset(&none);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK
+                                    | POSIX_SPAWN_SETPGROUP);
+    ret = vmad_restore_spawn(memfd, &ro, &fa, &attr, &j->pid, err, errlen);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 3; i++)
+        if (child[i] >= 0)
+            close(child[i]);
+    if (ret < 0)
+        return -1;
+    watch(d, j->out.fd, EPOLLIN);
+    watch(d, j->errs.fd, EPOLLIN);
+    if (j->in_fd >= 0)
+        watch(d, j->in_fd, EPOLLOUT);
+    add_rec(j, PROTO_STARTED, j->rank, 0, NULL, 0);
+    if (j->pending_signal)
+        kill(-j->pid, j->pending_signal);
+    return 0;
+}
+
+/* A fresh memfd for the image, mapped 2 MiB-aligned with huge pages
+ * requested: cross-memory copies into huge pages are several times faster,
+ * and shmem gets them when shmem_enabled allows ("advise").  A new one per
+ * job: the previous job's processes may still map theirs. */
+static void *image_buffer(size_t len, int *fd, char *err, size_t errlen)
+{
+    size_t huge = 2UL << 20, size = (len + huge - 1) & ~(huge - 1);
+    char *area, *buf;
+
+    if ((*fd = memfd_create("vexec-image", MFD_CLOEXEC | MFD_ALLOW_SEALING))
+        < 0 || ftruncate(*fd, (off_t)len) < 0) {
+        seterr(err, errlen, errno, "image memfd: %s", strerror(errno));
+        goto error;
+    }
+    area = mmap(NULL, size + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+                -1, 0);
+    if (area == MAP_FAILED)
+        goto nomem;
+    buf = (char *)(((uintptr_t)area + huge - 1) & ~(huge - 1));
+    if (buf > area)
+        munmap(area, (size_t)(buf - area));
+    munmap(buf + size, (size_t)(area + huge - buf));
+    if (mmap(buf, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, *fd,
+             0) == MAP_FAILED) {
+        munmap(buf, size);
+        goto nomem;
+    }
+    madvise(buf, size, MADV_HUGEPAGE);
+    return buf;
+nomem:
+    seterr(err, errlen, ENOMEM, "mapping a %zu-byte image: %s", len,
+           strerror(errno));
+error:
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+    return NULL;
+}
+
+/* ---- the job ---- */
+
+static int on_event(void *arg, const struct fab_event *ev, char *err,
+                    size_t errlen);
+
+/* Post a send, polling (and serving other completions) while the
+ * provider says EAGAIN, as it does until a new peer has polled once. */
+static int send_now(struct daemon *d, int peer, uint64_t tag, const void *buf,
+                    size_t len, void *ctx, char *err, size_t errlen)
+{
+    struct timespec limit, now;
+    struct fab_event ev[16];
+
+    now_plus(&limit, (long)(BCAST_STALL_DEFAULT_S * 1e9));
+    while (fab_send(d->f, peer, tag, buf, len, ctx) < 0) {
+        int n;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (errno != EAGAIN || before(&limit, &now))
+            return seterr(err, errlen, errno == EAGAIN ? ETIMEDOUT : errno,
+                          "%s", strerror(errno == EAGAIN ? ETIMEDOUT : errno));
+        if ((n = fab_poll(d->f, ev, 16, err, errlen)) < 0)
+            return -1;
+        for (int i = 0; i < n; i++)
+            if (on_event(d, &ev[i], err, errlen) < 0)
+                return -1;
+        if (n == 0)
+            fab_idle(d->f);
+    }
+    return 0;
+}
+
+/* Connect to the children and hand them the LAUNCH; a child that cannot
+ * be reached has its whole subtree reported failed. */
+static void forward_launch(struct daemon *d)
+{
+    struct job *j = d->job;
+    const int *kids;
+    int n = topo_children(j->t, j->rank, &kids);
+    char err[256], why[512];
+
+    for (int k = 0; k < n; k++) {
+        const char *name = hostlist_nth(j->nodes, kids[k]);
+        int peer = fab_add_peer(d->f, name, err, sizeof(err));
+
+        if (peer >= 0 && send_now(d, peer, PROTO_TAG_DOWN, j->launch,
+                                  j->launch_len, j->launch, err,
+                                  sizeof(err)) == 0) {
+            j->kids[j->nkids++] = peer;
+            continue;
+        }
+        snprintf(why, sizeof(why), "node %s unreachable from %s: %s", name,
+                 d->o->node, err);
+        logmsg(d, "%s", why);
+        fail_subtree(j, kids[k], why);
+    }
+}
+
+/* Receive the image, check it and start our rank from it. */
+static void receive_and_start(struct daemon *d, size_t len, size_t chunk)
+{
+    struct job *j = d->job;
+    struct bcast_io io = { .parent = j->parent, .kids = j->kids,
+                           .nkids = j->nkids, .other = on_event, .arg = d };
+    char err[512];
+    int memfd = -1;
+    void *buf = image_buffer(len, &memfd, err, sizeof(err));
+    size_t size = (len + (2UL << 20) - 1) & ~((2UL << 20) - 1);
+
+    if (!buf)
+        goto fail;
+    if (bcast_run(d->f, &io, buf, len, chunk, err, sizeof(err)) < 0) {
+        /* The endpoint may still hold receives into buf: keep it mapped
+         * (leaked) rather than let a late copy land in freed memory. */
+        logmsg(d, "broadcast failed: %s", err);
+        close(memfd);
+        goto fail;
+    }
+    if (vmad_check(buf, len, err, sizeof(err)) < 0) {
+        munmap(buf, size);
+        close(memfd);
+        goto fail;
+    }
+    add_rec(j, PROTO_IMAGE, j->rank, 0, NULL, 0);
+    /* From here on nothing may write the image: the rank maps it. */
+    munmap(buf, size);
+    fcntl(memfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK
+                              | F_SEAL_SEAL);
+    if (j->pending_signal == SIGKILL)
+        snprintf(err, sizeof(err), "cancelled before start");
+    else if (spawn_rank(d, memfd, err, sizeof(err)) == 0) {
+        close(memfd);
+        return;
+    }
+    close(memfd);
+fail:
+    fail_own(j, errno ? errno : EIO, err);
+}
+
+static void job_free(struct job *j)
+{
+    if (!j)
+        return;
+    if (j->out.fd >= 0)
+        close(j->out.fd);
+    if (j->errs.fd >= 0)
+        close(j->errs.fd);
+    if (j->in_fd >= 0)
+        close(j->in_fd);
+    topo_destroy(j->t);
+    hostlist_destroy(j->nodes);
+    proto_batch_free(&j->batch);
+    proto_batch_free(&j->in);
+    free(j->kids);
+    free(j->launch);
+    free(j);
+}
+
+/* Set up the job of a LAUNCH: our rank, the tree, our parent. */
+static struct job *job_create(struct daemon *d, const struct proto_down *m,
+                              const void *msg, size_t len, char *err,
+                              size_t errlen)
+{
+    const struct proto_launch *l = &m->launch;
+    struct job *j = calloc(1, sizeof(*j));
+
+    if (!j || !(j->launch = malloc(len)))
+        goto nomem;
+    *j = (struct job){ .id = m->job, .rank = -1, .n = (int)l->nnodes,
+                       .launch = j->launch, .launch_len = len, .in_fd = -1,
+                       .out.fd = -1, .errs.fd = -1 };
+    memcpy(j->launch, msg, len);
+    if (!(j->nodes = hostlist_create(l->nodes, err, errlen))
+        || !(j->t = topo_create(l->tree, j->n, err, errlen)))
+        goto error;
+    if (hostlist_count(j->nodes) != j->n) {
+        seterr(err, errlen, EPROTO, "launch names %d nodes for %d ranks",
+               hostlist_count(j->nodes), j->n);
+        goto error;
+    }
+    for (int i = 0; i < j->n && j->rank < 0; i++)
+        if (!strcmp(hostlist_nth(j->nodes, i), d->o->endpoint))
+            j->rank = i;
+    if (j->rank < 0) {
+        seterr(err, errlen, EPROTO, "launch does not name this node");
+        goto error;
+    }
+    j->subtree = topo_subtree_size(j->t, j->rank);
+    if (!(j->kids = calloc((size_t)j->subtree, sizeof(*j->kids))))
+        goto nomem;
+    j->parent = fab_add_peer(d->f, j->rank ? hostlist_nth(j->nodes,
+                             topo_parent(j->t, j->rank)) : l->origin,
+                             err, errlen);
+    if (j->parent < 0)
+        goto error;
+    return j;
+nomem:
+    seterr(err, errlen, ENOMEM, "out of memory");
+error:
+    job_free(j);
+    return NULL;
+}
+
+static void start_job(struct daemon *d, const struct proto_down *m,
+                      const void *msg, size_t len)
+{
+    char err[512];
+
+    if (d->job) {
+        logmsg(d, "refusing job %#llx: job %#llx is running",
+               (unsigned long long)m->job, (unsigned long long)d->job->id);
+        return;
+    }
+    if (!(d->job = job_create(d, m, msg, len, err, sizeof(err)))) {
+        logmsg(d, "refusing launch: %s", err);
+        return;
+    }
+    forward_launch(d);
+    receive_and_start(d, m->launch.image_len, m->launch.chunk);
+}
+
+/* Signal our rank (or remember it for the start) and pass it down. */
+static void deliver_signal(struct daemon *d, const void *msg, size_t len,
+                           int signo)
+{
+    struct job *j = d->job;
+    char *slot = j->sig[j->next_sig++ % SIG_SLOTS];
+
+    memcpy(slot, msg, len);
+    for (int k = 0; k < j->nkids; k++)
+        if (fab_send(d->f, j->kids[k], PROTO_TAG_DOWN, slot, len, slot) < 0)
+            logmsg(d, "passing signal %d down: %s", signo, strerror(errno));
+    if (j->pid > 0 && !j->exited)
+        kill(-j->pid, signo);
+    else
+        j->pending_signal = signo;
+}
+
+static void on_down(struct daemon *d, size_t len)
+{
+    struct proto_down m;
+    char err[256];
+
+    if (proto_decode_down(d->down, len, &m, err, sizeof(err)) < 0) {
+        logmsg(d, "bad request: %s", err);
+        return;
+    }
+    if (m.type == PROTO_LAUNCH) {
+        start_job(d, &m, d->down, len);
+        return;
+    }
+    if (!d->job || d->job->id != m.job)
+        return;                 /* for a job that has ended here */
+    if (m.type == PROTO_SIGNAL && len <= sizeof(d->job->sig[0]))
+        deliver_signal(d, d->down, len, m.signo);
+    else if (m.type == PROTO_STDIN && d->job->rank == 0) {
+        if (m.len == 0)
+            d->job->in_eof = 1;
+        else
+            proto_batch_append(&d->job->in, m.data, m.len);
+        stdin_write(d);
+    }
+}
+
+static int count_exit(void *arg, const struct proto_rec *r)
+{
+    if (r->type == PROTO_EXIT)
+        (*(int *)arg)++;
+    return 0;
+}
+
+static void on_up(struct daemon *d, const char *msg, size_t len)
+{
+    struct job *j = d->job;
+    uint64_t job;
+    int exits = 0;
+    char err[256];
+
+    if (proto_each_rec(msg, len, &job, count_exit, &exits, err,
+                       sizeof(err)) < 0) {
+        logmsg(d, "bad report: %s", err);
+        return;
+    }
+    if (!j || job != j->id)
+        return;
+    j->exits += exits;
+    if (!j->orphan)
+        proto_batch_merge(&j->batch, msg, len);
+}
+
+/* Where fab completions go, in the loop and during a broadcast. */
+static int on_event(void *arg, const struct fab_event *ev, char *err,
+                    size_t errlen)
+{
+    struct daemon *d = arg;
+    char *ctx = ev->ctx;
+
+    if (ev->kind == FAB_SENT) {
+        if (ctx == d->sendbuf)
+            d->sending = 0;
+        return 0;
+    }
+    if (ctx == d->down)
+        on_down(d, ev->len);
+    else if (ctx >= d->up[0] && ctx <= d->up[UP_RECVS - 1])
+        on_up(d, ctx, ev->len);
+    else
+        return seterr(err, errlen, EPROTO, "completion of an unknown "
+                      "receive");
+    if (fab_recv(d->f, -1, ctx == d->down ? PROTO_TAG_DOWN : PROTO_TAG_UP,
+                 ctx, PROTO_MSG_MAX, ctx) < 0)
+        return seterr(err, errlen, errno, "reposting a receive: %s",
+                      strerror(errno));
+    return 0;
+}
+
+/* ---- the loop ---- */
+
+/* Has this node done its part: its rank reported, every rank below it
+ * reported, all of it sent?  Then the job ends here. */
+static void maybe_end_job(struct daemon *d)
+{
+    struct job *j = d->job;
+
+    if (!j)
+        return;
+    maybe_report_exit(j);
+    if (j->orphan) {
+        if (j->pid > 0 && !j->exited)
+            return;
+    } else if (!j->own_done || j->exits < j->subtree || j->batch.len
+               || d->sending) {
+        return;
+    }
+    if (fab_sends_in_flight(d->f) > 0)
+        return;
+    if (j->rank == 0)
+        fab_remove_peer(d->f, j->parent);   /* each front end is new */
+    job_free(j);
+    d->job = NULL;
+}
+
+static int progress(struct daemon *d)
+{
+    struct fab_event ev[16];
+    char err[256];
+    int n, total = 0;
+
+    while ((n = fab_poll(d->f, ev, 16, err, sizeof(err))) > 0) {
+        total += n;
+        for (int i = 0; i < n; i++)
+            if (on_event(d, &ev[i], err, sizeof(err)) < 0)
+                logmsg(d, "%s", err);
+    }
+    if (n < 0)
+        logmsg(d, "%s", err);
+    return total;
+}
+
+static void reap(struct daemon *d)
+{
+    struct job *j = d->job;
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        if (j && pid == j->pid) {
+            j->exited = 1;
+            j->status = status;
+        }
+}
+
+static void on_signalfd(struct daemon *d)
+{
+    struct signalfd_siginfo si;
+
+    while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGCHLD)
+            reap(d);
+        else
+            d->stop = 1;
+    }
+}
+
+static void on_ready_fd(struct daemon *d, int fd, uint32_t events)
+{
+    struct job *j = d->job;
+
+    if (fd == fab_fd(d->f)) {
+        fab_bell_clear(d->f);
+        now_plus(&d->linger_until, LINGER_NS);
+    } else if (fd == d->sigfd) {
+        on_signalfd(d);
+    } else if (j && fd == j->out.fd) {
+        stream_read(d, &j->out);
+    } else if (j && fd == j->errs.fd) {
+        stream_read(d, &j->errs);
+    } else if (j && fd == j->in_fd && (events & (EPOLLOUT | EPOLLERR))) {
+        stdin_write(d);
+    }
+}
+
+/* Poll the fabric soon (something is moving) or sleep until woken? */
+static int busy(struct daemon *d)
+{
+    struct timespec now;
+
+    if (fab_sends_in_flight(d->f) > 0)
+        return 1;
+    if (d->job && d->job->batch.len && !d->sending && !d->job->orphan)
+        return 1;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return before(&now, &d->linger_until);
+}
+
+static void serve(struct daemon *d)
+{
+    struct timespec tick = { 0, BUSY_WAIT_NS };
+    struct epoll_event ev[16];
+
+    while (!d->stop) {
+        int n;
+
+        if (progress(d) > 0)
+            now_plus(&d->linger_until, LINGER_NS);
+        flush_up(d);
+        maybe_end_job(d);
+        n = epoll_pwait2(d->ep, ev, 16, busy(d) ? &tick : NULL, NULL);
+        for (int i = 0; i < n; i++)
+            on_ready_fd(d, ev[i].data.fd, ev[i].events);
+    }
+}
+
+static int post_receives(struct daemon *d, char *err, size_t errlen)
+{
+    if (fab_recv(d->f, -1, PROTO_TAG_DOWN, d->down, sizeof(d->down),
+                 d->down) < 0)
+        return seterr(err, errlen, errno, "posting a receive: %s",
+                      strerror(errno));
+    for (int i = 0; i < UP_RECVS; i++)
+        if (fab_recv(d->f, -1, PROTO_TAG_UP, d->up[i], PROTO_MSG_MAX,
+                     d->up[i]) < 0)
+            return seterr(err, errlen, errno, "posting a receive: %s",
+                          strerror(errno));
+    return 0;
+}
+
+/* Signals become events on the signalfd; SIGPIPE is ignored (a rank that
+ * closed its stdin shows as EPIPE). */
+static int setup(struct daemon *d, char *err, size_t errlen)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if ((d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0
+        || (d->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        return seterr(err, errlen, errno, "%s", strerror(errno));
+    if (!(d->up = calloc(UP_RECVS, sizeof(*d->up))))
+        return seterr(err, errlen, ENOMEM, "out of memory");
+    if (!(d->f = fab_create(d->o->endpoint, err, errlen)))
+        return -1;
+    if (watch(d, fab_fd(d->f), EPOLLIN) < 0 || watch(d, d->sigfd, EPOLLIN) < 0)
+        return seterr(err, errlen, errno, "epoll: %s", strerror(errno));
+    return post_receives(d, err, errlen);
+}
+
+static void teardown(struct daemon *d)
+{
+    struct job *j = d->job;
+
+    if (j && j->pid > 0 && !j->exited) {
+        kill(-j->pid, SIGKILL);
+        waitpid(j->pid, NULL, 0);
+    }
+    job_free(j);
+    fab_destroy(d->f);
+    free(d->up);
+    if (d->ep >= 0)
+        close(d->ep);
+    if (d->sigfd >= 0)
+        close(d->sigfd);
+}
+
+int daemon_run(const struct daemon_opts *o, char *err, size_t errlen)
+{
+    struct daemon *d = calloc(1, sizeof(*d));
+    int ret = 0;
+
+    if (!d)
+        return seterr(err, errlen, ENOMEM, "out of memory");
+    d->o = o;
+    d->ep = d->sigfd = -1;
+    if (setup(d, err, errlen) < 0) {
+        ret = -1;
+    } else {
+        if (o->ready_fd >= 0) {
+            if (write(o->ready_fd, "1", 1) != 1)
+                logmsg(d, "ready pipe: %s", strerror(errno));
+            close(o->ready_fd);
+        }
+        serve(d);
+    }
+    teardown(d);
+    free(d);
+    return ret;
+}

@@ -1,0 +1,665 @@
+/* frontend.c - one launch: pick the nodes, dump the program, send the
+ * LAUNCH and the image to node 0, then serve reports, stdin and signals
+ * until every rank has reported its exit.
+ */
+#include "common/err.h"
+#include "fanout/bcast.h"
+#include "fanout/fabric.h"
+#include "fanout/topo.h"
+#include "launcher/cluster.h"
+#include "launcher/frontend.h"
+#include "launcher/hostlist.h"
+#include "launcher/proto.h"
+#include "vmadump/vmadump.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Up receives posted: node 0 has one batch in flight at a time. */
+#define UP_RECVS 4
+
+/* How often the front end checks that node 0 still lives while waiting. */
+#define ALIVE_CHECK_MS 1000
+
+/* Failed ranks named in the summary line before "and N more". */
+#define SUMMARY_RANKS 8
+
+/* A rank's partial output line on one stream. */
+struct partial {
+    char *buf;
+    size_t len;
+};
+
+struct fe {
+    const struct fe_opts *o;
+    struct cluster c;
+    int n;
+    int *node;                  /* cluster index of rank i's node */
+    char *nodes_expr;           /* hostlist of endpoint names */
+    struct fab *f;
+    int node0;                  /* fab peer */
+    uint64_t job;
+    void *image;
+    size_t image_len;
+    char launch[PROTO_MSG_MAX];
+    char (*up)[PROTO_MSG_MAX];
+    int *code;                  /* per rank: -1 running, else its code */
+    int *status;                /* per rank: wait status */
+    struct partial (*part)[2];
+    int exited, started, imaged;
+    int ep, sigfd, in_fd, in_poll;  /* in_poll: stdin cannot be epolled */
+    int in_sending, in_done;
+    char in_msg[PROTO_MSG_MAX];
+    char sig[4][64];
+    int nsig, interrupts;
+    double t0, t_dump, t_image, t_started, t_exited;
+};
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "vexec: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+/* ---- choosing the nodes ---- */
+
+static int pick_named(struct fe *e, const char *expr)
+{
+    char err[512];
+    struct hostlist *h = hostlist_create(expr, err, sizeof(err));
+    int count;
+
+    if (!h)
+        return fail(2, "--nodes '%s': %s", expr, err);
+    count = hostlist_count(h);
+    if (e->n == 0)
+        e->n = count;
+    if (e->n > count) {
+        hostlist_destroy(h);
+        return fail(2, "%d ranks but --nodes names %d nodes", e->n, count);
+    }
+    if (!(e->node = calloc((size_t)e->n, sizeof(*e->node))))
+        return fail(1, "out of memory");
+    for (int i = 0; i < e->n; i++) {
+        const char *name = hostlist_nth(h, i);
+
+        if ((e->node[i] = cluster_find(&e->c, name)) < 0) {
+            hostlist_destroy(h);
+            return fail(2, "unknown node '%s' (the cluster in %s has "
+                        "n0..n%d)", name, e->c.dir, e->c.n - 1);
+        }
+    }
+    hostlist_destroy(h);
+    return 0;
+}
+
+static int pick_nodes(struct fe *e)
+{
+    int ret;
+
+    if (e->o->nodes) {
+        if ((ret = pick_named(e, e->o->nodes)))
+            return ret;
+    } else {
+        if (e->n == 0)
+            e->n = e->c.n;
+        if (e->n > e->c.n)
+            return fail(2, "%d ranks but the cluster in %s has %d nodes",
+                        e->n, e->c.dir, e->c.n);
+        if (!(e->node = calloc((size_t)e->n, sizeof(*e->node))))
+            return fail(1, "out of memory");
+        for (int i = 0; i < e->n; i++)
+            e->node[i] = i;
+    }
+    for (int i = 0; i < e->n; i++)
+        if (!cluster_node_up(&e->c, e->node[i]))
+            return fail(1, "node %s is not running (its daemon, pid %d, is "
+                        "gone; see vexec-cluster status)",
+                        e->c.nodes[e->node[i]], (int)e->c.pids[e->node[i]]);
+    return 0;
+}
+
+/* The endpoint names of the chosen nodes, in rank order, as one hostlist
+ * expression for the LAUNCH. */
+static int nodes_expression(struct fe *e)
+{
+    char **names = calloc((size_t)e->n, sizeof(*names));
+    int len = -1;
+
+    for (int i = 0; names && i < e->n; i++) {
+        char ep[FAB_NAME_MAX + 1];
+
+        if (!(names[i] = strdup(cluster_endpoint(&e->c, e->node[i], ep,
+                                                 sizeof(ep)))))
+            goto out;
+    }
+    if (names && (len = hostlist_compress((const char *const *)names, e->n,
+                                          NULL, 0)) >= 0
+        && (e->nodes_expr = malloc((size_t)len + 1)))
+        hostlist_compress((const char *const *)names, e->n, e->nodes_expr,
+                          (size_t)len + 1);
+out:
+    for (int i = 0; names && i < e->n; i++)
+        free(names[i]);
+    free(names);
+    return e->nodes_expr ? 0 : fail(1, "out of memory");
+}
+
+/* ---- the image ---- */
+
+/* The environment of every rank: ours, with the rank placeholder and the
+ * job size. */
+static char **rank_environment(int n)
+{
+    size_t count = 0, k = 0;
+    char **env;
+
+    while (environ[count])
+        count++;
+    if (!(env = calloc(count + 3, sizeof(*env))))
+        return NULL;
+    for (size_t i = 0; i < count; i++)
+        if (strncmp(environ[i], "BPROC_RANK=", 11)
+            && strncmp(environ[i], "VEXEC_SIZE=", 11))
+            env[k++] = environ[i];
+    env[k++] = "BPROC_RANK=XXXXXXX";
+    if (asprintf(&env[k++], "VEXEC_SIZE=%d", n) < 0)
+        env[--k] = NULL;
+    return env;
+}
+
+static int dump_program(struct fe *e)
+{
+    char **env = rank_environment(e->n), err[512];
+    void *buf = NULL;
+    size_t len = 0;
+    int ret = 0;
+
+    if (!env)
+        return fail(1, "out of memory");
+    if (vmad_dump_to_buffer(e->o->argv[0], e->o->argv, env, NULL, &buf, &len,
+                            err, sizeof(err)) < 0) {
+        ret = fail(127, "%s", err);
+        goto out;
+    }
+    /* Huge pages on the sending side too (fabric.h). */
+    if (!(e->image = fab_buf_alloc(len, err, sizeof(err)))) {
+        ret = fail(1, "%s", err);
+        goto out;
+    }
+    memcpy(e->image, buf, len);
+    e->image_len = len;
+out:
+    for (size_t i = 0; env[i]; i++)
+        if (!strncmp(env[i], "VEXEC_SIZE=", 11))
+            free(env[i]);
+    free(env);
+    free(buf);
+    return ret;
+}
+
+/* ---- reports ---- */
+
+/* Write one whole line (or the last, unterminated piece) of rank's
+ * output, labelled if asked. */
+static void emit(struct fe *e, uint32_t rank, int stream, const char *p,
+                 size_t len)
+{
+    FILE *out = stream == 2 ? stderr : stdout;
+
+    if (e->o->label)
+        fprintf(out, "[%u] ", rank);
+    fwrite(p, 1, len, out);
+    fflush(out);
+}
+
+/* Join a rank's output pieces into whole lines. */
+static void on_output(struct fe *e, const struct proto_rec *r)
+{
+    struct partial *pt = &e->part[r->rank][r->value == 2];
+    const char *p = r->data, *end = p + r->len;
+
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+
+        if (!nl || pt->len) {
+            char *b = realloc(pt->buf, pt->len + n);
+
+            if (!b)
+                return;
+            memcpy(b + pt->len, p, n);
+            pt->buf = b;
+            pt->len += n;
+            if (nl) {
+                emit(e, r->rank, r->value, pt->buf, pt->len);
+                pt->len = 0;
+            }
+        } else {
+            emit(e, r->rank, r->value, p, n);
+        }
+        p += n;
+    }
+}
+
+static void flush_partials(struct fe *e, uint32_t rank)
+{
+    for (int s = 0; s < 2; s++) {
+        struct partial *pt = &e->part[rank][s];
+
+        if (pt->len)
+            emit(e, rank, s + 1, pt->buf, pt->len);
+        free(pt->buf);
+        *pt = (struct partial){ 0 };
+    }
+}
+
+static int rank_code(int status)
+{
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+static int on_record(void *arg, const struct proto_rec *r)
+{
+    struct fe *e = arg;
+
+    if (r->rank >= (uint32_t)e->n)
+        return 0;
+    switch (r->type) {
+    case PROTO_OUT:
+        on_output(e, r);
+        break;
+    case PROTO_IMAGE:
+        if (++e->imaged == e->n)
+            e->t_image = now();
+        break;
+    case PROTO_STARTED:
+        if (++e->started == e->n)
+            e->t_started = now();
+        break;
+    case PROTO_FAIL:
+        fprintf(stderr, "vexec: rank %u (node %s): %.*s\n", r->rank,
+                e->c.nodes[e->node[r->rank]], (int)r->len,
+                (const char *)r->data);
+        break;
+    case PROTO_EXIT:
+        if (e->code[r->rank] >= 0)
+            break;
+        flush_partials(e, r->rank);
+        e->status[r->rank] = r->value;
+        e->code[r->rank] = rank_code(r->value);
+        if (++e->exited == e->n)
+            e->t_exited = now();
+        break;
+    }
+    return 0;
+}
+
+static int on_event(void *arg, const struct fab_event *ev, char *err,
+                    size_t errlen)
+{
+    struct fe *e = arg;
+    char *ctx = ev->ctx;
+    uint64_t job;
+
+    if (ev->kind == FAB_SENT) {
+        if (ctx == e->in_msg)
+            e->in_sending = 0;
+        return 0;
+    }
+    if (proto_each_rec(ctx, ev->len, &job, on_record, e, err, errlen) < 0)
+        fprintf(stderr, "vexec: bad report from node 0: %s\n", err);
+    if (fab_recv(e->f, e->node0, PROTO_TAG_UP, ctx, PROTO_MSG_MAX, ctx) < 0)
+        return seterr(err, errlen, errno, "reposting a receive: %s",
+                      strerror(errno));
+    return 0;
+}
+
+static int progress(struct fe *e)
+{
+    struct fab_event ev[16];
+    char err[256];
+    int n, total = 0;
+
+    while ((n = fab_poll(e->f, ev, 16, err, sizeof(err))) > 0) {
+        total += n;
+        for (int i = 0; i < n; i++)
+            if (on_event(e, &ev[i], err, sizeof(err)) < 0)
+                return fail(-1, "%s", err);
+    }
+    if (n < 0)
+        return fail(-1, "%s", err);
+    return total;
+}
+
+/* Post a send to node 0, polling while the provider says EAGAIN. */
+static int send_down(struct fe *e, const void *msg, size_t len, void *ctx)
+{
+    double limit = now() + BCAST_STALL_DEFAULT_S;
+
+    while (fab_send(e->f, e->node0, PROTO_TAG_DOWN, msg, len, ctx) < 0) {
+        if (errno != EAGAIN || now() > limit)
+            return fail(-1, "sending to node %s: %s",
+                        e->c.nodes[e->node[0]], strerror(errno == EAGAIN
+                                                         ? ETIMEDOUT : errno));
+        if (progress(e) < 0)
+            return -1;
+        fab_idle(e->f);
+    }
+    return 0;
+}
+
+/* ---- launching ---- */
+
+static int open_fabric(struct fe *e)
+{
+    char name[FAB_NAME_MAX + 1], node0[FAB_NAME_MAX + 1], err[512];
+
+    snprintf(name, sizeof(name), "%s.fe%d", e->c.name, (int)getpid());
+    if (!(e->f = fab_create(name, err, sizeof(err))))
+        return fail(1, "%s", err);
+    cluster_endpoint(&e->c, e->node[0], node0, sizeof(node0));
+    if ((e->node0 = fab_add_peer(e->f, node0, err, sizeof(err))) < 0)
+        return fail(1, "%s", err);
+    if (!(e->up = calloc(UP_RECVS, sizeof(*e->up))))
+        return fail(1, "out of memory");
+    for (int i = 0; i < UP_RECVS; i++)
+        if (fab_recv(e->f, e->node0, PROTO_TAG_UP, e->up[i], PROTO_MSG_MAX,
+                     e->up[i]) < 0)
+            return fail(1, "posting a receive: %s", strerror(errno));
+    return 0;
+}
+
+static int send_image(struct fe *e)
+{
+    struct proto_launch l = { .nnodes = (uint32_t)e->n,
+                              .image_len = e->image_len,
+                              .chunk = e->o->chunk ? e->o->chunk
+                                                   : BCAST_CHUNK_DEFAULT,
+                              .tree = e->o->tree, .origin = fab_name(e->f),
+                              .nodes = e->nodes_expr };
+    int kid = e->node0, len;
+    struct bcast_io io = { .parent = -1, .kids = &kid, .nkids = 1,
+                           .other = on_event, .arg = e };
+    char err[512];
+
+    e->job = ((uint64_t)getpid() << 32) ^ (uint64_t)(now() * 1e6);
+    if ((len = proto_encode_launch(e->launch, sizeof(e->launch), e->job, &l,
+                                   err, sizeof(err))) < 0)
+        return fail(1, "%s", err);
+    if (send_down(e, e->launch, (size_t)len, e->launch) < 0)
+        return 1;
+    if (bcast_run(e->f, &io, e->image, e->image_len, l.chunk, err,
+                  sizeof(err)) < 0)
+        return fail(1, "streaming the image to node %s: %s",
+                    e->c.nodes[e->node[0]], err);
+    return 0;
+}
+
+/* ---- stdin and signals ---- */
+
+static void forward_signal(struct fe *e, int signo)
+{
+    char *msg = e->sig[e->nsig++ % 4];
+    int len = proto_encode_signal(msg, sizeof(e->sig[0]), e->job, signo,
+                                  NULL, 0);
+
+    if (len > 0)
+        send_down(e, msg, (size_t)len, msg);
+}
+
+static void on_signalfd(struct fe *e)
+{
+    struct signalfd_siginfo si;
+
+    while (read(e->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        int signo = (int)si.ssi_signo;
+
+        /* A second interrupt means it: kill what is left. */
+        if (signo == SIGINT && e->interrupts++ > 0)
+            signo = SIGKILL;
+        forward_signal(e, signo);
+    }
+}
+
+/* Read a piece of stdin and send it to rank 0 (one piece in flight);
+ * end of file is an empty piece. */
+static void pump_stdin(struct fe *e)
+{
+    size_t room = sizeof(e->in_msg) - 64;
+    char buf[PROTO_MSG_MAX];
+    ssize_t n;
+    int len;
+
+    if (e->in_done || e->in_sending || e->code[0] >= 0)
+        return;
+    n = read(e->in_fd, buf, room);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        e->in_done = 1;
+        if (!e->in_poll)
+            epoll_ctl(e->ep, EPOLL_CTL_DEL, e->in_fd, NULL);
+        n = 0;
+    }
+    len = proto_encode_stdin(e->in_msg, sizeof(e->in_msg), e->job, buf,
+                             (size_t)n, NULL, 0);
+    if (len > 0 && send_down(e, e->in_msg, (size_t)len, e->in_msg) == 0)
+        e->in_sending = 1;
+}
+
+static int watch(struct fe *e, int fd)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+    return epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int setup_events(struct fe *e)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGQUIT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    if ((e->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0
+        || (e->ep = epoll_create1(EPOLL_CLOEXEC)) < 0
+        || watch(e, e->sigfd) < 0 || watch(e, fab_fd(e->f)) < 0)
+        return fail(1, "%s", strerror(errno));
+    e->in_fd = 0;
+    /* A regular file or /dev/null cannot be epolled: always readable. */
+    if (watch(e, 0) < 0)
+        e->in_poll = 1;
+    return 0;
+}
+
+/* ---- waiting ---- */
+
+static int wait_for_ranks(struct fe *e)
+{
+    struct timespec tick = { 0, FAB_IDLE_MAX_NS };
+    double next_check = now() + ALIVE_CHECK_MS / 1e3;
+    struct epoll_event ev[8];
+
+    while (e->exited < e->n) {
+        int n, busy;
+
+        if ((n = progress(e)) < 0)
+            return 1;
+        if (e->in_poll)
+            pump_stdin(e);
+        busy = n > 0 || fab_sends_in_flight(e->f) > 0;
+        if (now() > next_check) {
+            next_check = now() + ALIVE_CHECK_MS / 1e3;
+            if (!cluster_node_up(&e->c, e->node[0]))
+                return fail(1, "node %s died; the ranks below it are lost",
+                            e->c.nodes[e->node[0]]);
+        }
+        n = epoll_pwait2(e->ep, ev, 8, busy || (e->in_poll && !e->in_done)
+                         ? &tick : &(struct timespec){ 0, ALIVE_CHECK_MS
+                                                          * 1000000L },
+                         NULL);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.fd == e->sigfd)
+                on_signalfd(e);
+            else if (ev[i].data.fd == fab_fd(e->f))
+                fab_bell_clear(e->f);
+            else if (ev[i].data.fd == 0)
+                pump_stdin(e);
+        }
+    }
+    return 0;
+}
+
+static const char *describe(int status, char *buf, size_t size)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "exited %d", WEXITSTATUS(status));
+    return buf;
+}
+
+/* The highest rank code, and one line naming the failed ranks. */
+static int summary(struct fe *e)
+{
+    int worst = 0, failed = 0, shown = 0;
+    char line[2048], what[128];
+    size_t len = 0;
+
+    for (int i = 0; i < e->n; i++) {
+        if (e->code[i] > worst)
+            worst = e->code[i];
+        if (e->code[i] == 0)
+            continue;
+        if (failed++ < SUMMARY_RANKS)
+            len += (size_t)snprintf(line + len, sizeof(line) - len,
+                                    "%srank %d %s", shown++ ? ", " : "", i,
+                                    describe(e->status[i], what,
+                                             sizeof(what)));
+    }
+    if (failed > SUMMARY_RANKS)
+        snprintf(line + len, sizeof(line) - len, " and %d more",
+                 failed - SUMMARY_RANKS);
+    if (failed)
+        fprintf(stderr, "vexec: %d of %d ranks failed: %s\n", failed, e->n,
+                line);
+    return worst;
+}
+
+static void print_timing(struct fe *e)
+{
+    fprintf(stderr, "vexec: timing: %d ranks, tree %s, image %zu bytes: "
+            "dump %.1f ms, image on all nodes %.1f ms, all started %.1f ms, "
+            "all exited %.1f ms\n", e->n, e->o->tree, e->image_len,
+            (e->t_dump - e->t0) * 1e3, (e->t_image - e->t0) * 1e3,
+            (e->t_started - e->t0) * 1e3, (e->t_exited - e->t0) * 1e3);
+}
+
+static int alloc_ranks(struct fe *e)
+{
+    e->code = malloc(sizeof(*e->code) * (size_t)e->n);
+    e->status = calloc((size_t)e->n, sizeof(*e->status));
+    e->part = calloc((size_t)e->n, sizeof(*e->part));
+    if (!e->code || !e->status || !e->part)
+        return fail(1, "out of memory");
+    for (int i = 0; i < e->n; i++)
+        e->code[i] = -1;
+    return 0;
+}
+
+static void fe_free(struct fe *e)
+{
+    fab_destroy(e->f);
+    fab_buf_free(e->image, e->image_len);
+    for (int i = 0; e->part && i < e->n; i++)
+        flush_partials(e, (uint32_t)i);
+    free(e->part);
+    free(e->code);
+    free(e->status);
+    free(e->up);
+    free(e->node);
+    free(e->nodes_expr);
+    cluster_free(&e->c);
+}
+
+static int check_tree(struct fe *e)
+{
+    char err[512];
+    struct topo *t = topo_create(e->o->tree, e->n, err, sizeof(err));
+    const int *kids;
+    int widest = 0;
+
+    if (!t)
+        return fail(2, "--tree '%s': %s", e->o->tree, err);
+    for (int i = 0; i < e->n; i++) {
+        int k = topo_children(t, i, &kids);
+
+        widest = k > widest ? k : widest;
+    }
+    topo_destroy(t);
+    /* A node talks to its parent and children over one shm endpoint. */
+    if (widest + 1 > FAB_MAX_PEERS)
+        return fail(2, "--tree '%s' gives a node %d children; one endpoint "
+                    "reaches at most %d peers", e->o->tree, widest,
+                    FAB_MAX_PEERS - 1);
+    return 0;
+}
+
+int fe_run(const struct fe_opts *o)
+{
+    struct fe e = { .o = o, .n = o->nranks, .ep = -1, .sigfd = -1 };
+    char err[512];
+    int ret;
+
+    e.t0 = now();
+    if (cluster_load(cluster_dir(NULL), &e.c, err, sizeof(err)) < 0) {
+        ret = fail(1, "%s (start one with vexec-cluster up N)", err);
+        goto out;
+    }
+    if ((ret = pick_nodes(&e)) || (ret = check_tree(&e))
+        || (ret = nodes_expression(&e)) || (ret = alloc_ranks(&e))
+        || (ret = dump_program(&e)))
+        goto out;
+    e.t_dump = now();
+    if ((ret = open_fabric(&e)) || (ret = setup_events(&e))
+        || (ret = send_image(&e)) || (ret = wait_for_ranks(&e)))
+        goto out;
+    ret = summary(&e);
+    if (o->timing)
+        print_timing(&e);
+out:
+    fe_free(&e);
+    return ret;
+}

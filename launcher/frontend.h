@@ -1,0 +1,22 @@
+/* frontend.h - one vexec launch, from the cluster record to the exit
+ * status (the command line is vexec.c). */
+#ifndef VEXEC_FRONTEND_H
+#define VEXEC_FRONTEND_H
+
+#include <stddef.h>
+
+struct fe_opts {
+    int nranks;             /* 0: as many as nodes */
+    const char *nodes;      /* hostlist of node names, or NULL: n0.. */
+    const char *tree;       /* topology spec */
+    size_t chunk;           /* 0: BCAST_CHUNK_DEFAULT */
+    int label;              /* -l: prefix lines with "[RANK] " */
+    int timing;             /* --timing */
+    char **argv;            /* PROG ARGS... */
+};
+
+/* Launch, wait for every rank, print the summary.  Returns vexec's exit
+ * status (see vexec.c). */
+int fe_run(const struct fe_opts *o);
+
+#endif

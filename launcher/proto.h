@@ -1,0 +1,139 @@
+/* proto.h - the messages vexec and vexecd exchange over the fabric.
+ *
+ * Down the tree (front end to node 0, each node to its children), tagged
+ * PROTO_TAG_DOWN: one header naming the job and the message type, then a
+ * body.  LAUNCH carries the job's plan (nodes, tree, image length, chunk);
+ * the image itself follows as a broadcast (fanout/bcast.h).  SIGNAL asks
+ * every node to signal its rank; STDIN carries bytes for rank 0 (an empty
+ * body is end of file).
+ *
+ * Up the tree (each node to its parent, node 0 to the front end), tagged
+ * PROTO_TAG_UP: a batch of records, each naming a rank: STARTED, OUT
+ * (stdout or stderr bytes, whole lines unless a line is longer than a
+ * record), IMAGE (the node holds the checked image), EXIT (its wait status), FAIL (the node could not run the rank:
+ * a one-line reason).  A node merges its children's batches with its own
+ * records into its next batch, so the front end receives a few batches
+ * per subtree instead of one message per rank and event.
+ *
+ * Every decoder checks lengths, counts and string termination before it
+ * trusts a byte: a malformed message is refused with a one-line reason,
+ * never read past its end (fuzzed by launcher/fuzz/fuzz_proto.c).  Both
+ * ends run on the same architecture; fields are in host byte order.
+ *
+ * Errors: -1 with errno EPROTO (malformed) or EMSGSIZE (does not fit), and
+ * a one-line message in err (may be NULL).
+ */
+#ifndef VEXEC_PROTO_H
+#define VEXEC_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Tags of the two streams; the broadcast uses 0xbc in the top byte. */
+#define PROTO_TAG_DOWN (UINT64_C(0xd0) << 56)
+#define PROTO_TAG_UP (UINT64_C(0xa0) << 56)
+
+/* Largest message in either direction: a LAUNCH names its nodes as one
+ * hostlist expression, which for the emulated cluster's numbered names is
+ * a few dozen bytes; up batches are cut at this size.  64 KiB keeps each
+ * posted receive buffer small. */
+#define PROTO_MSG_MAX (64u << 10)
+
+/* Longest piece of output one OUT record carries: longer lines travel in
+ * several records and the front end joins them. */
+#define PROTO_OUT_MAX (32u << 10)
+
+enum proto_down_type { PROTO_LAUNCH = 1, PROTO_SIGNAL, PROTO_STDIN };
+
+enum proto_rec_type {
+    PROTO_STARTED = 1,
+    PROTO_OUT,          /* value: 1 stdout, 2 stderr */
+    PROTO_EXIT,         /* value: wait status */
+    PROTO_FAIL,         /* value: errno; data: the reason */
+    PROTO_IMAGE,        /* the node holds the checked image */
+};
+
+struct proto_launch {
+    uint32_t nnodes;
+    uint64_t image_len;
+    uint64_t chunk;
+    const char *tree;       /* topology spec, e.g. "kary:8" */
+    const char *origin;     /* the front end's endpoint name */
+    const char *nodes;      /* hostlist of endpoint names, rank order */
+};
+
+/* A decoded down message; pointers point into the message buffer. */
+struct proto_down {
+    uint16_t type;
+    uint64_t job;
+    struct proto_launch launch;     /* PROTO_LAUNCH */
+    int32_t signo;                  /* PROTO_SIGNAL */
+    const void *data;               /* PROTO_STDIN */
+    size_t len;
+};
+
+/* Encode a LAUNCH into buf.  Returns its length, or -1 (EMSGSIZE). */
+int proto_encode_launch(void *buf, size_t size, uint64_t job,
+                        const struct proto_launch *l, char *err,
+                        size_t errlen);
+
+/* Encode a SIGNAL or a STDIN piece (len <= PROTO_MSG_MAX - header); same
+ * returns. */
+int proto_encode_signal(void *buf, size_t size, uint64_t job, int signo,
+                        char *err, size_t errlen);
+int proto_encode_stdin(void *buf, size_t size, uint64_t job,
+                       const void *data, size_t len, char *err,
+                       size_t errlen);
+
+/* Decode a down message of len bytes.  Returns 0, or -1 (EPROTO). */
+int proto_decode_down(const void *msg, size_t len, struct proto_down *d,
+                      char *err, size_t errlen);
+
+/* One up record. */
+struct proto_rec {
+    uint32_t type;
+    uint32_t rank;
+    int32_t value;
+    const void *data;
+    uint32_t len;
+};
+
+/* A growing batch of up records being built by a node. */
+struct proto_batch {
+    char *buf;
+    size_t len, size;
+};
+
+/* Append a record to b (which grows).  Returns 0, or -1 (ENOMEM). */
+int proto_batch_add(struct proto_batch *b, uint32_t type, uint32_t rank,
+                    int32_t value, const void *data, uint32_t len);
+
+/* Append the records of a received up message (already checked by
+ * proto_each_rec) to b.  Returns 0, or -1 (ENOMEM). */
+int proto_batch_merge(struct proto_batch *b, const void *msg, size_t len);
+
+/* Move the first whole records of b, at most PROTO_MSG_MAX bytes with the
+ * header, into out as one up message for job.  Returns its length (0
+ * when b is empty). */
+size_t proto_batch_take(struct proto_batch *b, uint64_t job, void *out);
+
+/* Append len raw bytes to b (a byte queue, not records).  Returns 0, or
+ * -1 (ENOMEM). */
+int proto_batch_append(struct proto_batch *b, const void *data, size_t len);
+
+/* Put a message from proto_batch_take back in front of b's records (its
+ * send could not be posted).  Returns 0, or -1 (ENOMEM). */
+int proto_batch_unget(struct proto_batch *b, const void *msg, size_t len);
+
+/* Free b's buffer.  Accepts an empty batch. */
+void proto_batch_free(struct proto_batch *b);
+
+/* Check an up message of len bytes and call fn for each record, in order,
+ * until fn returns non-zero.  *job receives the message's job.  Returns
+ * 0, fn's non-zero return, or -1 (EPROTO) for a malformed message (before
+ * any record is passed on). */
+int proto_each_rec(const void *msg, size_t len, uint64_t *job,
+                   int (*fn)(void *arg, const struct proto_rec *r),
+                   void *arg, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,129 @@
+/* vexec.c - the front end: dump a program once, stream it down a tree of
+ * node daemons, run rank i on node i, gather output and exit statuses.
+ *
+ *   vexec [-n N] [-w LIST] [--tree SHAPE] [--chunk SIZE] [-l] [--timing]
+ *         PROG [ARGS...]
+ *
+ * The front end is the tree's parent of node 0: it sends node 0 the
+ * LAUNCH and the image (as the root of the broadcast), node 0 passes both
+ * on, and every batch of reports comes back through node 0.  Output is
+ * written whole-line as it arrives; stdin goes to rank 0 in STDIN
+ * messages; SIGINT, SIGTERM, SIGHUP and SIGQUIT go down to every rank.
+ *
+ * Exit status: the highest rank code (exit status, or 128+N for a rank
+ * killed by signal N); 1 when vexec itself failed; 2 for bad usage; 127
+ * when PROG cannot be dumped.
+ */
+#include "common/err.h"
+#include "fanout/bcast.h"
+#include "fanout/fabric.h"
+#include "fanout/topo.h"
+#include "launcher/cluster.h"
+#include "launcher/frontend.h"
+#include "launcher/hostlist.h"
+#include "launcher/proto.h"
+#include "vmadump/vmadump.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage_line(FILE *f)
+{
+    fprintf(f, "usage: vexec [-n N] [-w|--nodes LIST] [--tree SHAPE] "
+            "[--chunk SIZE] [-l] [--timing] PROG [ARGS...]\n");
+}
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "vexec: ");
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    return 2;
+}
+
+/* "512K", "1M", "65536" -> bytes; 0 if malformed. */
+static size_t parse_size(const char *s)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return 0;
+    if (*end == 'K' || *end == 'k')
+        v <<= 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        v <<= 20, end++;
+    return *end ? 0 : (size_t)v;
+}
+
+static int parse_ranks(const char *s)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > TOPO_MAX_NODES)
+        return -1;
+    return (int)v;
+}
+
+static int parse_args(int argc, char **argv, struct fe_opts *o)
+{
+    static const struct option longopts[] = {
+        { "nodes", required_argument, NULL, 'w' },
+        { "tree", required_argument, NULL, 't' },
+        { "chunk", required_argument, NULL, 'c' },
+        { "timing", no_argument, NULL, 'T' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+n:w:lh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            if ((o->nranks = parse_ranks(optarg)) < 0)
+                return bad_usage("-n '%s': not a rank count from 1 to 65536",
+                                 optarg);
+            break;
+        case 'w': o->nodes = optarg; break;
+        case 't': o->tree = optarg; break;
+        case 'c':
+            o->chunk = parse_size(optarg);
+            if (o->chunk < BCAST_CHUNK_MIN || o->chunk > BCAST_CHUNK_MAX)
+                return bad_usage("--chunk '%s': not a size from 4K to 64M",
+                                 optarg);
+            break;
+        case 'l': o->label = 1; break;
+        case 'T': o->timing = 1; break;
+        case 'h':
+            usage_line(stdout);
+            exit(0);
+        default:
+            return bad_usage("unknown or incomplete option '%s' (see vexec "
+                             "--help)", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return bad_usage("%s", "no program to run (see vexec --help)");
+    o->argv = argv + optind;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct fe_opts o = { .tree = "auto" };
+    int ret;
+
+    if ((ret = parse_args(argc, argv, &o)))
+        return ret;
+    return fe_run(&o);
+}

@@ -1,0 +1,349 @@
+/* vexec_cluster.c - an emulated cluster of node daemons on this host.
+ *
+ *   vexec-cluster [--dir DIR] up N     start N daemons, nodes n0..n{N-1}
+ *   vexec-cluster [--dir DIR] status   which nodes are up
+ *   vexec-cluster [--dir DIR] down     stop them, leave nothing behind
+ *
+ * Each node is its own process with its own endpoint ("CLUSTER.nI", also
+ * its /dev/shm file), doorbell and memory.  `up` loads libfabric once and
+ * forks the daemons from that state: a daemon exec'd afresh would spend
+ * ~0.1 s of CPU in Debian libfabric's provider start-up (DESIGN.md), a
+ * minute for 1023 of them on two cores.  The record (cluster.h) lives in
+ * the cluster directory together with the daemons' log.
+ */
+#include "common/err.h"
+#include "fanout/fabric.h"
+#include "launcher/cluster.h"
+#include "launcher/daemon.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Largest emulated cluster: 65536 would be allowed by the tree, but each
+ * node costs ~6 MB of RAM and a process. */
+#define MAX_NODES 16384
+
+/* How long `down` waits for daemons to exit after SIGTERM before KILL. */
+#define DOWN_GRACE_S 5.0
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int fail(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "vexec-cluster: ");
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    return 1;
+}
+
+/* Hold dir/lock while changing the cluster. */
+static int lock_dir(const char *dir)
+{
+    char p[4200];
+    int fd;
+
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return -1;
+    snprintf(p, sizeof(p), "%s/lock", dir);
+    if ((fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return -1;
+    if (flock(fd, LOCK_EX) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Is pid one of our daemons (not a recycled pid)? */
+static int is_daemon(pid_t pid)
+{
+    char p[64], comm[32] = "";
+    FILE *f;
+
+    snprintf(p, sizeof(p), "/proc/%d/comm", (int)pid);
+    if (!(f = fopen(p, "r")))
+        return 0;
+    if (!fgets(comm, sizeof(comm), f))
+        comm[0] = '\0';
+    fclose(f);
+    return !strcmp(comm, "vexecd\n");
+}
+
+/* Remove the /dev/shm files of endpoints named NAME.*: a daemon killed
+ * with SIGKILL could not. */
+static void remove_shm_files(const char *name)
+{
+    size_t len = strlen(name);
+    struct dirent *e;
+    DIR *dir = opendir("/dev/shm");
+    char p[512];
+
+    if (!dir)
+        return;
+    while ((e = readdir(dir)))
+        if (!strncmp(e->d_name, name, len) && e->d_name[len] == '.') {
+            snprintf(p, sizeof(p), "/dev/shm/%s", e->d_name);
+            unlink(p);
+        }
+    closedir(dir);
+}
+
+/* Stop every daemon of c: TERM, a grace period, then KILL. */
+static void stop_daemons(const struct cluster *c)
+{
+    double end = now() + DOWN_GRACE_S;
+    int left = 0;
+
+    for (int i = 0; i < c->n; i++)
+        if (is_daemon(c->pids[i]))
+            kill(c->pids[i], SIGTERM);
+    do {
+        struct timespec ts = { 0, 10000000 };
+
+        left = 0;
+        for (int i = 0; i < c->n; i++)
+            left += is_daemon(c->pids[i]);
+        if (left)
+            nanosleep(&ts, NULL);
+    } while (left && now() < end);
+    for (int i = 0; i < c->n && left; i++)
+        if (is_daemon(c->pids[i]))
+            kill(c->pids[i], SIGKILL);
+    remove_shm_files(c->name);
+}
+
+static int count_up(const struct cluster *c)
+{
+    int up = 0;
+
+    for (int i = 0; i < c->n; i++)
+        up += cluster_node_up(c, i);
+    return up;
+}
+
+/* The forked daemon: its own session (a terminal's ^C is not for it), no
+ * inherited descriptors but its log and the ready pipe. */
+static void daemon_child(const struct cluster *c, int i, int ready,
+                         int log)
+{
+    struct daemon_opts o = { .node = c->nodes[i], .ready_fd = 3 };
+    char ep[FAB_NAME_MAX + 1], err[512];
+    int null = open("/dev/null", O_RDONLY);
+
+    setsid();
+    prctl(PR_SET_NAME, "vexecd");
+    dup2(null, 0);
+    dup2(log, 1);
+    dup2(log, 2);
+    dup2(ready, 3);
+    close_range(4, ~0U, 0);
+    o.endpoint = cluster_endpoint(c, i, ep, sizeof(ep));
+    if (daemon_run(&o, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vexecd %s: %s\n", c->nodes[i], err);
+        _exit(1);
+    }
+    _exit(0);
+}
+
+/* Fork the daemons and wait until each has said it is ready or died.
+ * Returns how many are ready. */
+static int start_daemons(struct cluster *c, int log)
+{
+    int ready[2], got = 0;
+    char buf[256];
+    ssize_t n;
+
+    if (pipe2(ready, O_CLOEXEC) < 0)
+        return 0;
+    for (int i = 0; i < c->n; i++) {
+        pid_t pid = fork();
+
+        if (pid == 0)
+            daemon_child(c, i, ready[1], log);
+        c->pids[i] = pid;
+        if (pid < 0)
+            break;
+    }
+    close(ready[1]);
+    /* Every daemon writes one byte when ready; EOF once all have written
+     * or died. */
+    while ((n = read(ready[0], buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+        got += n > 0 ? (int)n : 0;
+    close(ready[0]);
+    return got;
+}
+
+static int parse_count(const char *s)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (errno || end == s || *end || n < 1 || n > MAX_NODES)
+        return -1;
+    return (int)n;
+}
+
+static int alloc_nodes(struct cluster *c, int n)
+{
+    char name[32];
+
+    c->nodes = calloc((size_t)n, sizeof(*c->nodes));
+    c->pids = calloc((size_t)n, sizeof(*c->pids));
+    if (!c->nodes || !c->pids)
+        return -1;
+    for (c->n = 0; c->n < n; c->n++) {
+        snprintf(name, sizeof(name), "n%d", c->n);
+        if (!(c->nodes[c->n] = strdup(name)))
+            return -1;
+    }
+    return 0;
+}
+
+/* A record left by a cluster whose daemons are all gone is cleaned up;
+ * a live one is refused. */
+static int check_no_cluster(const char *dir)
+{
+    struct cluster old;
+    int up;
+
+    if (cluster_load(dir, &old, NULL, 0) < 0)
+        return 0;
+    if ((up = count_up(&old)) > 0) {
+        fprintf(stderr, "vexec-cluster: a cluster of %d nodes is already up "
+                "in %s (%d running); run vexec-cluster down first\n", old.n,
+                dir, up);
+        cluster_free(&old);
+        return -1;
+    }
+    stop_daemons(&old);
+    cluster_remove(&old, NULL, 0);
+    cluster_free(&old);
+    return 0;
+}
+
+static int cmd_up(const char *dir, const char *count)
+{
+    struct cluster c = { 0 };
+    double t0 = now();
+    char err[512], p[4200];
+    int n = parse_count(count), lock, log, ready;
+
+    if (n < 0)
+        return fail("node count '%s' is not a number from 1 to 16384", count);
+    if ((lock = lock_dir(dir)) < 0)
+        return fail("%s: cannot lock the cluster directory", dir);
+    if (check_no_cluster(dir) < 0)
+        return 1;
+    snprintf(c.dir, sizeof(c.dir), "%s", dir);
+    snprintf(c.name, sizeof(c.name), "vx%d", (int)getpid());
+    snprintf(p, sizeof(p), "%s/log", dir);
+    if (alloc_nodes(&c, n) < 0)
+        return fail("%s", "out of memory");
+    if ((log = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
+        return fail("cannot open the daemons' log %s", p);
+    if (fab_init(err, sizeof(err)) < 0)
+        return fail("%s", err);
+    if ((ready = start_daemons(&c, log)) < n) {
+        fprintf(stderr, "vexec-cluster: only %d of %d daemons started "
+                "(see %s)\n", ready, n, p);
+        stop_daemons(&c);
+        return 1;
+    }
+    if (cluster_save(&c, err, sizeof(err)) < 0) {
+        stop_daemons(&c);
+        return fail("%s", err);
+    }
+    printf("vexec-cluster: %d nodes up in %.2f s (%s)\n", n, now() - t0, dir);
+    cluster_free(&c);
+    close(lock);
+    return 0;
+}
+
+static int cmd_status(const char *dir)
+{
+    struct cluster c;
+    char err[512];
+    int up;
+
+    if (cluster_load(dir, &c, err, sizeof(err)) < 0)
+        return fail("%s", err);
+    up = count_up(&c);
+    printf("%d nodes: %d up, %d down\n", c.n, up, c.n - up);
+    if (up < c.n) {
+        printf("down:");
+        for (int i = 0, first = 1; i < c.n; i++)
+            if (!cluster_node_up(&c, i)) {
+                printf("%s%s", first ? " " : ",", c.nodes[i]);
+                first = 0;
+            }
+        printf("\n");
+    }
+    cluster_free(&c);
+    return up == c.n ? 0 : 1;
+}
+
+static int cmd_down(const char *dir)
+{
+    struct cluster c;
+    char err[512], p[4200];
+    int lock = lock_dir(dir);
+
+    if (cluster_load(dir, &c, err, sizeof(err)) < 0)
+        return fail("%s", err);
+    stop_daemons(&c);
+    if (cluster_remove(&c, err, sizeof(err)) < 0)
+        return fail("%s", err);
+    printf("vexec-cluster: %d nodes down\n", c.n);
+    snprintf(p, sizeof(p), "%s/log", dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/lock", dir);
+    unlink(p);
+    if (lock >= 0)
+        close(lock);
+    cluster_free(&c);
+    return 0;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: vexec-cluster [--dir DIR] up N | status | "
+            "down\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = NULL;
+    int i = 1;
+
+    if (i + 1 < argc && !strcmp(argv[i], "--dir")) {
+        dir = argv[i + 1];
+        i += 2;
+    }
+    dir = cluster_dir(dir);
+    if (i + 2 == argc && !strcmp(argv[i], "up"))
+        return cmd_up(dir, argv[i + 1]);
+    if (i + 1 == argc && !strcmp(argv[i], "status"))
+        return cmd_status(dir);
+    if (i + 1 == argc && !strcmp(argv[i], "down"))
+        return cmd_down(dir);
+    return usage();
+}
