@@ -190,14 +190,15 @@ static int on_event(struct bc *b, const struct fab_event *ev, char *err,
     return on_received(b, ev, err, errlen);
 }
 
-static int stalled(const struct bc *b, char *err, size_t errlen)
+static int stalled(const struct bc *b, double stall, char *err,
+                   size_t errlen)
 {
     if (b->have < b->nchunks || !b->hdr_in)
         return seterr(err, errlen, ETIMEDOUT, "no data from the parent "
-                      "for %.0f s (%zu of %zu chunks in)",
-                      b->io->stall_s, b->have, b->nchunks);
+                      "for %.0f s (%zu of %zu chunks in)", stall, b->have,
+                      b->nchunks);
     return seterr(err, errlen, ETIMEDOUT, "children took nothing for %.0f s "
-                  "(%zu of %zu sends done)", b->io->stall_s, b->sends_done,
+                  "(%zu of %zu sends done)", stall, b->sends_done,
                   (size_t)b->nkids * (b->nchunks + 1));
 }
 
@@ -225,7 +226,7 @@ static int run(struct bc *b, char *err, size_t errlen)
             continue;
         }
         if (now() - last > stall)
-            return stalled(b, err, errlen);
+            return stalled(b, stall, err, errlen);
         fab_idle(b->f);
     }
     return 0;

@@ -48,6 +48,8 @@
  * to finish a receive that the ring announced. */
 #define LINGER_NS 2000000L
 
+#define HUGE_PAGE (2UL << 20)
+
 /* Poll interval while lingering or with sends in flight: fab_idle's bound. */
 #define BUSY_WAIT_NS FAB_IDLE_MAX_NS
 
@@ -80,6 +82,7 @@ struct job {
     int in_fd;                  /* rank 0's stdin, -1 otherwise */
     struct proto_batch in;      /* stdin bytes not yet written */
     int in_eof;
+    size_t image_len;
     char *launch;               /* the LAUNCH message, forwarded as is */
     size_t launch_len;
     struct proto_batch batch;   /* up records not yet sent */
@@ -98,6 +101,9 @@ struct daemon {
     char (*up)[PROTO_MSG_MAX];          /* UP_RECVS posted up receives */
     char sendbuf[PROTO_MSG_MAX];        /* the up batch in flight */
     int sending;
+    void *spare;                        /* the next job's image buffer */
+    int spare_fd;
+    size_t spare_len;
 };
 
 static void logmsg(struct daemon *d, const char *fmt, ...)
@@ -350,34 +356,45 @@ static int spawn_rank(struct daemon *d, int memfd, char *err, size_t errlen)
     return 0;
 }
 
-/* A fresh memfd for the image, mapped 2 MiB-aligned with huge pages
- * requested: cross-memory copies into huge pages are several times faster,
- * and shmem gets them when shmem_enabled allows ("advise").  A new one per
- * job: the previous job's processes may still map theirs. */
-static void *image_buffer(size_t len, int *fd, char *err, size_t errlen)
+static size_t huge_round(size_t len)
 {
-    size_t huge = 2UL << 20, size = (len + huge - 1) & ~(huge - 1);
+    return (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+}
+
+/* A memfd for an image of len bytes, its pages allocated and mapped
+ * (2 MiB-aligned, huge pages requested: cross-memory copies into huge
+ * pages are several times faster, and shmem gets them when shmem_enabled
+ * allows "advise").  Returns the mapping, or NULL. */
+static void *new_image_buffer(size_t len, int *fd, char *err, size_t errlen)
+{
+    size_t size = huge_round(len);
     char *area, *buf;
 
-    if ((*fd = memfd_create("vexec-image", MFD_CLOEXEC | MFD_ALLOW_SEALING))
-        < 0 || ftruncate(*fd, (off_t)len) < 0) {
+    *fd = memfd_create("vexec-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (*fd < 0 || ftruncate(*fd, (off_t)len) < 0) {
         seterr(err, errlen, errno, "image memfd: %s", strerror(errno));
         goto error;
     }
-    area = mmap(NULL, size + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
-                -1, 0);
+    area = mmap(NULL, size + HUGE_PAGE, PROT_NONE,
+                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (area == MAP_FAILED)
         goto nomem;
-    buf = (char *)(((uintptr_t)area + huge - 1) & ~(huge - 1));
+    buf = (char *)(((uintptr_t)area + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
     if (buf > area)
         munmap(area, (size_t)(buf - area));
-    munmap(buf + size, (size_t)(area + huge - buf));
+    munmap(buf + size, (size_t)(area + HUGE_PAGE - buf));
     if (mmap(buf, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, *fd,
              0) == MAP_FAILED) {
         munmap(buf, size);
         goto nomem;
     }
     madvise(buf, size, MADV_HUGEPAGE);
+    /* Allocate and map every page now: first-touch faults inside the
+     * cross-memory copy cost ~5 ms per 6 MB (4 KiB shmem pages). */
+    if (madvise(buf, len, MADV_POPULATE_WRITE) < 0) {
+        munmap(buf, size);
+        goto nomem;
+    }
     return buf;
 nomem:
     seterr(err, errlen, ENOMEM, "mapping a %zu-byte image: %s", len,
@@ -387,6 +404,46 @@ error:
         close(*fd);
     *fd = -1;
     return NULL;
+}
+
+/* Between jobs, prepare the next job's buffer (as large as this job's
+ * image), so that allocating it is not on the next launch's path.  A new
+ * one per job, never reused: the previous job's processes map theirs. */
+static void prepare_spare(struct daemon *d, size_t len)
+{
+    if (d->spare || len == 0)
+        return;
+    d->spare = new_image_buffer(len, &d->spare_fd, NULL, 0);
+    d->spare_len = len;
+}
+
+static void drop_spare(struct daemon *d)
+{
+    if (d->spare)
+        munmap(d->spare, huge_round(d->spare_len));
+    if (d->spare_fd >= 0)
+        close(d->spare_fd);
+    d->spare = NULL;
+    d->spare_fd = -1;
+}
+
+/* The buffer for this job's image: the spare if it is large enough (cut
+ * to len), else a new one. */
+static void *image_buffer(struct daemon *d, size_t len, int *fd,
+                          size_t *size, char *err, size_t errlen)
+{
+    void *buf = d->spare;
+
+    if (buf && d->spare_len >= len && ftruncate(d->spare_fd, (off_t)len) == 0) {
+        *fd = d->spare_fd;
+        *size = huge_round(d->spare_len);
+        d->spare = NULL;
+        d->spare_fd = -1;
+        return buf;
+    }
+    drop_spare(d);
+    *size = huge_round(len);
+    return new_image_buffer(len, fd, err, errlen);
 }
 
 /* ---- the job ---- */
@@ -455,8 +512,8 @@ static void receive_and_start(struct daemon *d, size_t len, size_t chunk)
                            .nkids = j->nkids, .other = on_event, .arg = d };
     char err[512];
     int memfd = -1;
-    void *buf = image_buffer(len, &memfd, err, sizeof(err));
-    size_t size = (len + (2UL << 20) - 1) & ~((2UL << 20) - 1);
+    size_t size;
+    void *buf = image_buffer(d, len, &memfd, &size, err, sizeof(err));
 
     if (!buf)
         goto fail;
@@ -518,6 +575,7 @@ static struct job *job_create(struct daemon *d, const struct proto_down *m,
     if (!j || !(j->launch = malloc(len)))
         goto nomem;
     *j = (struct job){ .id = m->job, .rank = -1, .n = (int)l->nnodes,
+                       .image_len = l->image_len,
                        .launch = j->launch, .launch_len = len, .in_fd = -1,
                        .out.fd = -1, .errs.fd = -1 };
     memcpy(j->launch, msg, len);
@@ -687,6 +745,7 @@ static void maybe_end_job(struct daemon *d)
         return;
     if (j->rank == 0)
         fab_remove_peer(d->f, j->parent);   /* each front end is new */
+    prepare_spare(d, j->image_len);
     job_free(j);
     d->job = NULL;
 }
@@ -829,6 +888,7 @@ static void teardown(struct daemon *d)
         waitpid(j->pid, NULL, 0);
     }
     job_free(j);
+    drop_spare(d);
     fab_destroy(d->f);
     free(d->up);
     if (d->ep >= 0)
@@ -845,7 +905,7 @@ int daemon_run(const struct daemon_opts *o, char *err, size_t errlen)
     if (!d)
         return seterr(err, errlen, ENOMEM, "out of memory");
     d->o = o;
-    d->ep = d->sigfd = -1;
+    d->ep = d->sigfd = d->spare_fd = -1;
     if (setup(d, err, errlen) < 0) {
         ret = -1;
     } else {
