@@ -22,7 +22,11 @@
 #include <time.h>
 
 /* Tags: the top byte says "broadcast"; bit 55 marks the header, the low
- * bits hold the chunk index. */
+ * bits hold the chunk index.  Receives take these tags from any sender: a
+ * node has one parent, and a directed receive names the parent by its
+ * address-vector slot, which shm may have given out differently when the
+ * parent sent to us before we inserted it (suspected when 7 children of
+ * one node waited for chunks in vain on a first launch to 1023 nodes). */
 #define TAG_BCAST (UINT64_C(0xbc) << 56)
 #define TAG_HEADER (TAG_BCAST | (UINT64_C(1) << 55))
 #define TAG_CHUNK_MASK ((UINT64_C(1) << 55) - 1)
@@ -62,7 +66,7 @@ static int post_receives(struct bc *b, char *err, size_t errlen)
     while (b->posted < b->nchunks && b->posted < b->have + BCAST_MAX_RECVS) {
         size_t c = b->posted;
 
-        if (fab_recv(b->f, b->parent, TAG_BCAST | c, b->buf + c * b->chunk,
+        if (fab_recv(b->f, -1, TAG_BCAST | c, b->buf + c * b->chunk,
                      chunk_len(b, c), b) < 0) {
             if (errno == EAGAIN)
                 return 0;
@@ -279,7 +283,7 @@ int bcast_run(struct fab *f, const struct bcast_io *io, void *buf,
         return -1;
     }
     /* Chunk receives are posted by run(); tags keep them apart. */
-    if (b.parent >= 0 && fab_recv(f, b.parent, TAG_HEADER, &b.got,
+    if (b.parent >= 0 && fab_recv(f, -1, TAG_HEADER, &b.got,
                                   sizeof(b.got), &b) < 0) {
         ret = seterr(err, errlen, errno, "posting header receive: %s",
                      strerror(errno));

@@ -35,6 +35,12 @@ $(B)/launcher/test/test_hostlist: $(B)/launcher/test/test_hostlist.o \
 		$(B)/liblauncher.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+UNIT_TESTS += $(B)/launcher/test/test_proto
+
+$(B)/launcher/test/test_proto: $(B)/launcher/test/test_proto.o \
+		$(B)/liblauncher.a $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # gcc has no libFuzzer, so fuzz targets are built by clang from source, with
 # their own sanitizers whatever SANITIZE says.
 FUZZ_CC ?= clang
@@ -46,3 +52,12 @@ $(B)/fuzz/fuzz_hostlist: launcher/fuzz/fuzz_hostlist.c launcher/hostlist.c \
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -D_GNU_SOURCE -I. $(FUZZ_FLAGS) $(WARN) -o $@ \
 		launcher/fuzz/fuzz_hostlist.c launcher/hostlist.c
+
+FUZZERS += $(B)/fuzz/fuzz_proto
+
+$(B)/fuzz/fuzz_proto: launcher/fuzz/fuzz_proto.c launcher/proto.c \
+		launcher/proto.h launcher/hostlist.c fanout/topo.c common/err.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -D_GNU_SOURCE -I. $(FUZZ_FLAGS) $(WARN) -o $@ \
+		launcher/fuzz/fuzz_proto.c launcher/proto.c launcher/hostlist.c \
+		fanout/topo.c common/err.c -lm

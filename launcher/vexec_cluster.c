@@ -15,6 +15,7 @@
 #include "fanout/fabric.h"
 #include "launcher/cluster.h"
 #include "launcher/daemon.h"
+#include "launcher/hostlist.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -277,6 +278,25 @@ static int cmd_up(const char *dir, const char *count)
     return 0;
 }
 
+/* "down: n[3,7]": the nodes that are down, as a hostlist. */
+static void print_down(const struct cluster *c)
+{
+    const char **down = calloc((size_t)c->n, sizeof(*down));
+    int n = 0, len;
+    char *expr;
+
+    for (int i = 0; down && i < c->n; i++)
+        if (!cluster_node_up(c, i))
+            down[n++] = c->nodes[i];
+    if (down && n && (len = hostlist_compress(down, n, NULL, 0)) > 0
+        && (expr = malloc((size_t)len + 1))) {
+        hostlist_compress(down, n, expr, (size_t)len + 1);
+        printf("down: %s\n", expr);
+        free(expr);
+    }
+    free(down);
+}
+
 static int cmd_status(const char *dir)
 {
     struct cluster c;
@@ -287,15 +307,8 @@ static int cmd_status(const char *dir)
         return fail("%s", err);
     up = count_up(&c);
     printf("%d nodes: %d up, %d down\n", c.n, up, c.n - up);
-    if (up < c.n) {
-        printf("down:");
-        for (int i = 0, first = 1; i < c.n; i++)
-            if (!cluster_node_up(&c, i)) {
-                printf("%s%s", first ? " " : ",", c.nodes[i]);
-                first = 0;
-            }
-        printf("\n");
-    }
+    if (up < c.n)
+        print_down(&c);
     cluster_free(&c);
     return up == c.n ? 0 : 1;
 }
