@@ -1,7 +1,8 @@
 # bench/module.mk - benchmark binaries and gbench_shim.o, the C interface to
 # Google Benchmark that they all link.  Built by `make bench` only: they
-# are listed in BENCHES, not in `all`.  They link with $(CXX) because
-# Google Benchmark is a C++ library.
+# are listed in BENCHES, not in `all`.  The Google Benchmark ones link with
+# $(CXX) because it is a C++ library; vexec-bench-spawn, the posix_spawn
+# baseline of scripts/run-launch-bench, is plain C.
 
 GBENCH_OBJ  := $(B)/bench/gbench_shim.o
 GBENCH_LIBS := -lbenchmark -lpthread
@@ -11,3 +12,9 @@ BENCHES += $(BIN)/vexec-bench-vmadump
 $(BIN)/vexec-bench-vmadump: $(B)/bench/vmad_bench.o $(GBENCH_OBJ) $(B)/libvmad.a
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(GBENCH_LIBS) $(LDLIBS)
+
+BENCHES += $(BIN)/vexec-bench-spawn
+
+$(BIN)/vexec-bench-spawn: $(B)/bench/spawn_many.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -5,6 +5,7 @@
  * fabric.h for what the shm provider demands of callers.
  */
 #include "common/err.h"
+#include "fanout/bell.h"
 #include "fanout/fabric.h"
 
 #include <errno.h>
@@ -36,10 +37,6 @@
 
 /* Huge-page size the buffers are aligned to. */
 #define HUGE_PAGE (2UL << 20)
-
-/* Doorbell socket names live in the abstract namespace (nothing on disk,
- * gone when the process is): "\0" BELL_PREFIX NAME. */
-#define BELL_PREFIX "vexec-bell."
 
 struct fab {
     char name[FAB_NAME_MAX + 1];
@@ -132,13 +129,7 @@ static int valid_name(const char *name)
 
 static socklen_t bell_addr(const char *name, struct sockaddr_un *sa)
 {
-    int n;
-
-    memset(sa, 0, sizeof(*sa));
-    sa->sun_family = AF_UNIX;
-    n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "%s%s",
-                 BELL_PREFIX, name);
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+    return bell_sockaddr("bell", name, sa);
 }
 
 /* Bind our doorbell.  Its name is unique on the host like the endpoint's:
@@ -160,24 +151,6 @@ static int open_bell(struct fab *f, char *err, size_t errlen)
                       f->name, strerror(errno));
     }
     return 0;
-}
-
-int fab_alive(const char *name)
-{
-    struct sockaddr_un sa;
-    socklen_t len;
-    int s, ret;
-
-    if (!name || strlen(name) > FAB_NAME_MAX)
-        return 0;
-    len = bell_addr(name, &sa);
-    if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-        return 1;       /* cannot tell: do not call a live peer dead */
-    /* Connecting a datagram socket sends nothing; it fails when no one is
-     * bound to the address. */
-    ret = connect(s, (struct sockaddr *)&sa, len);
-    close(s);
-    return ret == 0 || errno != ECONNREFUSED;
 }
 
 int fab_fd(const struct fab *f)
@@ -346,7 +319,7 @@ int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen)
                       f->name, FAB_MAX_PEERS);
     /* Inserting a name whose endpoint does not exist would leave a slot
      * that 1.17 later reuses wrongly: check the owner is alive first. */
-    if (!fab_alive(name))
+    if (!bell_alive(name))
         return seterr(err, errlen, EHOSTDOWN, "%s is not running", name);
     ret = fi_av_insert(f->av, name, 1, &f->peers[slot], 0, NULL);
     if (ret != 1)
@@ -357,17 +330,6 @@ int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen)
     if (slot == f->npeers)
         f->npeers++;
     return slot;
-}
-
-int fab_remove_peer(struct fab *f, int peer)
-{
-    if (peer < 0 || peer >= f->npeers || !f->peer_name[peer][0]) {
-        errno = EINVAL;
-        return -1;
-    }
-    fi_av_remove(f->av, &f->peers[peer], 1, 0);
-    f->peer_name[peer][0] = '\0';
-    return 0;
 }
 
 int fab_sends_in_flight(const struct fab *f)

@@ -14,7 +14,7 @@
  *   while a transfer is in flight and sleep only briefly (fab_idle);
  *   between transfers an endpoint must not poll at all, so each endpoint
  *   also has a doorbell: an abstract Unix datagram socket named after it
- *   ("@vexec-bell.NAME"), which carries no data.  fab_send rings the
+ *   ("@vexec-bell.NAME", bell.h), which carries no data.  fab_send rings the
  *   peer's doorbell after posting, so a process can sleep in the kernel
  *   (epoll on fab_fd) and still learn that a message waits for it;
  * - a peer may be added only after its endpoint exists (the peer announced
@@ -82,21 +82,13 @@ int fab_fd(const struct fab *f);
  * rings have done their job once the caller polls. */
 void fab_bell_clear(struct fab *f);
 
-/* Is the endpoint named name alive (its doorbell exists)?  Returns 1, or 0
- * when no process owns that name on this host. */
-int fab_alive(const char *name);
 
 /* Make the endpoint named name reachable.  Call only once that endpoint
  * exists.  Adding a name that is already a peer returns its index again.
- * Returns the peer's index (the lowest free one), or -1 with errno
+ * Returns the peer's index (0, 1, ... in the order added), or -1 with errno
  * ENOSPC (FAB_MAX_PEERS reached), EHOSTDOWN (no endpoint of that name
  * lives), EINVAL or libfabric's error. */
 int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen);
-
-/* Forget peer (fi_av_remove), freeing its index for another name: for a
- * peer that is gone for good, such as a finished front end.  Nothing may
- * be in flight to or from it.  Returns 0, or -1 with errno EINVAL. */
-int fab_remove_peer(struct fab *f, int peer);
 
 /* Ring peer's doorbell, asking it to poll.  Returns 0, or -1 with errno
  * EHOSTDOWN when the peer's process is gone. */

@@ -3,7 +3,8 @@
 # libfanout.a.  fanout knows nothing of vmadump or pmi.  Anything linking
 # libfanout.a links $(FANOUT_LDLIBS) too.
 
-FANOUT_OBJS := $(B)/fanout/topo.o $(B)/fanout/fabric.o $(B)/fanout/bcast.o
+FANOUT_OBJS := $(B)/fanout/topo.o $(B)/fanout/bell.o $(B)/fanout/fabric.o \
+	$(B)/fanout/bcast.o
 FANOUT_LDLIBS := -lfabric
 
 LIBS += $(B)/libfanout.a

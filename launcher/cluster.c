@@ -1,7 +1,9 @@
 /* cluster.c - read and write the emulated cluster's record (cluster.h). */
 #include "common/err.h"
+#include "fanout/bell.h"
 #include "fanout/fabric.h"
 #include "launcher/cluster.h"
+#include "launcher/gateway.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -100,6 +102,20 @@ static int read_pids(struct cluster *c, char *err, size_t errlen)
     return 0;
 }
 
+static void read_gateway(struct cluster *c)
+{
+    char p[4200];
+    long pid = 0;
+    FILE *f;
+
+    path(p, sizeof(p), c->dir, "gateway");
+    if ((f = fopen(p, "r"))) {
+        if (fscanf(f, "%ld", &pid) == 1 && pid > 0)
+            c->gateway = (pid_t)pid;
+        fclose(f);
+    }
+}
+
 int cluster_load(const char *dir, struct cluster *c, char *err,
                  size_t errlen)
 {
@@ -112,6 +128,7 @@ int cluster_load(const char *dir, struct cluster *c, char *err,
         cluster_free(c);
         return -1;
     }
+    read_gateway(c);
     return 0;
 }
 
@@ -150,6 +167,9 @@ int cluster_save(const struct cluster *c, char *err, size_t errlen)
                                 c->nodes[i], (long)c->pids[i]);
     /* pids before name: a reader that finds the name finds the nodes. */
     ret = write_file(c->dir, "pids", text, len, err, errlen);
+    len = (size_t)snprintf(text, size, "%ld\n", (long)c->gateway);
+    if (ret == 0)
+        ret = write_file(c->dir, "gateway", text, len, err, errlen);
     free(text);
     snprintf(line, sizeof(line), "%s\n", c->name);
     if (ret == 0)
@@ -159,10 +179,10 @@ int cluster_save(const struct cluster *c, char *err, size_t errlen)
 
 int cluster_remove(const struct cluster *c, char *err, size_t errlen)
 {
-    static const char *const files[] = { "name", "pids" };
+    static const char *const files[] = { "name", "pids", "gateway" };
     char p[4200];
 
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         path(p, sizeof(p), c->dir, files[i]);
         if (unlink(p) < 0 && errno != ENOENT)
             return seterr(err, errlen, errno, "%s: %s", p, strerror(errno));
@@ -191,7 +211,12 @@ int cluster_node_up(const struct cluster *c, int i)
 
     if (kill(c->pids[i], 0) < 0 && errno == ESRCH)
         return 0;
-    return fab_alive(cluster_endpoint(c, i, ep, sizeof(ep)));
+    return bell_alive(cluster_endpoint(c, i, ep, sizeof(ep)));
+}
+
+int cluster_gateway_up(const struct cluster *c)
+{
+    return bell_bound(GATEWAY_KIND, c->name, SOCK_SEQPACKET);
 }
 
 void cluster_free(struct cluster *c)

@@ -5,6 +5,7 @@
  * ${XDG_RUNTIME_DIR:-/tmp}/vexec-UID.  Two files:
  *   name   the cluster's name, the prefix of every endpoint ("vx4242")
  *   pids   one line per node in rank order: "NODE PID" ("n17 4321")
+ *   gateway  the gateway's pid (launcher/gateway.h)
  * A node's endpoint (and /dev/shm file) is NAME.NODE ("vx4242.n17").
  *
  * Errors: -1 with errno set (ENOENT: no cluster recorded there) and a
@@ -24,6 +25,7 @@ struct cluster {
     int n;
     char **nodes;           /* node names, "n0" ... */
     pid_t *pids;
+    pid_t gateway;          /* the gateway's pid (file "gateway"), or 0 */
 };
 
 /* The cluster directory: dir if not NULL, else the environment's or the
@@ -50,6 +52,9 @@ int cluster_find(const struct cluster *c, const char *node);
 
 /* Is node i's daemon alive (its process exists and its endpoint answers)? */
 int cluster_node_up(const struct cluster *c, int i);
+
+/* Is the cluster's gateway alive (its socket bound)? */
+int cluster_gateway_up(const struct cluster *c);
 
 /* Free what cluster_load or the caller allocated.  Accepts an empty c. */
 void cluster_free(struct cluster *c);

@@ -743,8 +743,6 @@ static void maybe_end_job(struct daemon *d)
     }
     if (fab_sends_in_flight(d->f) > 0)
         return;
-    if (j->rank == 0)
-        fab_remove_peer(d->f, j->parent);   /* each front end is new */
     prepare_spare(d, j->image_len);
     job_free(j);
     d->job = NULL;

@@ -1,33 +1,36 @@
-/* frontend.c - one launch: pick the nodes, dump the program, send the
- * LAUNCH and the image to node 0, then serve reports, stdin and signals
- * until every rank has reported its exit.
+/* frontend.c - one launch: pick the nodes, dump the program into a
+ * sealed memfd, hand the LAUNCH and the memfd to the cluster's gateway
+ * (gateway.h), then serve reports, stdin and signals until every rank has
+ * reported its exit.  No libfabric here: the gateway holds the fabric.
  */
 #include "common/err.h"
 #include "fanout/bcast.h"
+#include "fanout/bell.h"
 #include "fanout/fabric.h"
 #include "fanout/topo.h"
 #include "launcher/cluster.h"
 #include "launcher/frontend.h"
+#include "launcher/gateway.h"
 #include "launcher/hostlist.h"
 #include "launcher/proto.h"
 #include "vmadump/vmadump.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 extern char **environ;
-
-/* Up receives posted: node 0 has one batch in flight at a time. */
-#define UP_RECVS 4
 
 /* How often the front end checks that node 0 still lives while waiting. */
 #define ALIVE_CHECK_MS 1000
@@ -47,22 +50,19 @@ struct fe {
     int n;
     int *node;                  /* cluster index of rank i's node */
     char *nodes_expr;           /* hostlist of endpoint names */
-    struct fab *f;
-    int node0;                  /* fab peer */
+    int sock;                   /* to the gateway */
     uint64_t job;
-    void *image;
+    int image_fd;               /* sealed memfd */
     size_t image_len;
     char launch[PROTO_MSG_MAX];
-    char (*up)[PROTO_MSG_MAX];
+    char msg[PROTO_MSG_MAX];
     int *code;                  /* per rank: -1 running, else its code */
     int *status;                /* per rank: wait status */
     struct partial (*part)[2];
     int exited, started, imaged;
     int ep, sigfd, in_fd, in_poll;  /* in_poll: stdin cannot be epolled */
-    int in_sending, in_done;
-    char in_msg[PROTO_MSG_MAX];
-    char sig[4][64];
-    int nsig, interrupts;
+    int in_done;
+    int interrupts;
     double t0, t_dump, t_image, t_started, t_exited;
 };
 
@@ -207,12 +207,14 @@ static int dump_program(struct fe *e)
         ret = fail(127, "%s", err);
         goto out;
     }
-    /* Huge pages on the sending side too (fabric.h). */
-    if (!(e->image = fab_buf_alloc(len, err, sizeof(err)))) {
-        ret = fail(1, "%s", err);
+    /* Sealed: the gateway maps it, and nobody may change it then. */
+    e->image_fd = memfd_create("vexec-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (e->image_fd < 0 || write(e->image_fd, buf, len) != (ssize_t)len
+        || fcntl(e->image_fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW
+                                           | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+        ret = fail(1, "image memfd: %s", strerror(errno));
         goto out;
     }
-    memcpy(e->image, buf, len);
     e->image_len = len;
 out:
     for (size_t i = 0; env[i]; i++)
@@ -290,6 +292,10 @@ static int on_record(void *arg, const struct proto_rec *r)
 {
     struct fe *e = arg;
 
+    if (r->type == PROTO_FAIL && r->rank == UINT32_MAX) {
+        fprintf(stderr, "vexec: %.*s\n", (int)r->len, (const char *)r->data);
+        return 1;
+    }
     if (r->rank >= (uint32_t)e->n)
         return 0;
     switch (r->type) {
@@ -322,104 +328,81 @@ static int on_record(void *arg, const struct proto_rec *r)
     return 0;
 }
 
-static int on_event(void *arg, const struct fab_event *ev, char *err,
-                    size_t errlen)
+/* Read the report batches the gateway relayed.  Returns 0, or 1 when the
+ * launch failed or the gateway went away. */
+static int read_reports(struct fe *e)
 {
-    struct fe *e = arg;
-    char *ctx = ev->ctx;
-    uint64_t job;
-
-    if (ev->kind == FAB_SENT) {
-        if (ctx == e->in_msg)
-            e->in_sending = 0;
-        return 0;
-    }
-    if (proto_each_rec(ctx, ev->len, &job, on_record, e, err, errlen) < 0)
-        fprintf(stderr, "vexec: bad report from node 0: %s\n", err);
-    if (fab_recv(e->f, e->node0, PROTO_TAG_UP, ctx, PROTO_MSG_MAX, ctx) < 0)
-        return seterr(err, errlen, errno, "reposting a receive: %s",
-                      strerror(errno));
-    return 0;
-}
-
-static int progress(struct fe *e)
-{
-    struct fab_event ev[16];
     char err[256];
-    int n, total = 0;
+    uint64_t job;
+    ssize_t n;
 
-    while ((n = fab_poll(e->f, ev, 16, err, sizeof(err))) > 0) {
-        total += n;
-        for (int i = 0; i < n; i++)
-            if (on_event(e, &ev[i], err, sizeof(err)) < 0)
-                return fail(-1, "%s", err);
+    while ((n = recv(e->sock, e->msg, sizeof(e->msg), MSG_DONTWAIT)) > 0) {
+        int ret = proto_each_rec(e->msg, (size_t)n, &job, on_record, e, err,
+                                 sizeof(err));
+
+        if (ret < 0)
+            fprintf(stderr, "vexec: bad report: %s\n", err);
+        if (ret > 0)
+            return 1;
     }
-    if (n < 0)
-        return fail(-1, "%s", err);
-    return total;
+    if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        return fail(1, "the cluster's gateway went away before every rank "
+                    "reported (see vexec-cluster status)");
+    return 0;
 }
 
-/* Post a send to node 0, polling while the provider says EAGAIN. */
-static int send_down(struct fe *e, const void *msg, size_t len, void *ctx)
+static int send_down(struct fe *e, const void *msg, size_t len)
 {
-    double limit = now() + BCAST_STALL_DEFAULT_S;
-
-    while (fab_send(e->f, e->node0, PROTO_TAG_DOWN, msg, len, ctx) < 0) {
-        if (errno != EAGAIN || now() > limit)
-            return fail(-1, "sending to node %s: %s",
-                        e->c.nodes[e->node[0]], strerror(errno == EAGAIN
-                                                         ? ETIMEDOUT : errno));
-        if (progress(e) < 0)
-            return -1;
-        fab_idle(e->f);
-    }
-    return 0;
+    if (send(e->sock, msg, len, MSG_NOSIGNAL) == (ssize_t)len)
+        return 0;
+    return fail(-1, "sending to the gateway: %s", strerror(errno));
 }
 
 /* ---- launching ---- */
 
-static int open_fabric(struct fe *e)
+static int connect_gateway(struct fe *e)
 {
-    char name[FAB_NAME_MAX + 1], node0[FAB_NAME_MAX + 1], err[512];
+    struct sockaddr_un sa;
+    socklen_t len = bell_sockaddr(GATEWAY_KIND, e->c.name, &sa);
 
-    snprintf(name, sizeof(name), "%s.fe%d", e->c.name, (int)getpid());
-    if (!(e->f = fab_create(name, err, sizeof(err))))
-        return fail(1, "%s", err);
-    cluster_endpoint(&e->c, e->node[0], node0, sizeof(node0));
-    if ((e->node0 = fab_add_peer(e->f, node0, err, sizeof(err))) < 0)
-        return fail(1, "%s", err);
-    if (!(e->up = calloc(UP_RECVS, sizeof(*e->up))))
-        return fail(1, "out of memory");
-    for (int i = 0; i < UP_RECVS; i++)
-        if (fab_recv(e->f, e->node0, PROTO_TAG_UP, e->up[i], PROTO_MSG_MAX,
-                     e->up[i]) < 0)
-            return fail(1, "posting a receive: %s", strerror(errno));
+    if ((e->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
+        return fail(1, "socket: %s", strerror(errno));
+    if (connect(e->sock, (struct sockaddr *)&sa, len) < 0)
+        return fail(1, "the gateway of the cluster in %s is not running (%s)",
+                    e->c.dir, strerror(errno));
     return 0;
 }
 
-static int send_image(struct fe *e)
+/* The LAUNCH, with the image memfd attached. */
+static int send_launch(struct fe *e)
 {
+    char origin[FAB_NAME_MAX + 1], err[512];
     struct proto_launch l = { .nnodes = (uint32_t)e->n,
                               .image_len = e->image_len,
                               .chunk = e->o->chunk ? e->o->chunk
                                                    : BCAST_CHUNK_DEFAULT,
-                              .tree = e->o->tree, .origin = fab_name(e->f),
+                              .tree = e->o->tree, .origin = origin,
                               .nodes = e->nodes_expr };
-    int kid = e->node0, len;
-    struct bcast_io io = { .parent = -1, .kids = &kid, .nkids = 1,
-                           .other = on_event, .arg = e };
-    char err[512];
+    char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+    struct iovec iov = { e->launch, 0 };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    int len;
 
+    snprintf(origin, sizeof(origin), "%s.%s", e->c.name, GATEWAY_KIND);
     e->job = ((uint64_t)getpid() << 32) ^ (uint64_t)(now() * 1e6);
     if ((len = proto_encode_launch(e->launch, sizeof(e->launch), e->job, &l,
                                    err, sizeof(err))) < 0)
         return fail(1, "%s", err);
-    if (send_down(e, e->launch, (size_t)len, e->launch) < 0)
-        return 1;
-    if (bcast_run(e->f, &io, e->image, e->image_len, l.chunk, err,
-                  sizeof(err)) < 0)
-        return fail(1, "streaming the image to node %s: %s",
-                    e->c.nodes[e->node[0]], err);
+    iov.iov_len = (size_t)len;
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &e->image_fd, sizeof(int));
+    if (sendmsg(e->sock, &mh, MSG_NOSIGNAL) != len)
+        return fail(1, "sending the launch to the gateway: %s",
+                    strerror(errno));
     return 0;
 }
 
@@ -427,12 +410,11 @@ static int send_image(struct fe *e)
 
 static void forward_signal(struct fe *e, int signo)
 {
-    char *msg = e->sig[e->nsig++ % 4];
-    int len = proto_encode_signal(msg, sizeof(e->sig[0]), e->job, signo,
-                                  NULL, 0);
+    char msg[64];
+    int len = proto_encode_signal(msg, sizeof(msg), e->job, signo, NULL, 0);
 
     if (len > 0)
-        send_down(e, msg, (size_t)len, msg);
+        send_down(e, msg, (size_t)len);
 }
 
 static void on_signalfd(struct fe *e)
@@ -449,18 +431,17 @@ static void on_signalfd(struct fe *e)
     }
 }
 
-/* Read a piece of stdin and send it to rank 0 (one piece in flight);
- * end of file is an empty piece. */
+/* Read a piece of stdin and send it to rank 0; end of file is an empty
+ * piece. */
 static void pump_stdin(struct fe *e)
 {
-    size_t room = sizeof(e->in_msg) - 64;
-    char buf[PROTO_MSG_MAX];
+    char buf[PROTO_MSG_MAX - 64];
     ssize_t n;
     int len;
 
-    if (e->in_done || e->in_sending || e->code[0] >= 0)
+    if (e->in_done || e->code[0] >= 0)
         return;
-    n = read(e->in_fd, buf, room);
+    n = read(e->in_fd, buf, sizeof(buf));
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
@@ -469,10 +450,10 @@ static void pump_stdin(struct fe *e)
             epoll_ctl(e->ep, EPOLL_CTL_DEL, e->in_fd, NULL);
         n = 0;
     }
-    len = proto_encode_stdin(e->in_msg, sizeof(e->in_msg), e->job, buf,
-                             (size_t)n, NULL, 0);
-    if (len > 0 && send_down(e, e->in_msg, (size_t)len, e->in_msg) == 0)
-        e->in_sending = 1;
+    len = proto_encode_stdin(e->msg, sizeof(e->msg), e->job, buf, (size_t)n,
+                             NULL, 0);
+    if (len > 0)
+        send_down(e, e->msg, (size_t)len);
 }
 
 static int watch(struct fe *e, int fd)
@@ -494,7 +475,7 @@ static int setup_events(struct fe *e)
     sigprocmask(SIG_BLOCK, &set, NULL);
     if ((e->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0
         || (e->ep = epoll_create1(EPOLL_CLOEXEC)) < 0
-        || watch(e, e->sigfd) < 0 || watch(e, fab_fd(e->f)) < 0)
+        || watch(e, e->sigfd) < 0 || watch(e, e->sock) < 0)
         return fail(1, "%s", strerror(errno));
     e->in_fd = 0;
     /* A regular file or /dev/null cannot be epolled: always readable. */
@@ -505,35 +486,33 @@ static int setup_events(struct fe *e)
 
 /* ---- waiting ---- */
 
+/* Stdin that cannot be epolled (a file) is read between waits of
+ * STDIN_POLL_MS. */
+#define STDIN_POLL_MS 1
+
 static int wait_for_ranks(struct fe *e)
 {
-    struct timespec tick = { 0, FAB_IDLE_MAX_NS };
     double next_check = now() + ALIVE_CHECK_MS / 1e3;
     struct epoll_event ev[8];
 
     while (e->exited < e->n) {
-        int n, busy;
+        int n, timeout = e->in_poll && !e->in_done ? STDIN_POLL_MS
+                                                   : ALIVE_CHECK_MS;
 
-        if ((n = progress(e)) < 0)
-            return 1;
         if (e->in_poll)
             pump_stdin(e);
-        busy = n > 0 || fab_sends_in_flight(e->f) > 0;
         if (now() > next_check) {
             next_check = now() + ALIVE_CHECK_MS / 1e3;
             if (!cluster_node_up(&e->c, e->node[0]))
                 return fail(1, "node %s died; the ranks below it are lost",
                             e->c.nodes[e->node[0]]);
         }
-        n = epoll_pwait2(e->ep, ev, 8, busy || (e->in_poll && !e->in_done)
-                         ? &tick : &(struct timespec){ 0, ALIVE_CHECK_MS
-                                                          * 1000000L },
-                         NULL);
+        n = epoll_wait(e->ep, ev, 8, timeout);
         for (int i = 0; i < n; i++) {
             if (ev[i].data.fd == e->sigfd)
                 on_signalfd(e);
-            else if (ev[i].data.fd == fab_fd(e->f))
-                fab_bell_clear(e->f);
+            else if (ev[i].data.fd == e->sock && read_reports(e))
+                return 1;
             else if (ev[i].data.fd == 0)
                 pump_stdin(e);
         }
@@ -601,14 +580,15 @@ static int alloc_ranks(struct fe *e)
 
 static void fe_free(struct fe *e)
 {
-    fab_destroy(e->f);
-    fab_buf_free(e->image, e->image_len);
+    if (e->sock >= 0)
+        close(e->sock);
+    if (e->image_fd >= 0)
+        close(e->image_fd);
     for (int i = 0; e->part && i < e->n; i++)
         flush_partials(e, (uint32_t)i);
     free(e->part);
     free(e->code);
     free(e->status);
-    free(e->up);
     free(e->node);
     free(e->nodes_expr);
     cluster_free(&e->c);
@@ -639,7 +619,8 @@ static int check_tree(struct fe *e)
 
 int fe_run(const struct fe_opts *o)
 {
-    struct fe e = { .o = o, .n = o->nranks, .ep = -1, .sigfd = -1 };
+    struct fe e = { .o = o, .n = o->nranks, .ep = -1, .sigfd = -1,
+                    .sock = -1, .image_fd = -1 };
     char err[512];
     int ret;
 
@@ -653,8 +634,8 @@ int fe_run(const struct fe_opts *o)
         || (ret = dump_program(&e)))
         goto out;
     e.t_dump = now();
-    if ((ret = open_fabric(&e)) || (ret = setup_events(&e))
-        || (ret = send_image(&e)) || (ret = wait_for_ranks(&e)))
+    if ((ret = connect_gateway(&e)) || (ret = setup_events(&e))
+        || (ret = send_launch(&e)) || (ret = wait_for_ranks(&e)))
         goto out;
     ret = summary(&e);
     if (o->timing)

@@ -5,7 +5,9 @@
  *   vexec-cluster [--dir DIR] down     stop them, leave nothing behind
  *
  * Each node is its own process with its own endpoint ("CLUSTER.nI", also
- * its /dev/shm file), doorbell and memory.  `up` loads libfabric once and
+ * its /dev/shm file), doorbell and memory.  One more process, the
+ * gateway (endpoint "CLUSTER.gw", gateway.h), is the root of every launch
+ * tree and the only fabric user vexec talks to; its pid is in DIR/gateway.  `up` loads libfabric once and
  * forks the daemons from that state: a daemon exec'd afresh would spend
  * ~0.1 s of CPU in Debian libfabric's provider start-up (DESIGN.md), a
  * minute for 1023 of them on two cores.  The record (cluster.h) lives in
@@ -15,6 +17,7 @@
 #include "fanout/fabric.h"
 #include "launcher/cluster.h"
 #include "launcher/daemon.h"
+#include "launcher/gateway.h"
 #include "launcher/hostlist.h"
 
 #include <dirent.h>
@@ -83,7 +86,7 @@ static int is_daemon(pid_t pid)
     if (!fgets(comm, sizeof(comm), f))
         comm[0] = '\0';
     fclose(f);
-    return !strcmp(comm, "vexecd\n");
+    return !strcmp(comm, "vexecd\n") || !strcmp(comm, "vexec-gateway\n");
 }
 
 /* Remove the /dev/shm files of endpoints named NAME.*: a daemon killed
@@ -111,6 +114,8 @@ static void stop_daemons(const struct cluster *c)
     double end = now() + DOWN_GRACE_S;
     int left = 0;
 
+    if (c->gateway > 0 && is_daemon(c->gateway))
+        kill(c->gateway, SIGKILL);  /* nothing to clean but its endpoint */
     for (int i = 0; i < c->n; i++)
         if (is_daemon(c->pids[i]))
             kill(c->pids[i], SIGTERM);
@@ -162,8 +167,30 @@ static void daemon_child(const struct cluster *c, int i, int ready,
     _exit(0);
 }
 
-/* Fork the daemons and wait until each has said it is ready or died.
- * Returns how many are ready. */
+static void gateway_child(const struct cluster *c, int ready, int log)
+{
+    struct gateway_opts o = { .cluster = c->name, .ready_fd = 3 };
+    char ep[FAB_NAME_MAX + 1], err[512];
+    int null = open("/dev/null", O_RDONLY);
+
+    setsid();
+    prctl(PR_SET_NAME, "vexec-gateway");
+    dup2(null, 0);
+    dup2(log, 1);
+    dup2(log, 2);
+    dup2(ready, 3);
+    close_range(4, ~0U, 0);
+    snprintf(ep, sizeof(ep), "%s.%s", c->name, GATEWAY_KIND);
+    o.endpoint = ep;
+    if (gateway_run(&o, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vexec gateway: %s\n", err);
+        _exit(1);
+    }
+    _exit(0);
+}
+
+/* Fork the daemons and the gateway and wait until each has said it is
+ * ready or died.  Returns how many are ready. */
 static int start_daemons(struct cluster *c, int log)
 {
     int ready[2], got = 0;
@@ -181,6 +208,8 @@ static int start_daemons(struct cluster *c, int log)
         if (pid < 0)
             break;
     }
+    if ((c->gateway = fork()) == 0)
+        gateway_child(c, ready[1], log);
     close(ready[1]);
     /* Every daemon writes one byte when ready; EOF once all have written
      * or died. */
@@ -227,7 +256,7 @@ static int check_no_cluster(const char *dir)
 
     if (cluster_load(dir, &old, NULL, 0) < 0)
         return 0;
-    if ((up = count_up(&old)) > 0) {
+    if ((up = count_up(&old)) > 0 || cluster_gateway_up(&old)) {
         fprintf(stderr, "vexec-cluster: a cluster of %d nodes is already up "
                 "in %s (%d running); run vexec-cluster down first\n", old.n,
                 dir, up);
@@ -262,9 +291,9 @@ static int cmd_up(const char *dir, const char *count)
         return fail("cannot open the daemons' log %s", p);
     if (fab_init(err, sizeof(err)) < 0)
         return fail("%s", err);
-    if ((ready = start_daemons(&c, log)) < n) {
-        fprintf(stderr, "vexec-cluster: only %d of %d daemons started "
-                "(see %s)\n", ready, n, p);
+    if ((ready = start_daemons(&c, log)) < n + 1) {
+        fprintf(stderr, "vexec-cluster: only %d of %d daemons and the "
+                "gateway started (see %s)\n", ready, n, p);
         stop_daemons(&c);
         return 1;
     }
@@ -309,6 +338,10 @@ static int cmd_status(const char *dir)
     printf("%d nodes: %d up, %d down\n", c.n, up, c.n - up);
     if (up < c.n)
         print_down(&c);
+    if (!cluster_gateway_up(&c)) {
+        printf("gateway: down\n");
+        up = -1;
+    }
     cluster_free(&c);
     return up == c.n ? 0 : 1;
 }

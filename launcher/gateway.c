@@ -1,0 +1,377 @@
+/* gateway.c - relay one client's launch between its Unix socket and the
+ * fabric (gateway.h).
+ *
+ * Per client: receive the LAUNCH and the image memfd, map the image,
+ * send the LAUNCH to node 0 and broadcast the image as the tree's root;
+ * then relay: report batches from node 0 go to the client as they are
+ * received, SIGNAL and STDIN messages from the client go to node 0.  The
+ * fabric is polled while a send is in flight or a peer rang recently;
+ * otherwise the gateway sleeps in epoll like a node daemon.
+ */
+#include "common/err.h"
+#include "fanout/bcast.h"
+#include "fanout/bell.h"
+#include "fanout/fabric.h"
+#include "launcher/gateway.h"
+#include "launcher/hostlist.h"
+#include "launcher/proto.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Report batches from node 0 kept posted (node 0 sends one at a time). */
+#define UP_RECVS 4
+
+/* Client messages in flight to node 0 at once (each needs its buffer). */
+#define DOWN_SLOTS 8
+
+/* Keep polling this long after a ring (see daemon.c). */
+#define LINGER_S 0.002
+
+struct gw {
+    const struct gateway_opts *o;
+    struct fab *f;
+    int lsock, ep, sigfd, stop;
+    int client;                         /* connected client, or -1 */
+    int node0;                          /* fab peer */
+    uint64_t job;
+    double linger_until;
+    char launch[PROTO_MSG_MAX];
+    char (*up)[PROTO_MSG_MAX];
+    char (*down)[PROTO_MSG_MAX];
+    int next_down;
+};
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void logmsg(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "vexec gateway: ");
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+}
+
+/* Tell the client the launch failed: a FAIL record for no rank. */
+static void tell_failure(struct gw *g, const char *why)
+{
+    static char msg[PROTO_MSG_MAX];
+    struct proto_batch b = { 0 };
+    size_t len;
+
+    if (g->client < 0)
+        return;
+    proto_batch_add(&b, PROTO_FAIL, UINT32_MAX, EIO, why, strlen(why));
+    len = proto_batch_take(&b, g->job, msg);
+    if (send(g->client, msg, len, MSG_NOSIGNAL) < 0)
+        logmsg("telling the client: %s", strerror(errno));
+    proto_batch_free(&b);
+}
+
+static int watch(struct gw *g, int fd)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+    return epoll_ctl(g->ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* The client is gone: listen for the next one. */
+static void drop_client(struct gw *g)
+{
+    if (g->client < 0)
+        return;
+    epoll_ctl(g->ep, EPOLL_CTL_DEL, g->client, NULL);
+    close(g->client);
+    g->client = -1;
+    watch(g, g->lsock);
+}
+
+/* A report batch from node 0: pass it to the client as it is. */
+static int on_event(void *arg, const struct fab_event *ev, char *err,
+                    size_t errlen)
+{
+    struct gw *g = arg;
+    char *ctx = ev->ctx;
+
+    if (ev->kind == FAB_SENT)
+        return 0;
+    if (g->client >= 0
+        && send(g->client, ctx, ev->len, MSG_NOSIGNAL) < 0)
+        drop_client(g);
+    if (fab_recv(g->f, -1, PROTO_TAG_UP, ctx, PROTO_MSG_MAX, ctx) < 0)
+        return seterr(err, errlen, errno, "reposting a receive: %s",
+                      strerror(errno));
+    return 0;
+}
+
+static int progress(struct gw *g)
+{
+    struct fab_event ev[16];
+    char err[256];
+    int n, total = 0;
+
+    while ((n = fab_poll(g->f, ev, 16, err, sizeof(err))) > 0) {
+        total += n;
+        for (int i = 0; i < n; i++)
+            if (on_event(g, &ev[i], err, sizeof(err)) < 0)
+                logmsg("%s", err);
+    }
+    if (n < 0)
+        logmsg("%s", err);
+    return total;
+}
+
+/* Post a send to node 0, polling while the provider says EAGAIN. */
+static int send_down(struct gw *g, const void *msg, size_t len, void *ctx)
+{
+    double limit = now() + BCAST_STALL_DEFAULT_S;
+
+    while (fab_send(g->f, g->node0, PROTO_TAG_DOWN, msg, len, ctx) < 0) {
+        if (errno != EAGAIN || now() > limit)
+            return -1;
+        progress(g);
+        fab_idle(g->f);
+    }
+    return 0;
+}
+
+/* Receive the client's LAUNCH and its image fd. */
+static ssize_t recv_launch(struct gw *g, int *fd)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = { g->launch, sizeof(g->launch) };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = cbuf,
+                         .msg_controllen = sizeof(cbuf) };
+    struct cmsghdr *c;
+    ssize_t n = recvmsg(g->client, &mh, MSG_CMSG_CLOEXEC);
+
+    *fd = -1;
+    c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        memcpy(fd, CMSG_DATA(c), sizeof(int));
+    return n;
+}
+
+/* Start the client's job: LAUNCH and image to node 0.  Returns 0, or -1
+ * after telling the client why not. */
+static int start(struct gw *g, char *err, size_t errlen)
+{
+    struct proto_down d;
+    struct hostlist *h = NULL;
+    void *image = MAP_FAILED;
+    struct bcast_io io = { .nkids = 1, .parent = -1, .other = on_event,
+                           .arg = g };
+    int fd, ret = -1;
+    ssize_t n = recv_launch(g, &fd);
+
+    if (n == 0) {
+        /* A liveness probe (cluster_gateway_up) connects and leaves. */
+        seterr(err, errlen, ENOTCONN, "the client left");
+        goto out;
+    }
+    if (n < 0 || fd < 0) {
+        seterr(err, errlen, EPROTO, "the request carries no image");
+        goto out;
+    }
+    if (proto_decode_down(g->launch, (size_t)n, &d, err, errlen) < 0)
+        goto out;
+    if (d.type != PROTO_LAUNCH) {
+        seterr(err, errlen, EPROTO, "the first request is not a launch");
+        goto out;
+    }
+    g->job = d.job;
+    if (!(h = hostlist_create(d.launch.nodes, err, errlen))
+        || (g->node0 = fab_add_peer(g->f, hostlist_nth(h, 0), err,
+                                    errlen)) < 0)
+        goto out;
+    image = mmap(NULL, d.launch.image_len, PROT_READ, MAP_SHARED, fd, 0);
+    if (image == MAP_FAILED) {
+        seterr(err, errlen, errno, "mapping the image: %s", strerror(errno));
+        goto out;
+    }
+    io.kids = &g->node0;
+    if (send_down(g, g->launch, (size_t)n, g->launch) < 0) {
+        seterr(err, errlen, errno, "sending to %s: %s", hostlist_nth(h, 0),
+               strerror(errno));
+        goto out;
+    }
+    if (bcast_run(g->f, &io, image, d.launch.image_len, d.launch.chunk, err,
+                  errlen) == 0)
+        ret = 0;
+out:
+    if (image != MAP_FAILED)
+        munmap(image, d.launch.image_len);
+    if (fd >= 0)
+        close(fd);
+    hostlist_destroy(h);
+    return ret;
+}
+
+/* A SIGNAL or STDIN message from the client: on to node 0. */
+static void relay_down(struct gw *g)
+{
+    char *slot = g->down[g->next_down++ % DOWN_SLOTS];
+    ssize_t n = recv(g->client, slot, PROTO_MSG_MAX, MSG_DONTWAIT);
+
+    if (n < 0 && errno == EAGAIN)
+        return;
+    if (n <= 0) {
+        drop_client(g);
+        return;
+    }
+    if (send_down(g, slot, (size_t)n, slot) < 0)
+        logmsg("relaying to node 0: %s", strerror(errno));
+}
+
+/* The client left: whatever still runs of its job is killed. */
+static void cancel_job(struct gw *g)
+{
+    char *slot = g->down[g->next_down++ % DOWN_SLOTS];
+    int len = proto_encode_signal(slot, PROTO_MSG_MAX, g->job, SIGKILL,
+                                  NULL, 0);
+
+    if (len > 0 && send_down(g, slot, (size_t)len, slot) < 0)
+        logmsg("cancelling: %s", strerror(errno));
+}
+
+static void on_ready(struct gw *g, int fd)
+{
+    struct signalfd_siginfo si;
+
+    if (fd == g->sigfd) {
+        while (read(g->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+            g->stop = 1;
+    } else if (fd == fab_fd(g->f)) {
+        fab_bell_clear(g->f);
+        g->linger_until = now() + LINGER_S;
+    } else if (fd == g->client) {
+        relay_down(g);
+    } else if (fd == g->lsock && g->client < 0) {
+        g->client = accept4(g->lsock, NULL, NULL, SOCK_CLOEXEC);
+    }
+}
+
+/* Serve a newly accepted client until it leaves; others wait in the
+ * listen queue meanwhile. */
+static void serve_client(struct gw *g)
+{
+    char err[512];
+
+    epoll_ctl(g->ep, EPOLL_CTL_DEL, g->lsock, NULL);
+    if (start(g, err, sizeof(err)) < 0) {
+        if (errno != ENOTCONN) {
+            logmsg("launch failed: %s", err);
+            tell_failure(g, err);
+        }
+        drop_client(g);
+        return;
+    }
+    watch(g, g->client);
+}
+
+static void serve(struct gw *g)
+{
+    struct timespec tick = { 0, FAB_IDLE_MAX_NS };
+    struct epoll_event ev[8];
+    int had_client = 0;
+
+    while (!g->stop) {
+        int n, busy;
+
+        if (progress(g) > 0)
+            g->linger_until = now() + LINGER_S;
+        if (had_client && g->client < 0)
+            cancel_job(g);
+        had_client = g->client >= 0;
+        busy = fab_sends_in_flight(g->f) > 0 || now() < g->linger_until;
+        n = epoll_pwait2(g->ep, ev, 8, busy ? &tick : NULL, NULL);
+        for (int i = 0; i < n; i++) {
+            int was = g->client;
+
+            on_ready(g, ev[i].data.fd);
+            if (was < 0 && g->client >= 0) {
+                serve_client(g);
+                had_client = g->client >= 0;
+            }
+        }
+    }
+}
+
+static int setup(struct gw *g, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    socklen_t len = bell_sockaddr(GATEWAY_KIND, g->o->cluster, &sa);
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    g->up = calloc(UP_RECVS, sizeof(*g->up));
+    g->down = calloc(DOWN_SLOTS, sizeof(*g->down));
+    if (!g->up || !g->down)
+        return seterr(err, errlen, ENOMEM, "out of memory");
+    if ((g->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0
+        || (g->ep = epoll_create1(EPOLL_CLOEXEC)) < 0
+        || (g->lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
+        return seterr(err, errlen, errno, "%s", strerror(errno));
+    if (bind(g->lsock, (struct sockaddr *)&sa, len) < 0
+        || listen(g->lsock, 64) < 0)
+        return seterr(err, errlen, errno, "gateway socket: %s",
+                      strerror(errno));
+    if (!(g->f = fab_create(g->o->endpoint, err, errlen)))
+        return -1;
+    for (int i = 0; i < UP_RECVS; i++)
+        if (fab_recv(g->f, -1, PROTO_TAG_UP, g->up[i], PROTO_MSG_MAX,
+                     g->up[i]) < 0)
+            return seterr(err, errlen, errno, "posting a receive: %s",
+                          strerror(errno));
+    if (watch(g, g->lsock) < 0 || watch(g, g->sigfd) < 0
+        || watch(g, fab_fd(g->f)) < 0)
+        return seterr(err, errlen, errno, "epoll: %s", strerror(errno));
+    return 0;
+}
+
+int gateway_run(const struct gateway_opts *o, char *err, size_t errlen)
+{
+    struct gw g = { .o = o, .lsock = -1, .ep = -1, .sigfd = -1,
+                    .client = -1 };
+    int ret = 0;
+
+    if (setup(&g, err, errlen) < 0) {
+        ret = -1;
+    } else {
+        if (o->ready_fd >= 0) {
+            if (write(o->ready_fd, "1", 1) != 1)
+                logmsg("ready pipe: %s", strerror(errno));
+            close(o->ready_fd);
+        }
+        serve(&g);
+    }
+    drop_client(&g);
+    fab_destroy(g.f);
+    free(g.up);
+    free(g.down);
+    if (g.lsock >= 0)
+        close(g.lsock);
+    if (g.ep >= 0)
+        close(g.ep);
+    if (g.sigfd >= 0)
+        close(g.sigfd);
+    return ret;
+}

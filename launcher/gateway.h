@@ -1,0 +1,35 @@
+/* gateway.h - the front-end host's daemon: the root of every launch tree.
+ *
+ * `vexec` does not load libfabric (Debian's costs ~0.3 s per process
+ * before the first byte moves: a PSM library constructor that calibrates
+ * its clock with sleeps, and a /proc/kallsyms scan in fi_getinfo).  It
+ * hands its launch to the gateway over a local Unix seqpacket socket
+ * ("@vexec-gw.CLUSTER"): the LAUNCH message with the image as a sealed
+ * memfd (SCM_RIGHTS), then SIGNAL and STDIN messages.  The gateway, a
+ * long-lived process with its libfabric loaded once, is node 0's parent:
+ * it sends the LAUNCH and broadcasts the image to node 0 over the fabric,
+ * and relays every report batch from node 0 back over the socket.  When
+ * the client goes away before its job ended, the gateway sends SIGKILL
+ * down the tree.  One launch at a time; further clients wait in the
+ * listen queue.  This is the flux model: a command talks to its local
+ * broker, brokers talk over the overlay.
+ */
+#ifndef VEXEC_GATEWAY_H
+#define VEXEC_GATEWAY_H
+
+#include <stddef.h>
+
+/* The "kind" of the gateway's socket name (bell.h): "vexec-gw.CLUSTER". */
+#define GATEWAY_KIND "gw"
+
+struct gateway_opts {
+    const char *cluster;    /* cluster name: socket "vexec-gw.CLUSTER" */
+    const char *endpoint;   /* its fabric endpoint name */
+    int ready_fd;           /* >= 0: write one byte here once serving */
+};
+
+/* Serve launches until SIGTERM or SIGINT.  Returns 0 then, or -1 if the
+ * gateway could not start (err says why). */
+int gateway_run(const struct gateway_opts *o, char *err, size_t errlen);
+
+#endif
