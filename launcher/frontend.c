@@ -269,11 +269,18 @@ static void on_output(struct fe *e, const struct proto_rec *r)
     }
 }
 
+/* A rank's unterminated last line: as it is with one rank; with several
+ * it gets a newline, so that it cannot run into another rank's line. */
 static void flush_partials(struct fe *e, uint32_t rank)
 {
     for (int s = 0; s < 2; s++) {
         struct partial *pt = &e->part[rank][s];
+        char *b;
 
+        if (pt->len && e->n > 1 && (b = realloc(pt->buf, pt->len + 1))) {
+            pt->buf = b;
+            pt->buf[pt->len++] = '\n';
+        }
         if (pt->len)
             emit(e, rank, s + 1, pt->buf, pt->len);
         free(pt->buf);
