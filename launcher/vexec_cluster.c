@@ -330,7 +330,7 @@ static int cmd_status(const char *dir)
 {
     struct cluster c;
     char err[512];
-    int up;
+    int up, all;
 
     if (cluster_load(dir, &c, err, sizeof(err)) < 0)
         return fail("%s", err);
@@ -338,12 +338,13 @@ static int cmd_status(const char *dir)
     printf("%d nodes: %d up, %d down\n", c.n, up, c.n - up);
     if (up < c.n)
         print_down(&c);
+    all = up == c.n;
     if (!cluster_gateway_up(&c)) {
         printf("gateway: down\n");
-        up = -1;
+        all = 0;
     }
     cluster_free(&c);
-    return up == c.n ? 0 : 1;
+    return all ? 0 : 1;
 }
 
 static int cmd_down(const char *dir)
