@@ -109,9 +109,10 @@ static int pick_named(struct fe *e, const char *expr)
         const char *name = hostlist_nth(h, i);
 
         if ((e->node[i] = cluster_find(&e->c, name)) < 0) {
+            fail(2, "unknown node '%s' (the cluster in %s has n0..n%d)",
+                 name, e->c.dir, e->c.n - 1);
             hostlist_destroy(h);
-            return fail(2, "unknown node '%s' (the cluster in %s has "
-                        "n0..n%d)", name, e->c.dir, e->c.n - 1);
+            return 2;
         }
     }
     hostlist_destroy(h);
