@@ -432,7 +432,8 @@ static void on_signalfd(struct fe *e)
     while (read(e->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         int signo = (int)si.ssi_signo;
 
-        /* A second interrupt means it: kill what is left. */
+        /* A second interrupt means it: kill what is left.  A third gives
+         * up waiting for ranks whose reports cannot come (a dead node). */
         if (signo == SIGINT && e->interrupts++ > 0)
             signo = SIGKILL;
         forward_signal(e, signo);
@@ -519,6 +520,9 @@ static int wait_for_ranks(struct fe *e)
         for (int i = 0; i < n; i++) {
             if (ev[i].data.fd == e->sigfd)
                 on_signalfd(e);
+            if (e->interrupts >= 3)
+                return fail(130, "interrupted; %d of %d ranks never "
+                            "reported", e->n - e->exited, e->n);
             else if (ev[i].data.fd == e->sock && read_reports(e))
                 return 1;
             else if (ev[i].data.fd == 0)
