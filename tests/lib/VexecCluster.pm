@@ -237,12 +237,17 @@ sub lines {
 # at their default actions; returns its pid.
 sub start_bg {
     my ($cmd, %opt) = @_;
+    # Created here, so the caller can read them at once.
+    for my $file ($opt{out}, $opt{err}) {
+        open my $fh, '>', $file or die "open $file: $!";
+        close $fh;
+    }
     my $pid = fork() // die "fork: $!";
     if ($pid == 0) {
         $SIG{INT} = $SIG{TERM} = 'DEFAULT';
         open STDIN, '<', '/dev/null' or POSIX::_exit(126);
-        open STDOUT, '>', $opt{out} or POSIX::_exit(126);
-        open STDERR, '>', $opt{err} or POSIX::_exit(126);
+        open STDOUT, '>>', $opt{out} or POSIX::_exit(126);
+        open STDERR, '>>', $opt{err} or POSIX::_exit(126);
         { exec @$cmd }
         POSIX::_exit(127);
     }

@@ -1,0 +1,205 @@
+#!/usr/bin/perl
+# vexec-cluster.t - the cluster's life cycle as a user sees it: up, status,
+# a second up refused, a killed daemon reported down, down leaving no
+# daemon and no shm endpoint, errors without a cluster; and daemons that
+# neither leak (fds, memory) over 20 launches nor burn CPU when idle.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use POSIX ();
+use Test::More;
+use VexecTest qw(one_line_error);
+use VexecCluster qw(need_vexec new_cluster_dir cluster cluster_up cluster_down
+                    vexec daemon_pids cluster_name pid_alive shm_files
+                    describe lines wait_until daemon_fds daemon_rss
+                    daemon_cpu_ticks guard_cluster expand_hostlist);
+
+need_vexec();
+
+# A clean error of vexec-cluster: one "vexec-cluster:" line, non-zero.
+sub cluster_error {
+    my ($r) = @_;
+    my @wrong = one_line_error($r);
+    push @wrong, "stderr does not start with 'vexec-cluster:'"
+        unless $r->{err} =~ /\Avexec-cluster:/;
+    return @wrong;
+}
+
+sub check_cluster_error {
+    my ($name, $r) = @_;
+    my @wrong = cluster_error($r);
+    ok(!@wrong, $name) or diag(join('; ', @wrong) . ' -- ' . describe($r));
+}
+
+# --- no cluster yet -------------------------------------------------------
+my $dir = new_cluster_dir();
+$ENV{VEXEC_CLUSTER} = $dir;
+# This directory's clusters are brought up by hand (to check `up` itself):
+# the END guard takes down whatever is left in it.
+guard_cluster($dir);
+check_cluster_error('status without a cluster: one-line error', cluster(['status']));
+check_cluster_error('down without a cluster: one-line error', cluster(['down']));
+for my $n (0, -3, 'abc') {
+    my $r = cluster(['up', $n]);
+    check_cluster_error("up $n is refused", $r);
+    ok(!-e "$dir/pids" && !cluster_name($dir), "up $n leaves no cluster record");
+}
+
+# --- up 4 ------------------------------------------------------------------
+my $r = cluster(['up', 4]);
+ok($r->{status} == 0 && !$r->{signal}, 'up 4 exits 0') or diag(describe($r));
+ok($r->{out} =~ /\A[^\n]*\n\z/, 'up prints one line') or diag("stdout '$r->{out}'");
+
+my %pids = daemon_pids($dir);
+my $name = cluster_name($dir);
+is_deeply([sort keys %pids], [qw(n0 n1 n2 n3)], 'DIR/pids lists n0..n3');
+ok(!grep({ !pid_alive($_) } values %pids), 'every daemon is running');
+ok(defined $name, "DIR/name gives the cluster name") or diag('no name');
+my @no_shm = grep { !defined $name || !-e "/dev/shm/$name.$_" } sort keys %pids;
+ok(!@no_shm, 'each node has its shm endpoint /dev/shm/NAME.NODE')
+    or diag("missing for: @no_shm");
+
+$r = cluster(['status']);
+ok($r->{status} == 0 && $r->{out} eq "4 nodes: 4 up, 0 down\n",
+   'status: "4 nodes: 4 up, 0 down", exit 0') or diag(describe($r));
+
+$r = cluster(['up', 4]);
+check_cluster_error('a second up is refused', $r);
+$r = cluster(['up', 2]);
+check_cluster_error('a second up of another size is refused', $r);
+my %after = daemon_pids($dir);
+ok(eq_hash(\%after, \%pids) && !grep({ !pid_alive($_) } values %pids),
+   'the refused up leaves the running cluster as it was');
+$r = cluster(['status']);
+is($r->{out}, "4 nodes: 4 up, 0 down\n", 'and status still says so');
+
+$r = vexec(['-n', 4, '/bin/echo', 'hi']);
+ok($r->{status} == 0 && $r->{out} eq "hi\n" x 4, 'the cluster runs vexec -n 4')
+    or diag(describe($r));
+
+# --dir wins over $VEXEC_CLUSTER.
+{
+    my $other = new_cluster_dir();
+    local $ENV{VEXEC_CLUSTER} = $other;
+    $r = run_cluster_dir($dir, 'status');
+    is($r->{out}, "4 nodes: 4 up, 0 down\n", '--dir DIR status finds the cluster in DIR');
+    check_cluster_error('and without --dir the empty $VEXEC_CLUSTER has none',
+                        cluster(['status'], dir => $other));
+}
+
+# status_is($r, N, \@down): exit 1 (0 when none is down), "N nodes: M up,
+# K down", and when K > 0 a "down: HOSTLIST" line naming exactly @down.
+sub status_is {
+    my ($r, $n, $down) = @_;
+    my @l = lines($r->{out});
+    my $k = @$down;
+    return 0 unless $r->{status} == ($k ? 1 : 0) && $r->{out} =~ /\n\z/;
+    return 0 unless @l == ($k ? 2 : 1) && $l[0] eq "$n nodes: " . ($n - $k) . " up, $k down";
+    return 1 unless $k;
+    return 0 unless $l[1] =~ /^down: (\S+)$/;
+    my @names = expand_hostlist($1);
+    return "@names" eq "@$down";
+}
+
+# --- a killed daemon ---------------------------------------------------------
+kill 'KILL', $pids{n2};
+ok(wait_until(10, sub { !pid_alive($pids{n2}) }), 'kill -9 the daemon of n2');
+$r = cluster(['status']);
+ok(status_is($r, 4, ['n2']), 'status: "4 nodes: 3 up, 1 down", "down: n2", exit 1')
+    or diag(describe($r));
+
+kill 'KILL', $pids{n3};
+ok(wait_until(10, sub { !pid_alive($pids{n3}) }), 'kill -9 the daemon of n3 too');
+kill 'KILL', $pids{n0};
+ok(wait_until(10, sub { !pid_alive($pids{n0}) }), 'and of n0');
+$r = cluster(['status']);
+ok(status_is($r, 4, [qw(n0 n2 n3)]),
+   'status: "4 nodes: 1 up, 3 down" and "down: n[0,2-3]" (any hostlist of those), exit 1')
+    or diag(describe($r));
+
+# --- down --------------------------------------------------------------------
+$r = cluster(['down']);
+ok($r->{status} == 0 && !$r->{signal}, 'down exits 0') or diag(describe($r));
+ok(wait_until(3, sub { !grep { pid_alive($_) } values %pids }), 'no daemon process is left')
+    or diag('alive: ' . join(' ', grep { pid_alive($_) } values %pids));
+my @shm = shm_files($name);
+ok(!@shm, "no /dev/shm file with the cluster name $name is left")
+    or diag("left: @shm");
+ok(!-e "$dir/pids" && !-e "$dir/name", 'the cluster record is removed');
+check_cluster_error('status after down: one-line error', cluster(['status']));
+check_cluster_error('down again: one-line error', cluster(['down']));
+
+# A new cluster can come up in the same directory.
+$r = cluster(['up', 2]);
+ok($r->{status} == 0, 'up 2 in the same directory after down') or diag(describe($r));
+$r = cluster(['status']);
+is($r->{out}, "2 nodes: 2 up, 0 down\n", 'status: 2 nodes up');
+my %pids2 = daemon_pids($dir);
+my $name2 = cluster_name($dir);
+$r = cluster(['down']);
+ok($r->{status} == 0 && wait_until(3, sub { !grep { pid_alive($_) } values %pids2 })
+   && !shm_files($name2),
+   'down of a healthy cluster leaves no daemon and no shm file')
+    or diag(describe($r));
+
+# --- 64 nodes: no leak over 20 launches, idle daemons idle --------------------
+my $big = cluster_up(64);
+my %bpids = daemon_pids($big);
+is(scalar keys %bpids, 64, 'up 64: 64 daemons');
+my @bp = map { $bpids{"n$_"} } 0 .. 63;
+
+# Idle CPU of all daemons over 2 s, in seconds of one core per second.
+sub idle_cpu {
+    my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+    my $t0 = daemon_cpu_ticks(@bp);
+    sleep 2;
+    return (daemon_cpu_ticks(@bp) - $t0) / $hz / 2;
+}
+
+sleep 1;
+my $cpu = idle_cpu();
+ok($cpu < 0.02, 'freshly up, the 64 daemons use < 2% of one core together')
+    or diag(sprintf('they used %.1f%%', 100 * $cpu));
+
+my (%fds, %rss);
+my $all_ok = 1;
+for my $i (1 .. 20) {
+    $r = vexec(['-n', 64, '/bin/true']);
+    unless ($r->{status} == 0 && !$r->{signal} && $r->{out} eq '' && $r->{err} eq '') {
+        $all_ok = 0;
+        diag("launch $i: " . describe($r));
+    }
+    if ($i == 5) {
+        %fds = map { $_ => daemon_fds($_) } @bp;
+        %rss = map { $_ => daemon_rss($_) } @bp;
+    }
+}
+ok($all_ok, '20 launches of /bin/true on 64 nodes in a row all exit 0, silently');
+my @fd_grew = grep { daemon_fds($_) != $fds{$_} } @bp;
+ok(!@fd_grew, 'no daemon\'s open fd count changed between launch 5 and 20')
+    or diag(join ', ', map { "$_: $fds{$_} -> " . daemon_fds($_) } @fd_grew[0 .. ($#fd_grew < 5 ? $#fd_grew : 5)]);
+my @rss_grew = grep { daemon_rss($_) > $rss{$_} + 1024 || daemon_rss($_) < 0 } @bp;
+ok(!@rss_grew, 'no daemon\'s VmRSS grew by more than 1 MiB between launch 5 and 20')
+    or diag(join ', ', map { "$_: $rss{$_} -> " . daemon_rss($_) . " kB" } @rss_grew[0 .. ($#rss_grew < 5 ? $#rss_grew : 5)]);
+ok(!grep({ !pid_alive($_) } @bp), 'every daemon is still running');
+
+sleep 1;
+$cpu = idle_cpu();
+ok($cpu < 0.02, 'after the launches, the 64 idle daemons use < 2% of one core together')
+    or diag(sprintf('they used %.1f%%', 100 * $cpu));
+
+my $bname = cluster_name($big);
+$r = cluster_down($big);
+ok($r->{status} == 0 && wait_until(3, sub { !grep { pid_alive($_) } @bp })
+   && !shm_files($bname),
+   'down of 64 nodes leaves no daemon and no shm file')
+    or diag(describe($r) . '; alive: ' . scalar(grep { pid_alive($_) } @bp)
+            . '; shm: ' . scalar(shm_files($bname)));
+
+done_testing();
+
+sub run_cluster_dir {
+    my ($d, @args) = @_;
+    return VexecTest::run([VexecTest::bin('vexec-cluster'), '--dir', $d, @args]);
+}

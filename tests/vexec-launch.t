@@ -1,0 +1,128 @@
+#!/usr/bin/perl
+# vexec-launch.t - one launch reaches every rank exactly once: on a cluster
+# of 255 nodes, for several sizes and every tree shape, each rank 0..N-1
+# runs once with its own BPROC_RANK (zero-padded to 7 digits) and
+# VEXEC_SIZE=N, and vexec exits 0; the 4 MB static program runs on all 255
+# nodes; -w places rank i on the i-th node of the list.
+#
+# Matrix: N in 1, 2, 3, 64, 255 with each of chain, kary:2, kary:8,
+# binomial and flat (25 launches), plus greedy and auto at 64 and 255.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use VexecTest qw(prog);
+use VexecCluster qw(need_vexec cluster_up vexec daemon_pids describe lines);
+
+need_vexec();
+
+my $NODES = 255;
+cluster_up($NODES);
+my %pid_of = daemon_pids();
+is(scalar keys %pid_of, $NODES, "the cluster lists $NODES daemons");
+
+my $rank_line = 'echo "$BPROC_RANK $VEXEC_SIZE"';
+
+# check_ranks($name, $r, $n): exit 0 and exactly the lines "RANK N" for
+# the ranks 0..N-1, each once.
+sub check_ranks {
+    my ($name, $r, $n) = @_;
+    my %want = map { sprintf("%07d %d", $_, $n) => 1 } 0 .. $n - 1;
+    my (%seen, @extra, @dup);
+    for my $l (lines($r->{out})) {
+        if (!$want{$l}) { push @extra, $l }
+        elsif ($seen{$l}++) { push @dup, $l }
+    }
+    my @missing = grep { !$seen{$_} } sort keys %want;
+    my $ok = ok($r->{status} == 0 && !$r->{signal} && !@extra && !@dup
+                && !@missing, $name);
+    unless ($ok) {
+        diag(describe($r));
+        diag("missing: @missing[0 .. ($#missing < 9 ? $#missing : 9)]") if @missing;
+        diag("unexpected: @extra[0 .. ($#extra < 9 ? $#extra : 9)]") if @extra;
+        diag("twice: @dup[0 .. ($#dup < 9 ? $#dup : 9)]") if @dup;
+    }
+    return $ok;
+}
+
+for my $n (1, 2, 3, 64, 255) {
+    for my $shape (qw(chain kary:2 kary:8 binomial flat)) {
+        my $r = vexec(['-n', $n, '--tree', $shape, '/bin/dash', '-c', $rank_line]);
+        check_ranks("-n $n --tree $shape: ranks 0..$n-1 once each, size $n", $r, $n);
+    }
+}
+for my $n (64, 255) {
+    for my $shape (qw(greedy auto)) {
+        my $r = vexec(['-n', $n, '--tree', $shape, '/bin/dash', '-c', $rank_line]);
+        check_ranks("-n $n --tree $shape", $r, $n);
+    }
+}
+
+# Without -n: every node of the cluster.
+check_ranks('no -n: one rank per cluster node',
+            vexec(['/bin/dash', '-c', $rank_line]), $NODES);
+
+# A compiled program, with -l: the prefix is the rank each line came from.
+my $r = vexec(['-l', '-n', 64, '--tree', 'kary:8', prog('rankenv-pie'),
+               'BPROC_RANK', 'VEXEC_SIZE']);
+my %got;
+for my $l (lines($r->{out})) {
+    $got{"$1 $2=$3"}++ if $l =~ /^\[(\d+)\] (BPROC_RANK|VEXEC_SIZE)=(\S+)$/;
+}
+my @bad = grep {
+    ($got{"$_ BPROC_RANK=" . sprintf("%07d", $_)} // 0) != 1
+        || ($got{"$_ VEXEC_SIZE=64"} // 0) != 1
+} 0 .. 63;
+ok($r->{status} == 0 && !@bad && (() = lines($r->{out})) == 128,
+   'rankenv-pie on 64 nodes prints each rank its own BPROC_RANK and VEXEC_SIZE')
+    or diag(describe($r) . "; wrong ranks: @bad[0 .. ($#bad < 9 ? $#bad : 9)]");
+
+# The 4 MB static program on every node.
+$r = vexec(['-n', $NODES, '--tree', 'kary:8', prog('big4m-static')]);
+is($r->{status}, 0, "big4m-static on $NODES nodes with kary:8 exits 0")
+    or diag(describe($r));
+is($r->{out}, "big4m ok\n" x $NODES, 'and every rank checked its 4 MB of data');
+
+# --chunk takes K and M suffixes; the image arrives whole at any size.
+for my $chunk (qw(64K 1M 4096)) {
+    $r = vexec(['-n', 64, '--tree', 'binomial', '--chunk', $chunk, prog('big4m-static')]);
+    ok($r->{status} == 0 && $r->{out} eq "big4m ok\n" x 64,
+       "big4m-static on 64 nodes with --chunk $chunk") or diag(describe($r));
+}
+
+# Without -w, -n N takes the first N nodes: rank i on node i.
+$r = vexec(['-n', 3, '/bin/dash', '-c', 'echo "$BPROC_RANK $PPID"']);
+my %on = map { /^(\d+) (\d+)$/ ? ($1 + 0 => $2) : () } lines($r->{out});
+ok($r->{status} == 0 && !grep({ ($on{$_} // 0) != $pid_of{"n$_"} } 0 .. 2),
+   '-n 3 runs ranks 0, 1, 2 on n0, n1, n2') or diag(describe($r));
+
+# -w n5,n2: rank 0 runs on n5 and rank 1 on n2.  A rank is a child of its
+# node's daemon, so the rank's parent pid names the node.
+$r = vexec(['-w', 'n5,n2', '/bin/dash', '-c', 'echo "$BPROC_RANK $VEXEC_SIZE $PPID"']);
+my %ppid = map { /^(\d+) 2 (\d+)$/ ? ($1 => $2) : () } lines($r->{out});
+ok($r->{status} == 0 && keys %ppid == 2 && (() = lines($r->{out})) == 2,
+   '-w n5,n2 runs two ranks, 0 and 1, size 2 (no -n)')
+    or diag(describe($r));
+is($ppid{'0000000'}, $pid_of{n5}, 'rank 0 runs on n5 (its parent is n5\'s daemon)');
+is($ppid{'0000001'}, $pid_of{n2}, 'rank 1 runs on n2');
+
+# A hostlist range, in order.
+$r = vexec(['-w', 'n[10-12]', '/bin/dash', '-c', 'echo "$BPROC_RANK $PPID"']);
+%ppid = map { /^(\d+) (\d+)$/ ? ($1 => $2) : () } lines($r->{out});
+ok($r->{status} == 0
+   && ($ppid{'0000000'} // 0) == $pid_of{n10}
+   && ($ppid{'0000001'} // 0) == $pid_of{n11}
+   && ($ppid{'0000002'} // 0) == $pid_of{n12},
+   '-w n[10-12] places ranks 0, 1, 2 on n10, n11, n12')
+    or diag(describe($r));
+
+# -n smaller than the list takes the first N names of the list.
+$r = vexec(['-n', 2, '-w', 'n[20-23]', '/bin/dash', '-c', 'echo "$BPROC_RANK $VEXEC_SIZE $PPID"']);
+%ppid = map { /^(\d+) 2 (\d+)$/ ? ($1 => $2) : () } lines($r->{out});
+ok($r->{status} == 0 && (() = lines($r->{out})) == 2
+   && ($ppid{'0000000'} // 0) == $pid_of{n20} && ($ppid{'0000001'} // 0) == $pid_of{n21},
+   '-n 2 -w n[20-23] runs 2 ranks, on n20 and n21')
+    or diag(describe($r));
+
+done_testing();
