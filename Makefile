@@ -65,6 +65,7 @@ demo: deps
 bench: deps
 	$(MAKE) all $(BENCHES)
 	scripts/run-bench $(abspath $(B))
+	scripts/run-launch-bench $(abspath $(B))
 
 fuzz: $(FUZZERS)
 
