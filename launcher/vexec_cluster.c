@@ -143,22 +143,29 @@ static int count_up(const struct cluster *c)
     return up;
 }
 
-/* The forked daemon: its own session (a terminal's ^C is not for it), no
- * inherited descriptors but its log and the ready pipe. */
-static void daemon_child(const struct cluster *c, int i, int ready,
-                         int log)
+/* In a forked daemon: its own session (a terminal's ^C is not for it),
+ * its name for ps and `down`, no inherited descriptors but its log (as
+ * stdout and stderr) and the ready pipe (as fd 3). */
+static void detach(const char *comm, int ready, int log)
 {
-    struct daemon_opts o = { .node = c->nodes[i], .ready_fd = 3 };
-    char ep[FAB_NAME_MAX + 1], err[512];
     int null = open("/dev/null", O_RDONLY);
 
     setsid();
-    prctl(PR_SET_NAME, "vexecd");
+    prctl(PR_SET_NAME, comm);
     dup2(null, 0);
     dup2(log, 1);
     dup2(log, 2);
     dup2(ready, 3);
     close_range(4, ~0U, 0);
+}
+
+static void daemon_child(const struct cluster *c, int i, int ready,
+                         int log)
+{
+    struct daemon_opts o = { .node = c->nodes[i], .ready_fd = 3 };
+    char ep[FAB_NAME_MAX + 1], err[512];
+
+    detach("vexecd", ready, log);
     o.endpoint = cluster_endpoint(c, i, ep, sizeof(ep));
     if (daemon_run(&o, err, sizeof(err)) < 0) {
         fprintf(stderr, "vexecd %s: %s\n", c->nodes[i], err);
@@ -171,15 +178,8 @@ static void gateway_child(const struct cluster *c, int ready, int log)
 {
     struct gateway_opts o = { .cluster = c->name, .ready_fd = 3 };
     char ep[FAB_NAME_MAX + 1], err[512];
-    int null = open("/dev/null", O_RDONLY);
 
-    setsid();
-    prctl(PR_SET_NAME, "vexec-gateway");
-    dup2(null, 0);
-    dup2(log, 1);
-    dup2(log, 2);
-    dup2(ready, 3);
-    close_range(4, ~0U, 0);
+    detach("vexec-gateway", ready, log);
     snprintf(ep, sizeof(ep), "%s.%s", c->name, GATEWAY_KIND);
     o.endpoint = ep;
     if (gateway_run(&o, err, sizeof(err)) < 0) {
