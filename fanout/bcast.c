@@ -63,6 +63,8 @@ static size_t chunk_len(const struct bc *b, size_t c)
 /* Keep BCAST_MAX_RECVS chunk receives posted ahead of the arrivals. */
 static int post_receives(struct bc *b, char *err, size_t errlen)
 {
+    if (b->parent < 0)
+        return 0;       /* the root receives nothing */
     while (b->posted < b->nchunks && b->posted < b->have + BCAST_MAX_RECVS) {
         size_t c = b->posted;
 

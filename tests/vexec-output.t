@@ -86,6 +86,13 @@ ok($r->{out} eq $input, 'prints the file exactly once (rank 0 reads stdin)')
 $r = vexec(['-l', '-n', 3, '/bin/cat'], stdin => "one\ntwo\n");
 is($r->{out}, "[0] one\n[0] two\n", 'with -l all of it comes from rank 0');
 
+# A megabyte of stdin arrives intact too.
+my $mb = join '', map { sprintf("%07d %s\n", $_, 'y' x 120) } 1 .. 8000;
+spew("$tmp/mb", $mb);
+$r = vexec(['-n', 2, '/bin/cat'], stdin_file => "$tmp/mb");
+ok($r->{status} == 0 && $r->{out} eq $mb, '1 MB of stdin comes back once, intact')
+    or diag(describe($r) . "; got " . length($r->{out}) . " bytes of " . length($mb));
+
 # Without stdin data (EOF at once) cat ends on every rank.
 $r = vexec(['-n', 8, '/bin/cat'], stdin => '');
 ok($r->{status} == 0 && $r->{out} eq '', 'empty stdin: 8 cats end, exit 0, no output')
@@ -103,6 +110,19 @@ $r = vexec(['-l', '-n', 4, '/bin/dash', '-c', $long]);
     $_[0] =~ /^\[(\d+)\] (\d{7} x+)$/ && $1 == substr($2, 0, 7) ? $2 : undef });
 ok($r->{status} == 0 && !@bad, 'and with -l, once prefixed')
     or diag(describe($r) . "\n" . join("\n", @bad[0 .. ($#bad < 5 ? $#bad : 5)]));
+
+# Volume: 8 ranks write 20000 lines (2.5 MB) each as fast as they can.
+$r = vexec(['-n', 8, '/bin/dash', '-c',
+            'yes "v$BPROC_RANK ' . ('z' x 110) . '" | head -n 20000']);
+my %count;
+my $bad_lines = 0;
+for my $l (lines($r->{out})) {
+    if ($l =~ /^v(\d{7}) z{110}$/) { $count{$1}++ } else { $bad_lines++ }
+}
+my @short = grep { ($count{sprintf '%07d', $_} // 0) != 20000 } 0 .. 7;
+ok($r->{status} == 0 && !$bad_lines && !@short,
+   '8 ranks x 20000 lines: every line whole, 20000 from each rank')
+    or diag(describe($r) . "; $bad_lines bad lines; short ranks: @short");
 
 # --timing adds exactly one "vexec: timing:" line on stderr.
 $r = vexec(['--timing', '-n', 4, '/bin/echo', 'hi']);

@@ -25,16 +25,16 @@ sub summary_line {
     return @l == 1 && $r->{err} =~ /\n\z/ && $l[0] =~ /^vexec: / ? $l[0] : undef;
 }
 
-# Only the named ranks appear as "rank N" in the line.
+# The line names exactly the failed ranks: the numbers written after
+# "rank" or "ranks" ("rank 3 exited 3, rank 5 exited 2", "ranks 3 and 5").
 sub names_exactly {
     my ($line, $n, @failed) = @_;
-    my %f = map { $_ => 1 } @failed;
     return 0 unless defined $line;
-    for my $rank (0 .. $n - 1) {
-        my $named = $line =~ /\brank $rank\b/;
-        return 0 if $named xor $f{$rank};
+    my %named;
+    while ($line =~ /\branks?\s+((?:\d+(?:\s*,\s*|\s+and\s+)?)+)/g) {
+        $named{$_} = 1 for $1 =~ /(\d+)/g;
     }
-    return 1;
+    return join(',', sort { $a <=> $b } keys %named) eq join(',', sort { $a <=> $b } @failed);
 }
 
 my $r = vexec(['-n', 8, '/bin/dash', '-c',
@@ -93,7 +93,7 @@ for my $sig (qw(INT TERM)) {
     my $status = wait_bg($pid, 30);
     ok(defined $status, "SIG$sig: vexec exits within 30 s")
         or diag("stderr: " . slurp($err));
-    my $left = wait_until(5, sub {
+    my $left = wait_until(10, sub {
         !grep { pid_alive($_) } @rank_pids and !stray_procs(marker => $marker) });
     ok($left, "SIG$sig: no rank process is left")
         or diag("left: " . join(', ', stray_procs(marker => $marker)));

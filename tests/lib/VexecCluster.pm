@@ -22,7 +22,7 @@ our @EXPORT_OK = qw(need_vexec new_cluster_dir cluster cluster_up
                     cluster_down vexec daemon_pids cluster_name pid_alive
                     shm_files stray_procs wait_until describe lines
                     start_bg wait_bg daemon_fds daemon_rss daemon_cpu_ticks
-                    guard_cluster expand_hostlist);
+                    guard_cluster expand_hostlist cluster_procs);
 
 # The binaries and test programs these tests need.
 sub need_vexec {
@@ -88,10 +88,10 @@ END {
         local $?;
         for my $dir (@clusters) {
             next unless -e "$dir/pids" || -e "$dir/name";
-            my %pids = daemon_pids($dir);
+            my @pids = cluster_procs($dir);
             cluster_down($dir);
             # Whatever `down` missed: these are our own daemons.
-            kill 'KILL', grep { pid_alive($_) } values %pids;
+            kill 'KILL', grep { pid_alive($_) } @pids;
             unlink shm_files(cluster_name($dir)) if cluster_name($dir);
         }
     }
@@ -113,6 +113,20 @@ sub daemon_pids {
         $pids{$1} = $2 if /^(\S+)\s+(\d+)\s*$/;
     }
     return %pids;
+}
+
+# cluster_procs(DIR): the pids of all the cluster's processes: the node
+# daemons of DIR/pids and, when DIR/gateway names one, the gateway.
+sub cluster_procs {
+    my ($dir) = @_;
+    $dir //= $ENV{VEXEC_CLUSTER};
+    my %pids = daemon_pids($dir);
+    my @pids = values %pids;
+    if (open my $gw, '<', "$dir/gateway") {
+        my $pid = <$gw> // '';
+        push @pids, $1 if $pid =~ /^(\d+)/;
+    }
+    return @pids;
 }
 
 # cluster_name(DIR): the endpoint prefix from DIR/name, or undef.
@@ -157,12 +171,8 @@ sub read_proc_file {
 sub stray_procs {
     my (%opt) = @_;
     my $dir = $opt{dir} // $ENV{VEXEC_CLUSTER};
-    my %daemon = reverse daemon_pids($dir);
     # The cluster's gateway (launcher/gateway.h) is one of its daemons too.
-    if (open my $gw, '<', "$dir/gateway") {
-        my $pid = <$gw> // '';
-        $daemon{$1} = 'gateway' if $pid =~ /^(\d+)/;
-    }
+    my %daemon = map { $_ => 1 } cluster_procs($dir);
     my $env_mark = "VEXEC_CLUSTER=$dir\0";
     my @found;
     opendir my $dh, '/proc' or die "opendir /proc: $!";
