@@ -569,13 +569,26 @@ static int summary(struct fe *e)
     return worst;
 }
 
+/* A phase's time since start, or "not reached". */
+static const char *phase(const struct fe *e, double t, char *buf, size_t size)
+{
+    if (t <= 0)
+        return "not reached";
+    snprintf(buf, size, "%.1f ms", (t - e->t0) * 1e3);
+    return buf;
+}
+
 static void print_timing(struct fe *e)
 {
+    char a[32], b[32], c[32], d[32];
+
     fprintf(stderr, "vexec: timing: %d ranks, tree %s, image %zu bytes: "
-            "dump %.1f ms, image on all nodes %.1f ms, all started %.1f ms, "
-            "all exited %.1f ms\n", e->n, e->o->tree, e->image_len,
-            (e->t_dump - e->t0) * 1e3, (e->t_image - e->t0) * 1e3,
-            (e->t_started - e->t0) * 1e3, (e->t_exited - e->t0) * 1e3);
+            "dump %s, image on all nodes %s, all started %s, all exited %s\n",
+            e->n, e->o->tree, e->image_len,
+            phase(e, e->t_dump, a, sizeof(a)),
+            phase(e, e->t_image, b, sizeof(b)),
+            phase(e, e->t_started, c, sizeof(c)),
+            phase(e, e->t_exited, d, sizeof(d)));
 }
 
 static int alloc_ranks(struct fe *e)

@@ -109,6 +109,10 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
 
     if (ev->kind == FAB_SENT)
         return 0;
+    /* Only our report receives are expected; a failed broadcast may leave
+     * completions of its own behind. */
+    if (ctx < g->up[0] || ctx > g->up[UP_RECVS - 1])
+        return 0;
     if (g->client >= 0
         && send(g->client, ctx, ev->len, MSG_NOSIGNAL) < 0)
         drop_client(g);
