@@ -8,6 +8,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use POSIX ();
+use Time::HiRes ();
 use Test::More;
 use VexecTest qw(one_line_error);
 use VexecCluster qw(need_vexec new_cluster_dir cluster cluster_up cluster_down
@@ -50,7 +51,7 @@ for my $n (0, -3, 'abc') {
 # --- up 4 ------------------------------------------------------------------
 my $r = cluster(['up', 4]);
 ok($r->{status} == 0 && !$r->{signal}, 'up 4 exits 0') or diag(describe($r));
-ok($r->{out} =~ /\A[^\n]*\n\z/, 'up prints one line') or diag("stdout '$r->{out}'");
+ok($r->{out} =~ /\A[^\n]+\n\z/, 'up prints one line') or diag("stdout '$r->{out}'");
 
 my %pids = daemon_pids($dir);
 my @all_procs = cluster_procs($dir);
@@ -188,6 +189,21 @@ ok($cpu < 0.02, 'freshly up, the cluster\'s daemons use < 2% of one core togethe
     or diag(sprintf('they used %.1f%%', 100 * $cpu));
 note(sprintf('idle CPU: %.2f%% of one core', 100 * $cpu));
 
+# The fd counts of the cluster's processes once they have settled: a
+# daemon may close a launch's fds just after vexec has returned, so sample
+# until two samples 200 ms apart agree (at most 10 s).
+sub settled_fds {
+    my %last;
+    wait_until(10, sub {
+        my %now = map { $_ => daemon_fds($_) } @big_procs;
+        my $same = %last && !grep { $now{$_} != $last{$_} } @big_procs;
+        %last = %now;
+        Time::HiRes::sleep(0.2) unless $same;
+        return $same;
+    });
+    return %last;
+}
+
 my (%fds, %rss);
 my $all_ok = 1;
 for my $i (1 .. 20) {
@@ -197,14 +213,16 @@ for my $i (1 .. 20) {
         diag("launch $i: " . describe($r));
     }
     if ($i == 5) {
-        %fds = map { $_ => daemon_fds($_) } @big_procs;
+        %fds = settled_fds();
         %rss = map { $_ => daemon_rss($_) } @big_procs;
     }
 }
 ok($all_ok, '20 launches of /bin/true on 64 nodes in a row all exit 0, silently');
-my @fd_grew = grep { $fds{$_} < 0 || daemon_fds($_) != $fds{$_} } @big_procs;
+my %fds_now = settled_fds();
+my @fd_grew = grep { $fds{$_} < 0 || $fds_now{$_} != $fds{$_} } @big_procs;
 ok(!@fd_grew, 'no daemon\'s open fd count changed between launch 5 and 20')
-    or diag(join ', ', map { "$_: $fds{$_} -> " . daemon_fds($_) } @fd_grew[0 .. ($#fd_grew < 5 ? $#fd_grew : 5)]);
+    or diag(join ', ', map { "$_: $fds{$_} -> $fds_now{$_}" }
+                           @fd_grew[0 .. ($#fd_grew < 5 ? $#fd_grew : 5)]);
 SKIP: {
     # ASan's quarantine keeps freed memory resident on purpose (up to
     # 256 MB), so RSS growth means nothing there; LeakSanitizer covers
