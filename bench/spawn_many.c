@@ -13,6 +13,8 @@
  * the lower bound of a launch on one host: no image moves, every rank
  * execs the program from the page cache.
  */
+#include "common/clock.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <spawn.h>
@@ -24,14 +26,6 @@
 #include <unistd.h>
 
 extern char **environ;
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Parse N (1 .. INT_MAX).  Returns it, or -1. */
 static long parse_count(const char *s)
@@ -107,10 +101,10 @@ int main(int argc, char **argv)
         perror("vexec-bench-spawn");
         return 1;
     }
-    t0 = now();
+    t0 = mono_now();
     failed = spawn_all(n, argv + 2, pids);
     failed += wait_all(n, pids);
-    printf("spawned %ld in %.6f s\n", n, now() - t0);
+    printf("spawned %ld in %.6f s\n", n, mono_now() - t0);
     free(pids);
     if (failed) {
         fprintf(stderr, "vexec-bench-spawn: %ld of %ld children failed\n",

@@ -22,6 +22,8 @@
  * is not counted.  A child that does not exit 0 fails the benchmark; its
  * time is never reported.  The children's stdout goes to /dev/null.
  */
+#include "common/clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -53,14 +55,6 @@ struct restore_case {
     int verified;
 };
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Wait for pid.  Returns 0 if it exited with status 0, else -1 with a
  * description of what happened in why. */
 static int wait_exit_ok(pid_t pid, char *why, size_t len)
@@ -90,13 +84,13 @@ static void bm_dump(struct gbench_state *st, void *arg)
     size_t len = 0;
 
     while (gbench_keep_running(st)) {
-        double t0 = now();
+        double t0 = mono_now();
         if (vmad_dump_to_buffer(ctx->prog, ctx->argv, environ, NULL,
                                 &buf, &len, err, sizeof err) < 0) {
             gbench_error(st, "vmad_dump_to_buffer %s: %s", ctx->prog, err);
             return;
         }
-        gbench_set_iteration_time(st, now() - t0);
+        gbench_set_iteration_time(st, mono_now() - t0);
         free(buf);
     }
     gbench_counter(st, "image_MiB", len / 1048576.0, GBENCH_COUNTER_PLAIN);
@@ -109,7 +103,7 @@ static void fork_loop(struct gbench_state *st, void (*child)(const void *arg),
     char why[256];
 
     while (gbench_keep_running(st)) {
-        double t0 = now();
+        double t0 = mono_now();
         pid_t pid = fork();
 
         if (pid < 0) {
@@ -122,7 +116,7 @@ static void fork_loop(struct gbench_state *st, void (*child)(const void *arg),
             gbench_error(st, "big4m: %s", why);
             return;
         }
-        gbench_set_iteration_time(st, now() - t0);
+        gbench_set_iteration_time(st, mono_now() - t0);
     }
 }
 
@@ -166,7 +160,7 @@ static void spawn_loop(struct gbench_state *st, struct bench_ctx *ctx,
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, ctx->devnull, STDOUT_FILENO);
     while (gbench_keep_running(st)) {
-        double t0 = now();
+        double t0 = mono_now();
 
         if (start(arg, &fa, &pid, err, sizeof err) < 0) {
             gbench_error(st, "%s", err);
@@ -176,7 +170,7 @@ static void spawn_loop(struct gbench_state *st, struct bench_ctx *ctx,
             gbench_error(st, "big4m: %s", err);
             break;
         }
-        gbench_set_iteration_time(st, now() - t0);
+        gbench_set_iteration_time(st, mono_now() - t0);
     }
     posix_spawn_file_actions_destroy(&fa);
 }

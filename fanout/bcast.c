@@ -10,6 +10,7 @@
  * chunk by chunk, each chunk to every child in topo_children order, with at
  * most BCAST_MAX_SENDS in flight.
  */
+#include "common/clock.h"
 #include "common/err.h"
 #include "fanout/bcast.h"
 
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Tags: the top byte says "broadcast"; bit 55 marks the header, the low
  * bits hold the chunk index.  Receives take these tags from any sender: a
@@ -171,14 +171,6 @@ static int finished(const struct bc *b)
            && b->sends_done == (size_t)b->nkids * (b->nchunks + 1);
 }
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Route one completion: ours carry ctx b, the caller's go to io->other. */
 static int on_event(struct bc *b, const struct fab_event *ev, char *err,
                     size_t errlen)
@@ -213,7 +205,7 @@ static int stalled(const struct bc *b, double stall, char *err,
 static int run(struct bc *b, char *err, size_t errlen)
 {
     double stall = b->io->stall_s > 0 ? b->io->stall_s : BCAST_STALL_DEFAULT_S;
-    double last = now();
+    double last = mono_now();
     struct fab_event ev[16];
 
     while (!finished(b)) {
@@ -228,10 +220,10 @@ static int run(struct bc *b, char *err, size_t errlen)
             if (on_event(b, &ev[i], err, errlen) < 0)
                 return -1;
         if (n > 0) {
-            last = now();
+            last = mono_now();
             continue;
         }
-        if (now() - last > stall)
+        if (mono_now() - last > stall)
             return stalled(b, stall, err, errlen);
         fab_idle(b->f);
     }

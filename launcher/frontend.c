@@ -3,6 +3,7 @@
  * (gateway.h), then serve reports, stdin and signals until every rank has
  * reported its exit.  No libfabric here: the gateway holds the fabric.
  */
+#include "common/clock.h"
 #include "common/err.h"
 #include "fanout/bcast.h"
 #include "fanout/bell.h"
@@ -27,7 +28,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -65,14 +65,6 @@ struct fe {
     int interrupts;
     double t0, t_dump, t_image, t_started, t_exited;
 };
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int fail(int code, const char *fmt, ...)
 {
@@ -312,11 +304,11 @@ static int on_record(void *arg, const struct proto_rec *r)
         break;
     case PROTO_IMAGE:
         if (++e->imaged == e->n)
-            e->t_image = now();
+            e->t_image = mono_now();
         break;
     case PROTO_STARTED:
         if (++e->started == e->n)
-            e->t_started = now();
+            e->t_started = mono_now();
         break;
     case PROTO_FAIL:
         fprintf(stderr, "vexec: rank %u (node %s): %.*s\n", r->rank,
@@ -330,7 +322,7 @@ static int on_record(void *arg, const struct proto_rec *r)
         e->status[r->rank] = r->value;
         e->code[r->rank] = rank_code(r->value);
         if (++e->exited == e->n)
-            e->t_exited = now();
+            e->t_exited = mono_now();
         break;
     }
     return 0;
@@ -399,7 +391,7 @@ static int send_launch(struct fe *e)
     int len;
 
     snprintf(origin, sizeof(origin), "%s.%s", e->c.name, GATEWAY_KIND);
-    e->job = ((uint64_t)getpid() << 32) ^ (uint64_t)(now() * 1e6);
+    e->job = ((uint64_t)getpid() << 32) ^ (uint64_t)(mono_now() * 1e6);
     if ((len = proto_encode_launch(e->launch, sizeof(e->launch), e->job, &l,
                                    err, sizeof(err))) < 0)
         return fail(1, "%s", err);
@@ -501,7 +493,7 @@ static int setup_events(struct fe *e)
 
 static int wait_for_ranks(struct fe *e)
 {
-    double next_check = now() + ALIVE_CHECK_MS / 1e3;
+    double next_check = mono_now() + ALIVE_CHECK_MS / 1e3;
     struct epoll_event ev[8];
 
     while (e->exited < e->n) {
@@ -510,8 +502,8 @@ static int wait_for_ranks(struct fe *e)
 
         if (e->in_poll)
             pump_stdin(e);
-        if (now() > next_check) {
-            next_check = now() + ALIVE_CHECK_MS / 1e3;
+        if (mono_now() > next_check) {
+            next_check = mono_now() + ALIVE_CHECK_MS / 1e3;
             if (!cluster_node_up(&e->c, e->node[0]))
                 return fail(1, "node %s died; the ranks below it are lost",
                             e->c.nodes[e->node[0]]);
@@ -649,7 +641,7 @@ int fe_run(const struct fe_opts *o)
     char err[512];
     int ret;
 
-    e.t0 = now();
+    e.t0 = mono_now();
     if (cluster_load(cluster_dir(NULL), &e.c, err, sizeof(err)) < 0) {
         ret = fail(1, "%s (start one with vexec-cluster up N)", err);
         goto out;
@@ -658,7 +650,7 @@ int fe_run(const struct fe_opts *o)
         || (ret = nodes_expression(&e)) || (ret = alloc_ranks(&e))
         || (ret = dump_program(&e)))
         goto out;
-    e.t_dump = now();
+    e.t_dump = mono_now();
     if ((ret = connect_gateway(&e)) || (ret = setup_events(&e))
         || (ret = send_launch(&e)) || (ret = wait_for_ranks(&e)))
         goto out;

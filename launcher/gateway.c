@@ -8,6 +8,7 @@
  * fabric is polled while a send is in flight or a peer rang recently;
  * otherwise the gateway sleeps in epoll like a node daemon.
  */
+#include "common/clock.h"
 #include "common/err.h"
 #include "fanout/bcast.h"
 #include "fanout/bell.h"
@@ -50,14 +51,6 @@ struct gw {
     char (*down)[PROTO_MSG_MAX];
     int next_down;
 };
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void logmsg(const char *fmt, const char *arg)
 {
@@ -142,10 +135,10 @@ static int progress(struct gw *g)
 /* Post a send to node 0, polling while the provider says EAGAIN. */
 static int send_down(struct gw *g, const void *msg, size_t len, void *ctx)
 {
-    double limit = now() + BCAST_STALL_DEFAULT_S;
+    double limit = mono_now() + BCAST_STALL_DEFAULT_S;
 
     while (fab_send(g->f, g->node0, PROTO_TAG_DOWN, msg, len, ctx) < 0) {
-        if (errno != EAGAIN || now() > limit)
+        if (errno != EAGAIN || mono_now() > limit)
             return -1;
         progress(g);
         fab_idle(g->f);
@@ -262,7 +255,7 @@ static void on_ready(struct gw *g, int fd)
             g->stop = 1;
     } else if (fd == fab_fd(g->f)) {
         fab_bell_clear(g->f);
-        g->linger_until = now() + LINGER_S;
+        g->linger_until = mono_now() + LINGER_S;
     } else if (fd == g->client) {
         relay_down(g);
     } else if (fd == g->lsock && g->client < 0) {
@@ -298,11 +291,11 @@ static void serve(struct gw *g)
         int n, busy;
 
         if (progress(g) > 0)
-            g->linger_until = now() + LINGER_S;
+            g->linger_until = mono_now() + LINGER_S;
         if (had_client && g->client < 0)
             cancel_job(g);
         had_client = g->client >= 0;
-        busy = fab_sends_in_flight(g->f) > 0 || now() < g->linger_until;
+        busy = fab_sends_in_flight(g->f) > 0 || mono_now() < g->linger_until;
         n = epoll_pwait2(g->ep, ev, 8, busy ? &tick : NULL, NULL);
         for (int i = 0; i < n; i++) {
             int was = g->client;

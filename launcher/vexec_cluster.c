@@ -13,6 +13,7 @@
  * minute for 1023 of them on two cores.  The record (cluster.h) lives in
  * the cluster directory together with the daemons' log.
  */
+#include "common/clock.h"
 #include "common/err.h"
 #include "fanout/fabric.h"
 #include "launcher/cluster.h"
@@ -39,14 +40,6 @@
 
 /* How long `down` waits for daemons to exit after SIGTERM before KILL. */
 #define DOWN_GRACE_S 5.0
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int fail(const char *fmt, const char *arg)
 {
@@ -111,7 +104,7 @@ static void remove_shm_files(const char *name)
 /* Stop every daemon of c: TERM, a grace period, then KILL. */
 static void stop_daemons(const struct cluster *c)
 {
-    double end = now() + DOWN_GRACE_S;
+    double end = mono_now() + DOWN_GRACE_S;
     int left = 0;
 
     if (c->gateway > 0 && is_daemon(c->gateway))
@@ -127,7 +120,7 @@ static void stop_daemons(const struct cluster *c)
             left += is_daemon(c->pids[i]);
         if (left)
             nanosleep(&ts, NULL);
-    } while (left && now() < end);
+    } while (left && mono_now() < end);
     for (int i = 0; i < c->n && left; i++)
         if (is_daemon(c->pids[i]))
             kill(c->pids[i], SIGKILL);
@@ -272,7 +265,7 @@ static int check_no_cluster(const char *dir)
 static int cmd_up(const char *dir, const char *count)
 {
     struct cluster c = { 0 };
-    double t0 = now();
+    double t0 = mono_now();
     char err[512], p[4200];
     int n = parse_count(count), lock, log, ready;
 
@@ -301,7 +294,7 @@ static int cmd_up(const char *dir, const char *count)
         stop_daemons(&c);
         return fail("%s", err);
     }
-    printf("vexec-cluster: %d nodes up in %.2f s (%s)\n", n, now() - t0, dir);
+    printf("vexec-cluster: %d nodes up in %.2f s (%s)\n", n, mono_now() - t0, dir);
     cluster_free(&c);
     close(lock);
     return 0;

@@ -15,6 +15,8 @@
  *   test_bcast --bench N SHAPE SIZE [CHUNK]   one timed broadcast (sizes
  *                                             take K and M suffixes)
  */
+#include "common/clock.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
@@ -70,14 +72,6 @@ struct outcome {
 
 static pid_t test_pid;
 static uint64_t expected_hash;
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* xorshift64*, seeded by length: a pattern no two offsets share. */
 static void fill_pattern(unsigned char *buf, size_t len)
@@ -187,7 +181,7 @@ static int child_main(const struct bcase *bc, int rank, int ready_fd,
     rep.status = CHILD_BCAST_FAILED;
     if (bcast_run(f, &io, buf, bc->len, bc->chunk, err, sizeof(err)) < 0)
         goto out;
-    rep.t_done = now();
+    rep.t_done = mono_now();
     rep.status = child_verify(buf, bc->len) ? CHILD_OK : CHILD_BAD_DATA;
     snprintf(err, sizeof(err), "copy differs from the pattern");
 out:
@@ -236,7 +230,7 @@ static size_t read_until(int fd, void *buf, size_t want, double deadline)
 
     while (got < want) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        double left = deadline - now();
+        double left = deadline - mono_now();
         ssize_t n;
 
         if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) < 0)
@@ -268,7 +262,7 @@ static int reap_all(struct family *fam, double deadline, int *timed_out)
             for (int i = 0; i < fam->n; i++)
                 if (fam->pids[i] == pid)
                     fam->pids[i] = 0;
-        } else if (now() > deadline) {
+        } else if (mono_now() > deadline) {
             *timed_out = 1;
             for (int i = 0; i < fam->n; i++)
                 if (fam->pids[i] > 0)
@@ -337,7 +331,7 @@ static int collect_reports(struct family *fam, double t_go, double deadline,
 static void run_case(const struct bcase *bc, struct outcome *o)
 {
     struct family fam = { .n = bc->n };
-    double t0 = now(), deadline = t0 + bc->deadline, t_go;
+    double t0 = mono_now(), deadline = t0 + bc->deadline, t_go;
     int reports_ok = 0;
 
     memset(o, 0, sizeof(*o));
@@ -358,7 +352,7 @@ static void run_case(const struct bcase *bc, struct outcome *o)
     fam.ready[1] = fam.go[0] = fam.result[1] = -1;
     if (fam.n == bc->n && read_until(fam.ready[0], fam.ready_bytes, (size_t)bc->n,
                                      deadline) == (size_t)bc->n) {
-        t_go = now();
+        t_go = mono_now();
         o->t_start = t_go - t0;
         close(fam.go[1]);
         fam.go[1] = -1;
@@ -439,7 +433,7 @@ static int unit_tests(void)
 {
     static const int sizes[] = { 1, 2, 3, 16, 64 };
     const size_t mib4 = 4UL << 20;
-    double t0 = now();
+    double t0 = mono_now();
     char err[256];
 
     if (!ok(fab_init(err, sizeof(err)) == 0, "libfabric offers shm")) {
@@ -459,7 +453,7 @@ static int unit_tests(void)
     check_case(64, "kary:8", mib4 + 4096, 64 * 1024);
     check_case(16, "binomial", 1, 0);
     check_case(3, "flat", 1, 0);
-    diag("total %.1f s", now() - t0);
+    diag("total %.1f s", mono_now() - t0);
     return done_testing();
 }
 
@@ -483,7 +477,7 @@ static int bench(int argc, char **argv)
     struct bcase bc = { .deadline = BENCH_DEADLINE_S };
     struct topo *t;
     char err[256];
-    double t0 = now();
+    double t0 = mono_now();
 
     if (argc < 5 || argc > 6) {
         fprintf(stderr, "usage: test_bcast --bench N SHAPE SIZE [CHUNK]\n");
@@ -502,7 +496,7 @@ static int bench(int argc, char **argv)
         fprintf(stderr, "test_bcast: %s\n", err);
         return 1;
     }
-    diag("fab_init %.3f s", now() - t0);
+    diag("fab_init %.3f s", mono_now() - t0);
     check_bcase(&bc);
     return done_testing();
 }
