@@ -52,8 +52,7 @@ struct bcast_io {
      * own receives and sends on the same endpoint) go here; return 0 to go
      * on, or -1 with errno set and err filled to abort the broadcast.
      * NULL: such a completion is an error (EPROTO). */
-    int (*other)(void *arg, const struct fab_event *ev, char *err,
-                 size_t errlen);
+    fab_handler_fn other;
     void *arg;
     double stall_s;         /* 0: BCAST_STALL_DEFAULT_S */
 };

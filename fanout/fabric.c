@@ -4,6 +4,7 @@
  * (peers by index) and one completion queue for sends and receives.  See
  * fabric.h for what the shm provider demands of callers.
  */
+#include "common/clock.h"
 #include "common/err.h"
 #include "fanout/bell.h"
 #include "fanout/fabric.h"
@@ -432,6 +433,31 @@ int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
     }
     f->idle = 0;
     return (int)n;
+}
+
+int fab_send_wait(struct fab *f, int peer, uint64_t tag, const void *buf,
+                  size_t len, void *ctx, double limit_s, fab_handler_fn fn,
+                  void *arg, char *err, size_t errlen)
+{
+    double limit = mono_now() + limit_s;
+    struct fab_event ev[POLL_BATCH];
+
+    while (fab_send(f, peer, tag, buf, len, ctx) < 0) {
+        int n;
+
+        if (errno != EAGAIN)
+            return seterr(err, errlen, errno, "%s", strerror(errno));
+        if (mono_now() > limit)
+            return seterr(err, errlen, ETIMEDOUT, "%s", strerror(ETIMEDOUT));
+        if ((n = fab_poll(f, ev, POLL_BATCH, err, errlen)) < 0)
+            return -1;
+        for (int i = 0; i < n; i++)
+            if (fn(arg, &ev[i], err, errlen) < 0)
+                return -1;
+        if (n == 0)
+            fab_idle(f);
+    }
+    return 0;
 }
 
 void fab_idle(struct fab *f)

@@ -116,6 +116,19 @@ int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
 int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
              size_t errlen);
 
+/* Handles one completion of an operation the caller posted.  Returns 0,
+ * or -1 with errno set and err filled to stop the caller's wait. */
+typedef int (*fab_handler_fn)(void *arg, const struct fab_event *ev,
+                              char *err, size_t errlen);
+
+/* fab_send, tried again while the provider says EAGAIN (as it does until a
+ * new peer has polled once), polling in between and passing completions
+ * to fn, for at most limit_s seconds.  Returns 0, or -1 with errno
+ * ETIMEDOUT, fab_send's errno, or fn's; err says which. */
+int fab_send_wait(struct fab *f, int peer, uint64_t tag, const void *buf,
+                  size_t len, void *ctx, double limit_s, fab_handler_fn fn,
+                  void *arg, char *err, size_t errlen);
+
 /* Call when fab_poll found nothing while a transfer is under way: yields
  * the CPU a few times, then waits for the doorbell.  With sends of ours in
  * flight it waits at most FAB_IDLE_MAX_NS, since their completion rings

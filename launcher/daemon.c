@@ -1,7 +1,7 @@
 /* daemon.c - the node daemon's event loop and its part in a job.
  *
  * The loop: poll the fabric only while something of ours is in flight or
- * a peer rang within the last LINGER_NS, otherwise block in epoll on the
+ * a peer rang within the last LINGER_S, otherwise block in epoll on the
  * doorbell (a peer posted a message for us), the signalfd (our rank ended,
  * or we are told to stop) and the rank's pipes.  Completions are routed
  * by their context: the posted down receive, one of the posted up
@@ -16,6 +16,7 @@
  * a broadcast that fails are reported as FAIL + EXIT records for the ranks
  * concerned, so the front end always hears of every rank exactly once.
  */
+#include "common/clock.h"
 #include "common/err.h"
 #include "fanout/bcast.h"
 #include "fanout/fabric.h"
@@ -46,7 +47,7 @@
 
 /* After a ring, keep polling this long: shm may need a few progress calls
  * to finish a receive that the ring announced. */
-#define LINGER_NS 2000000L
+#define LINGER_S 0.002
 
 #define HUGE_PAGE (2UL << 20)
 
@@ -96,7 +97,7 @@ struct daemon {
     int ep, sigfd;
     int stop;
     struct job *job;
-    struct timespec linger_until;
+    double linger_until;
     char down[PROTO_MSG_MAX];           /* the posted down receive */
     char (*up)[PROTO_MSG_MAX];          /* UP_RECVS posted up receives */
     char sendbuf[PROTO_MSG_MAX];        /* the up batch in flight */
@@ -115,22 +116,6 @@ static void logmsg(struct daemon *d, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-}
-
-static void now_plus(struct timespec *ts, long ns)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_nsec += ns;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
-static int before(const struct timespec *a, const struct timespec *b)
-{
-    return a->tv_sec < b->tv_sec
-           || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
 /* ---- reporting up ---- */
@@ -451,33 +436,6 @@ static void *image_buffer(struct daemon *d, size_t len, int *fd,
 static int on_event(void *arg, const struct fab_event *ev, char *err,
                     size_t errlen);
 
-/* Post a send, polling (and serving other completions) while the
- * provider says EAGAIN, as it does until a new peer has polled once. */
-static int send_now(struct daemon *d, int peer, uint64_t tag, const void *buf,
-                    size_t len, void *ctx, char *err, size_t errlen)
-{
-    struct timespec limit, now;
-    struct fab_event ev[16];
-
-    now_plus(&limit, (long)(BCAST_STALL_DEFAULT_S * 1e9));
-    while (fab_send(d->f, peer, tag, buf, len, ctx) < 0) {
-        int n;
-
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (errno != EAGAIN || before(&limit, &now))
-            return seterr(err, errlen, errno == EAGAIN ? ETIMEDOUT : errno,
-                          "%s", strerror(errno == EAGAIN ? ETIMEDOUT : errno));
-        if ((n = fab_poll(d->f, ev, 16, err, errlen)) < 0)
-            return -1;
-        for (int i = 0; i < n; i++)
-            if (on_event(d, &ev[i], err, errlen) < 0)
-                return -1;
-        if (n == 0)
-            fab_idle(d->f);
-    }
-    return 0;
-}
-
 /* Connect to the children and hand them the LAUNCH; a child that cannot
  * be reached has its whole subtree reported failed. */
 static void forward_launch(struct daemon *d)
@@ -491,9 +449,10 @@ static void forward_launch(struct daemon *d)
         const char *name = hostlist_nth(j->nodes, kids[k]);
         int peer = fab_add_peer(d->f, name, err, sizeof(err));
 
-        if (peer >= 0 && send_now(d, peer, PROTO_TAG_DOWN, j->launch,
-                                  j->launch_len, j->launch, err,
-                                  sizeof(err)) == 0) {
+        if (peer >= 0 && fab_send_wait(d->f, peer, PROTO_TAG_DOWN, j->launch,
+                                       j->launch_len, j->launch,
+                                       BCAST_STALL_DEFAULT_S, on_event, d,
+                                       err, sizeof(err)) == 0) {
             j->kids[j->nkids++] = peer;
             continue;
         }
@@ -796,7 +755,7 @@ static void on_ready_fd(struct daemon *d, int fd, uint32_t events)
 
     if (fd == fab_fd(d->f)) {
         fab_bell_clear(d->f);
-        now_plus(&d->linger_until, LINGER_NS);
+        d->linger_until = mono_now() + LINGER_S;
     } else if (fd == d->sigfd) {
         on_signalfd(d);
     } else if (j && fd == j->out.fd) {
@@ -811,14 +770,11 @@ static void on_ready_fd(struct daemon *d, int fd, uint32_t events)
 /* Poll the fabric soon (something is moving) or sleep until woken? */
 static int busy(struct daemon *d)
 {
-    struct timespec now;
-
     if (fab_sends_in_flight(d->f) > 0)
         return 1;
     if (d->job && d->job->batch.len && !d->sending && !d->job->orphan)
         return 1;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return before(&now, &d->linger_until);
+    return mono_now() < d->linger_until;
 }
 
 static void serve(struct daemon *d)
@@ -830,7 +786,7 @@ static void serve(struct daemon *d)
         int n;
 
         if (progress(d) > 0)
-            now_plus(&d->linger_until, LINGER_NS);
+            d->linger_until = mono_now() + LINGER_S;
         flush_up(d);
         maybe_end_job(d);
         n = epoll_pwait2(d->ep, ev, 16, busy(d) ? &tick : NULL, NULL);

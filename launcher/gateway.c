@@ -132,18 +132,14 @@ static int progress(struct gw *g)
     return total;
 }
 
-/* Post a send to node 0, polling while the provider says EAGAIN. */
+/* Post a send to node 0, waiting while the provider says EAGAIN. */
 static int send_down(struct gw *g, const void *msg, size_t len, void *ctx)
 {
-    double limit = mono_now() + BCAST_STALL_DEFAULT_S;
+    char err[256];
 
-    while (fab_send(g->f, g->node0, PROTO_TAG_DOWN, msg, len, ctx) < 0) {
-        if (errno != EAGAIN || mono_now() > limit)
-            return -1;
-        progress(g);
-        fab_idle(g->f);
-    }
-    return 0;
+    return fab_send_wait(g->f, g->node0, PROTO_TAG_DOWN, msg, len, ctx,
+                         BCAST_STALL_DEFAULT_S, on_event, g, err,
+                         sizeof(err));
 }
 
 /* Receive the client's LAUNCH and its image fd. */
