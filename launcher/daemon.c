@@ -29,7 +29,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +49,10 @@
 #define LINGER_S 0.002
 
 #define HUGE_PAGE (2UL << 20)
+
+/* Image buffers up to this size are kept from job to job (at most this
+ * much idle memory per node); larger ones are freed when the job ends. */
+#define IMAGE_KEEP_MAX (16UL << 20)
 
 /* Poll interval while lingering or with sends in flight: fab_idle's bound. */
 #define BUSY_WAIT_NS FAB_IDLE_MAX_NS
@@ -102,9 +105,8 @@ struct daemon {
     char (*up)[PROTO_MSG_MAX];          /* UP_RECVS posted up receives */
     char sendbuf[PROTO_MSG_MAX];        /* the up batch in flight */
     int sending;
-    void *spare;                        /* the next job's image buffer */
-    int spare_fd;
-    size_t spare_len;
+    void *image;                        /* the image buffer, kept */
+    size_t image_size;
 };
 
 static void logmsg(struct daemon *d, const char *fmt, ...)
@@ -296,39 +298,22 @@ close_out:
     return -1;
 }
 
-static int spawn_rank(struct daemon *d, int memfd, char *err, size_t errlen)
+static int spawn_rank(struct daemon *d, size_t len, char *err, size_t errlen)
 {
     struct job *j = d->job;
     struct vmad_restore_opts ro = { .rank = j->rank, .verified = 1,
                                     .label = d->o->node };
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none;
-    int child[3], ret;
+    /* The rank gets its own process group, so a signal for the job
+     * reaches whatever it starts too. */
+    struct vmad_spawn_io io = { .new_pgroup = 1 };
+    int ret;
 
-    if (make_pipes(j, child) < 0)
+    if (make_pipes(j, io.fds) < 0)
         return seterr(err, errlen, errno, "pipe: %s", strerror(errno));
-    posix_spawn_file_actions_init(&fa);
-    if (child[0] >= 0)
-        posix_spawn_file_actions_adddup2(&fa, child[0], 0);
-    else
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, child[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, child[2], 2);
-    /* The rank gets a clean signal mask and its own process group, so a
-     * signal for the job reaches whatever it starts too. */
-    sigemptyset(&none);
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK
-                                    | POSIX_SPAWN_SETPGROUP);
-    ret = vmad_restore_spawn(memfd, &ro, &fa, &attr, &j->pid, err, errlen);
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&fa);
+    ret = vmad_spawn_image(d->image, len, &ro, &io, &j->pid, err, errlen);
     for (int i = 0; i < 3; i++)
-        if (child[i] >= 0)
-            close(child[i]);
+        if (io.fds[i] >= 0)
+            close(io.fds[i]);
     if (ret < 0)
         return -1;
     watch(d, j->out.fd, EPOLLIN);
@@ -346,89 +331,49 @@ static size_t huge_round(size_t len)
     return (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
 }
 
-/* A memfd for an image of len bytes, its pages allocated and mapped
- * (2 MiB-aligned, huge pages requested: cross-memory copies into huge
- * pages are several times faster, and shmem gets them when shmem_enabled
- * allows "advise").  Returns the mapping, or NULL. */
-static void *new_image_buffer(size_t len, int *fd, char *err, size_t errlen)
+/* Anonymous private memory for images up to size bytes, 2 MiB aligned
+ * with huge pages requested: cross-memory copies into huge pages are
+ * several times faster.  Returns it, or NULL. */
+static void *new_image_buffer(size_t size)
 {
-    size_t size = huge_round(len);
-    char *area, *buf;
+    char *area = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), *buf;
 
-    *fd = memfd_create("vexec-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (*fd < 0 || ftruncate(*fd, (off_t)len) < 0) {
-        seterr(err, errlen, errno, "image memfd: %s", strerror(errno));
-        goto error;
-    }
-    area = mmap(NULL, size + HUGE_PAGE, PROT_NONE,
-                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (area == MAP_FAILED)
-        goto nomem;
+        return NULL;
     buf = (char *)(((uintptr_t)area + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
     if (buf > area)
         munmap(area, (size_t)(buf - area));
     munmap(buf + size, (size_t)(area + HUGE_PAGE - buf));
-    if (mmap(buf, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, *fd,
-             0) == MAP_FAILED) {
-        munmap(buf, size);
-        goto nomem;
-    }
     madvise(buf, size, MADV_HUGEPAGE);
-    /* Allocate and map every page now: first-touch faults inside the
-     * cross-memory copy cost ~5 ms per 6 MB (4 KiB shmem pages). */
-    if (madvise(buf, len, MADV_POPULATE_WRITE) < 0) {
-        munmap(buf, size);
-        goto nomem;
-    }
     return buf;
-nomem:
-    seterr(err, errlen, ENOMEM, "mapping a %zu-byte image: %s", len,
-           strerror(errno));
-error:
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-    return NULL;
 }
 
-/* Between jobs, prepare the next job's buffer (as large as this job's
- * image), so that allocating it is not on the next launch's path.  A new
- * one per job, never reused: the previous job's processes map theirs. */
-static void prepare_spare(struct daemon *d, size_t len)
+static void drop_image_buffer(struct daemon *d)
 {
-    if (d->spare || len == 0)
-        return;
-    d->spare = new_image_buffer(len, &d->spare_fd, NULL, 0);
-    d->spare_len = len;
+    if (d->image)
+        munmap(d->image, d->image_size);
+    d->image = NULL;
+    d->image_size = 0;
 }
 
-static void drop_spare(struct daemon *d)
+/* The buffer for this job's image: the one kept from the last job if it
+ * is large enough — its pages are already allocated, and ranks started
+ * from it hold copy-on-write pages of their own (vmad_spawn_image) —,
+ * else a new one. */
+static void *image_buffer(struct daemon *d, size_t len, char *err,
+                          size_t errlen)
 {
-    if (d->spare)
-        munmap(d->spare, huge_round(d->spare_len));
-    if (d->spare_fd >= 0)
-        close(d->spare_fd);
-    d->spare = NULL;
-    d->spare_fd = -1;
-}
-
-/* The buffer for this job's image: the spare if it is large enough (cut
- * to len), else a new one. */
-static void *image_buffer(struct daemon *d, size_t len, int *fd,
-                          size_t *size, char *err, size_t errlen)
-{
-    void *buf = d->spare;
-
-    if (buf && d->spare_len >= len && ftruncate(d->spare_fd, (off_t)len) == 0) {
-        *fd = d->spare_fd;
-        *size = huge_round(d->spare_len);
-        d->spare = NULL;
-        d->spare_fd = -1;
-        return buf;
+    if (d->image && d->image_size >= len)
+        return d->image;
+    drop_image_buffer(d);
+    if (!(d->image = new_image_buffer(huge_round(len)))) {
+        seterr(err, errlen, ENOMEM, "mapping a %zu-byte image: %s", len,
+               strerror(errno));
+        return NULL;
     }
-    drop_spare(d);
-    *size = huge_round(len);
-    return new_image_buffer(len, fd, err, errlen);
+    d->image_size = huge_round(len);
+    return d->image;
 }
 
 /* ---- the job ---- */
@@ -470,36 +415,26 @@ static void receive_and_start(struct daemon *d, size_t len, size_t chunk)
     struct bcast_io io = { .parent = j->parent, .kids = j->kids,
                            .nkids = j->nkids, .other = on_event, .arg = d };
     char err[512];
-    int memfd = -1;
-    size_t size;
-    void *buf = image_buffer(d, len, &memfd, &size, err, sizeof(err));
+    void *buf = image_buffer(d, len, err, sizeof(err));
 
     if (!buf)
         goto fail;
     if (bcast_run(d->f, &io, buf, len, chunk, err, sizeof(err)) < 0) {
         /* The endpoint may still hold receives into buf: keep it mapped
-         * (leaked) rather than let a late copy land in freed memory. */
+         * (leaked) rather than let a late copy land in freed or reused
+         * memory. */
         logmsg(d, "broadcast failed: %s", err);
-        close(memfd);
+        d->image = NULL;
+        d->image_size = 0;
         goto fail;
     }
-    if (vmad_check(buf, len, err, sizeof(err)) < 0) {
-        munmap(buf, size);
-        close(memfd);
+    if (vmad_check(buf, len, err, sizeof(err)) < 0)
         goto fail;
-    }
     add_rec(j, PROTO_IMAGE, j->rank, 0, NULL, 0);
-    /* From here on nothing may write the image: the rank maps it. */
-    munmap(buf, size);
-    fcntl(memfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK
-                              | F_SEAL_SEAL);
     if (j->pending_signal == SIGKILL)
         snprintf(err, sizeof(err), "cancelled before start");
-    else if (spawn_rank(d, memfd, err, sizeof(err)) == 0) {
-        close(memfd);
+    else if (spawn_rank(d, len, err, sizeof(err)) == 0)
         return;
-    }
-    close(memfd);
 fail:
     fail_own(j, errno ? errno : EIO, err);
 }
@@ -702,7 +637,8 @@ static void maybe_end_job(struct daemon *d)
     }
     if (fab_sends_in_flight(d->f) > 0)
         return;
-    prepare_spare(d, j->image_len);
+    if (d->image_size > IMAGE_KEEP_MAX)
+        drop_image_buffer(d);
     job_free(j);
     d->job = NULL;
 }
@@ -842,7 +778,7 @@ static void teardown(struct daemon *d)
         waitpid(j->pid, NULL, 0);
     }
     job_free(j);
-    drop_spare(d);
+    drop_image_buffer(d);
     fab_destroy(d->f);
     free(d->up);
     if (d->ep >= 0)
@@ -859,7 +795,7 @@ int daemon_run(const struct daemon_opts *o, char *err, size_t errlen)
     if (!d)
         return seterr(err, errlen, ENOMEM, "out of memory");
     d->o = o;
-    d->ep = d->sigfd = d->spare_fd = -1;
+    d->ep = d->sigfd = -1;
     if (setup(d, err, errlen) < 0) {
         ret = -1;
     } else {

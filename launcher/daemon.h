@@ -4,8 +4,9 @@
  * doorbell, a signalfd and its rank's pipes; it uses no CPU while no
  * message and no output arrives.  A LAUNCH from its parent (the front end
  * for node 0) makes it: forward the LAUNCH to its children; take part in
- * the image broadcast, receiving into a fresh memfd of its own; check the
- * image; start its rank from it with the restorer (rank substituted);
+ * the image broadcast, receiving into a buffer of its own that it keeps
+ * from job to job; check the image; start its rank from it (a forked
+ * child that becomes the restorer, vmad_spawn_image; rank substituted);
  * send the rank's output, its exit status and its subtree's reports up,
  * merged; pass SIGNALs down and to its rank.  A parent that disappears
  * mid-job makes it kill its rank.  SIGTERM or SIGINT to the daemon kills

@@ -37,6 +37,12 @@
 #define IMAGE_TASK_SIZE    0x7ffffffff000ull
 /* Lowest address a region may start at: Linux's default mmap_min_addr. */
 #define IMAGE_MIN_ADDR     0x10000ull
+/* Where the restorer finds its view of the image (it maps the image
+ * there, or vmad_spawn_image moves it there): below the restorer (linked
+ * at 0x200000000000), far from every usual mapping, so that mapping the
+ * target never lands on it (with ASLR off a kernel-chosen address is
+ * exactly where ld.so goes). */
+#define VMAD_VIEW_ADDR     0x100000000000ull
 
 struct image_header {
     char     magic[8];

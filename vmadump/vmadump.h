@@ -72,7 +72,25 @@ int vmad_restore_spawn(int fd, const struct vmad_restore_opts *opts,
                        const posix_spawnattr_t *attr, pid_t *pid,
                        char *err, size_t errlen);
 
-/* Same, from an image in memory: copied into a sealed memfd first. */
+/* Start the restored program as a child from an image in anonymous,
+ * private, page-aligned memory that the caller keeps (vmadump/spawn.c):
+ * the child gets it copy-on-write and moves its pages into place, so the
+ * caller may rewrite buf at once without the child noticing.  The child
+ * takes io->fds as its stdin, stdout, stderr (-1: /dev/null), gets default
+ * signal handling, an empty signal mask and, with io->new_pgroup, its own
+ * process group; it keeps no other fd.  Returns 0 with the child's pid in
+ * *pid, or -1.  A bad image makes the child exit 127 with a one-line
+ * message on its stderr. */
+struct vmad_spawn_io {
+    int fds[3];
+    int new_pgroup;
+};
+int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts,
+                     const struct vmad_spawn_io *io, pid_t *pid,
+                     char *err, size_t errlen);
+
+/* Same as vmad_restore_fd, from an image in memory: copied into a sealed
+ * memfd first. */
 int vmad_restore_buffer(const void *buf, size_t len,
                         const struct vmad_restore_opts *opts,
                         char *err, size_t errlen);

@@ -4,9 +4,14 @@
  * Linux puts programs (0x400000, 0x55..., 0x7f...), so the target's regions
  * can be mapped at their own addresses around it.  In order:
  *   1. read options and our own auxv (HWCAP, vDSO) from the initial stack;
- *   2. map the image read-only, validate it and its checksum (image.c);
- *   3. move our vDSO if a target region needs its place, drop our old stack;
- *   4. map every region: data privately from the image, references from
+ *   2. map the image read-only, validate it and its checksum (image.c) —
+ *      or, with --view, find it already in place (vmad_spawn_image put it
+ *      there in a forked child of the daemon, which then jumped to us);
+ *   3. move our vDSO if a target region needs its place, unmap everything
+ *      that is not ours, the image or the vDSO (our old stack, and with
+ *      --view the forking program's whole address space);
+ *   4. map every region: data privately from the image (with --view the
+ *      image's anonymous pages are moved into place), references from
  *      the node's own files after an identity check, the stack as a copy;
  *   5. patch the stack: ranks into the environment, fresh AT_RANDOM bytes,
  *      this host's HWCAP and vDSO in auxv;
@@ -30,10 +35,7 @@
 #define MAX_KEEP_FDS 64
 #define MAX_OWN_MAPS 64
 #define PAGE 4096ull
-/* Where the restorer's own view of the image goes: below the restorer, far
- * from every usual mapping, so that mapping the target never lands on it
- * (with ASLR off a kernel-chosen address is exactly where ld.so goes). */
-#define VIEW_ADDR 0x100000000000ull
+#define VIEW_ADDR VMAD_VIEW_ADDR
 
 #ifndef AT_MINSIGSTKSZ
 #define AT_MINSIGSTKSZ 51
@@ -51,7 +53,7 @@ extern const char __executable_start[], _end[];
 void restorer_main(uint64_t *sp) __attribute__((noreturn, used));
 void restore_jump(const uint64_t *regs) __attribute__((noreturn));
 
-enum own_kind { OWN_OTHER, OWN_STACK, OWN_VDSO, OWN_SELF };
+enum own_kind { OWN_OTHER, OWN_VDSO, OWN_SELF };
 
 struct own_map {
     uint64_t start, end;
@@ -65,6 +67,7 @@ static struct {
     int fd;
     long rank;
     int verified;
+    int in_view;             /* --view: the image is already at VIEW_ADDR */
     int keep[MAX_KEEP_FDS], nkeep;
     /* from our auxv */
     uint64_t hwcap, hwcap2, minsigstksz, vdso;
@@ -145,7 +148,7 @@ static char *hex_str(uint64_t v, char *buf)
 static __attribute__((noreturn)) void usage(void)
 {
     put("usage: vmad-restore [--rank R] [--keep-fd N]... [--verified] "
-        "[--label NAME] (--fd N | IMAGE)\n");
+        "[--label NAME] (--fd N | --view LEN | IMAGE)\n");
     sys_exit_group(2);
 }
 
@@ -181,7 +184,10 @@ static void parse_args(int argc, char **argv)
             R.fd = option_value(argv, &i, 1 << 30);
         else if (rlib_streq(a, "--keep-fd") && R.nkeep < MAX_KEEP_FDS)
             R.keep[R.nkeep++] = option_value(argv, &i, 1 << 30);
-        else if (rlib_streq(a, "--verified"))
+        else if (rlib_streq(a, "--view")) {
+            R.len = option_value(argv, &i, IMAGE_TASK_SIZE - VIEW_ADDR);
+            R.in_view = 1;
+        } else if (rlib_streq(a, "--verified"))
             R.verified = 1;
         else if (rlib_streq(a, "--label") && argv[i + 1])
             copy_label(argv[++i]);
@@ -192,7 +198,7 @@ static void parse_args(int argc, char **argv)
         else
             usage();
     }
-    if ((R.fd < 0) == !R.path)
+    if ((R.fd >= 0) + !!R.path + R.in_view != 1)
         usage();
     if (!R.label[0])
         copy_label(R.path ? R.path : "image");
@@ -212,12 +218,28 @@ static void read_own_auxv(uint64_t *auxv)
 
 /* ---- the image ----------------------------------------------------------- */
 
+/* Parse (or, unless --verified, check) the image at R.view. */
+static void parse_image(void)
+{
+    const char *why = R.verified ? image_parse(R.view, R.len, &R.img)
+                                 : image_check(R.view, R.len, &R.img);
+
+    if (why)
+        fail(why);
+    R.cpu = *R.img.cpu;
+    R.mm = *R.img.mm;
+}
+
 static void open_image(void)
 {
     struct rst_stat st;
-    const char *why;
     long ret;
 
+    if (R.in_view) {
+        R.view = (const void *)VIEW_ADDR;
+        parse_image();
+        return;
+    }
     if (R.path && (R.fd = sys_open(R.path, O_RDONLY | O_CLOEXEC)) < 0)
         fail_sys("cannot open image", R.fd);
     if ((ret = sys_fstat(R.fd, &st)) < 0)
@@ -231,12 +253,7 @@ static void open_image(void)
     if (ret < 0)
         fail_sys("cannot map image", ret);
     R.view = (const void *)ret;
-    why = R.verified ? image_parse(R.view, R.len, &R.img)
-                     : image_check(R.view, R.len, &R.img);
-    if (why)
-        fail(why);
-    R.cpu = *R.img.cpu;
-    R.mm = *R.img.mm;
+    parse_image();
 }
 
 /* Open a referenced file and check it is the one the image was made
@@ -271,16 +288,16 @@ static enum own_kind own_kind(uint64_t start, const char *name)
 {
     if (start >= R.self_start && start < R.self_end)
         return OWN_SELF;
-    if (rlib_streq(name, "[stack]"))
-        return OWN_STACK;
     if (rlib_streq(name, "[vdso]") || rlib_streq(name, "[vvar]") ||
         rlib_streq(name, "[vvar_vclock]"))
         return OWN_VDSO;
     return OWN_OTHER;
 }
 
-/* One line of /proc/self/maps: "start-end perms offset dev inode  name".
- * Returns the start of the next line. */
+/* One line of /proc/self/maps: "start-end perms offset dev inode  name",
+ * kept if it is ours or the vDSO's (everything else will be unmapped, and
+ * a forking daemon has hundreds of mappings).  Returns the start of the
+ * next line. */
 static const char *parse_own_line(const char *p)
 {
     struct own_map *m = &R.own[R.nown];
@@ -306,25 +323,39 @@ static const char *parse_own_line(const char *p)
             name[i++] = *p;
     name[i] = 0;
     m->kind = own_kind(m->start, name);
-    if (R.nown < MAX_OWN_MAPS - 1)
+    if (m->kind != OWN_OTHER && R.nown < MAX_OWN_MAPS - 1)
         R.nown++;
     return *p ? p + 1 : p;
 }
 
+/* Read /proc/self/maps in pieces: a forking daemon's can be far larger
+ * than any buffer we would keep (hundreds of peers' shared memory). */
 static void read_own_maps(void)
 {
-    static char buf[32768];
-    long fd = sys_open("/proc/self/maps", O_RDONLY | O_CLOEXEC), n, total = 0;
+    static char buf[8192];
+    long fd = sys_open("/proc/self/maps", O_RDONLY | O_CLOEXEC), n;
+    size_t have = 0;
 
     if (fd < 0)
         fail_sys("cannot read /proc/self/maps", fd);
-    while ((n = sys_read(fd, buf + total, sizeof(buf) - 1 - total)) > 0)
-        total += n;
-    sys_close(fd);
-    buf[total] = 0;
     R.nown = 0;
-    for (const char *p = buf; *p;)
-        p = parse_own_line(p);
+    while ((n = sys_read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+        const char *p = buf, *last;
+
+        have += n;
+        buf[have] = 0;
+        for (last = buf + have; last > buf && last[-1] != '\n'; last--)
+            ;
+        while (p < last)
+            p = parse_own_line(p);
+        have = buf + have - last;
+        memmove(buf, last, have);
+    }
+    sys_close(fd);
+    if (have) {
+        buf[have] = 0;
+        parse_own_line(buf);
+    }
 }
 
 static int overlaps_target(uint64_t start, uint64_t end)
@@ -384,11 +415,38 @@ static void move_vdso_if_needed(void)
         R.vdso = park + (R.vdso - lo);
 }
 
-static void drop_old_stack(void)
+static uint64_t page_up(uint64_t v)
 {
-    for (int i = 0; i < R.nown; i++)
-        if (R.own[i].kind == OWN_STACK)
-            sys_munmap(R.own[i].start, R.own[i].end - R.own[i].start);
+    return (v + PAGE - 1) & ~(PAGE - 1);
+}
+
+/* Unmap every page that is not ours, the image's or the vDSO's: our
+ * kernel-given stack, and after vmad_spawn_image the forking program's
+ * whole address space. */
+static void drop_foreign_mappings(void)
+{
+    uint64_t keep[MAX_OWN_MAPS + 1][2], lo = 0, t0, t1;
+    int n = 0;
+
+    keep[n][0] = VIEW_ADDR;
+    keep[n++][1] = VIEW_ADDR + page_up(R.len);
+    for (int i = 0; i < R.nown; i++) {
+        keep[n][0] = R.own[i].start;
+        keep[n++][1] = R.own[i].end;
+    }
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && keep[j - 1][0] > keep[j][0]; j--) {
+            t0 = keep[j][0], t1 = keep[j][1];
+            keep[j][0] = keep[j - 1][0], keep[j][1] = keep[j - 1][1];
+            keep[j - 1][0] = t0, keep[j - 1][1] = t1;
+        }
+    for (int i = 0; i < n; i++) {
+        if (keep[i][0] > lo)
+            sys_munmap(lo, keep[i][0] - lo);
+        lo = keep[i][1] > lo ? keep[i][1] : lo;
+    }
+    if (lo < IMAGE_TASK_SIZE)
+        sys_munmap(lo, IMAGE_TASK_SIZE - lo);
 }
 
 /* ---- mapping the target --------------------------------------------------- */
@@ -424,22 +482,42 @@ static void map_stack(const struct image_region *r)
     }
 }
 
-/* Data is mapped privately from the image: no copy, and pages the program
- * never touches are never read. */
+/* Put one extent's pages at addr: mapped privately from the image file,
+ * or with --view moved out of the image (its pages are this process's
+ * own copy-on-write pages, so moving them copies nothing). */
+static void place_extent(uint64_t addr, const struct image_extent *e, int prot)
+{
+    char a[24];
+    long ret;
+
+    if (!R.in_view) {
+        map_or_fail(addr, e->len, prot, MAP_PRIVATE, R.fd, e->image_offset);
+        return;
+    }
+    if ((e->image_offset | e->len) & (PAGE - 1))
+        failv("extent at image offset ", hex_str(e->image_offset, a),
+              " is not page aligned", (char *)0);
+    ret = sys_mremap(VIEW_ADDR + e->image_offset, e->len, e->len,
+                     MREMAP_MAYMOVE | MREMAP_FIXED, addr);
+    if (ret >= 0)
+        ret = sys_mprotect(addr, e->len, prot);
+    if (ret < 0)
+        failv("cannot move image data to ", hex_str(addr, a), ": ",
+              rlib_strerror(ret), (char *)0);
+}
+
+/* Data comes from the image without a copy, and pages the program never
+ * touches are never read. */
 static void map_data(const struct image_region *r)
 {
     uint64_t len = r->end - r->start;
     const struct image_extent *e = r->nextents ? extent(r, 0) : 0;
 
-    if (r->nextents == 1 && e->region_offset == 0 && e->len == len) {
-        map_or_fail(r->start, len, r->prot, MAP_PRIVATE, R.fd, e->image_offset);
-        return;
-    }
-    map_or_fail(r->start, len, r->prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (!(r->nextents == 1 && e->region_offset == 0 && e->len == len))
+        map_or_fail(r->start, len, r->prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     for (uint32_t j = 0; j < r->nextents; j++) {
         e = extent(r, j);
-        map_or_fail(r->start + e->region_offset, e->len, r->prot, MAP_PRIVATE,
-                    R.fd, e->image_offset);
+        place_extent(r->start + e->region_offset, e, r->prot);
     }
 }
 
@@ -626,6 +704,18 @@ static void set_mm(int exe_fd)
         fail_sys("cannot set the process's memory layout (PR_SET_MM_MAP)", ret);
 }
 
+/* ps and top show the program's name, not the restorer's (or, after
+ * vmad_spawn_image, the daemon's). */
+static void set_comm(void)
+{
+    const char *name = image_string(&R.img, R.img.hdr->exe_name), *p;
+
+    for (p = name; *p; p++)
+        if (*p == '/')
+            name = p + 1;
+    sys_prctl(PR_SET_NAME, (long)name, 0, 0, 0);
+}
+
 static void close_fds(void)
 {
     unsigned int lo = 3;
@@ -662,13 +752,14 @@ void restorer_main(uint64_t *sp)
     check_placement();
     read_own_maps();
     move_vdso_if_needed();
-    drop_old_stack();
+    drop_foreign_mappings();
     for (uint32_t i = 0; i < R.img.hdr->nregions; i++)
         map_region(&R.img.regions[i]);
     patch_environment();
     patch_auxv();
     exe_fd = open_exe();
     set_mm(exe_fd);
+    set_comm();
     sys_munmap((uint64_t)R.view, R.len);
     close_fds();
     if (R.cpu.regs[IREG_FS_BASE])

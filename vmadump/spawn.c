@@ -1,0 +1,259 @@
+/* spawn.c - start a restored program from an image held in memory.
+ *
+ * The node daemon receives every image into anonymous memory that it keeps
+ * from launch to launch: fresh pages cost ~2-5 us each in this VM (a
+ * kernel zeroing and accounting them), more than copying the image, and a
+ * new memfd per launch paid that for every page on every node.
+ *
+ * vmad_spawn_image forks.  The child shares the image copy-on-write; an
+ * exec of the restorer would drop that memory, so the child does the exec
+ * itself: it maps the restorer's PT_LOAD segments at their linked address
+ * (the restorer is static and position-dependent), moves the image to
+ * VMAD_VIEW_ADDR and jumps to the restorer's entry with "--view LEN" on a
+ * stack laid out as the kernel would.  The restorer unmaps everything else
+ * of the daemon and moves the image's pages into place (no copy).  The
+ * daemon can rewrite its buffer at once for the next launch: while a rank
+ * lives it keeps its own copy-on-write pages, so a mapped image never
+ * changes under a live process.
+ *
+ * Between fork and the jump the child makes system calls only — no
+ * malloc, no stdio —, as the daemon may have other threads (libfabric).
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "util.h"
+#include "vmadump.h"
+
+#define PAGE 4096ul
+#define MAX_SEGMENTS 8
+
+#ifndef AT_MINSIGSTKSZ
+#define AT_MINSIGSTKSZ 51
+#endif
+
+/* The restorer's loadable segments, read once per process. */
+static struct {
+    char path[4096];
+    int fd;
+    uint64_t entry;
+    int nseg;
+    struct segment {
+        uint64_t vaddr, memsz, filesz, offset;
+        int prot;
+    } seg[MAX_SEGMENTS];
+} rst = { .fd = -1 };
+
+static int segment_from(const Elf64_Phdr *ph, struct segment *s)
+{
+    if (ph->p_filesz > ph->p_memsz || (ph->p_vaddr - ph->p_offset) % PAGE)
+        return -1;
+    *s = (struct segment){
+        .vaddr = ph->p_vaddr, .memsz = ph->p_memsz, .filesz = ph->p_filesz,
+        .offset = ph->p_offset,
+        .prot = (ph->p_flags & PF_R ? PROT_READ : 0) |
+                (ph->p_flags & PF_W ? PROT_WRITE : 0) |
+                (ph->p_flags & PF_X ? PROT_EXEC : 0),
+    };
+    return 0;
+}
+
+/* Read the restorer's ELF header and program headers into rst.  Returns 0,
+ * or -1 with err naming the file and the reason. */
+static int load_restorer(const char *path, char *err, size_t errlen)
+{
+    Elf64_Ehdr eh;
+    Elf64_Phdr ph[16];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return errprintf(err, errlen, "%s: %s", path, strerror(errno));
+    if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+        memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_type != ET_EXEC || eh.e_machine != EM_X86_64 || eh.e_phnum > 16 ||
+        eh.e_phentsize != sizeof(Elf64_Phdr) ||
+        pread(fd, ph, eh.e_phnum * sizeof(ph[0]), (off_t)eh.e_phoff) !=
+            (ssize_t)(eh.e_phnum * sizeof(ph[0])))
+        goto bad;
+    rst.nseg = 0;
+    for (int i = 0; i < eh.e_phnum; i++) {
+        if (ph[i].p_type != PT_LOAD)
+            continue;
+        if (rst.nseg == MAX_SEGMENTS || segment_from(&ph[i], &rst.seg[rst.nseg++]))
+            goto bad;
+    }
+    if (rst.fd >= 0)
+        close(rst.fd);
+    rst.fd = fd;
+    rst.entry = eh.e_entry;
+    snprintf(rst.path, sizeof(rst.path), "%s", path);
+    return 0;
+bad:
+    close(fd);
+    errno = ENOEXEC;
+    return errprintf(err, errlen, "%s: not a static x86_64 restorer", path);
+}
+
+/* ---- in the child ---- */
+
+/* One line on the child's stderr (the rank's), then exit 127 like a
+ * restorer that could not restore. */
+static void __attribute__((noreturn)) child_fail(const char *label,
+                                                 const char *what, int errnum)
+{
+    const char *parts[] = { "vmad-restore: ", label, ": ", what, ": ",
+                            strerrorname_np(errnum), "\n" };
+    char line[512];
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        for (const char *p = parts[i] ? parts[i] : "?"; *p && n < sizeof(line) - 1; p++)
+            line[n++] = *p;
+    if (write(2, line, n) < 0)
+        _exit(127);
+    _exit(127);
+}
+
+static void child_stdio(const int fds[3], const char *label)
+{
+    for (int i = 0; i < 3; i++) {
+        int fd = fds[i] >= 0 ? fds[i] : open("/dev/null", i ? O_WRONLY : O_RDONLY);
+
+        if (fd < 0 || dup2(fd, i) < 0)
+            child_fail(label, "stdio", errno);
+    }
+}
+
+/* What exec would reset: signal dispositions and mask, the alternate
+ * signal stack, and the thread's registrations with the kernel that point
+ * into the daemon's memory (rseq area, robust futex list, clear-tid word). */
+static void child_reset(void)
+{
+    /* the kernel's struct sigaction, all zero: SIG_DFL, no flags */
+    struct { uint64_t handler, flags, restorer, mask; } dfl = { 0 };
+    stack_t no_alt = { .ss_flags = SS_DISABLE };
+    sigset_t none;
+
+    for (int sig = 1; sig < NSIG; sig++)
+        syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
+    sigaltstack(&no_alt, NULL);
+    if (__rseq_size > 0)
+        syscall(SYS_rseq, (char *)__builtin_thread_pointer() + __rseq_offset,
+                __rseq_size < 32 ? 32 : __rseq_size, RSEQ_FLAG_UNREGISTER,
+                RSEQ_SIG);
+    syscall(SYS_set_robust_list, NULL, 3 * sizeof(void *));
+    syscall(SYS_set_tid_address, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void child_map_restorer(const char *label)
+{
+    for (int i = 0; i < rst.nseg; i++) {
+        const struct segment *s = &rst.seg[i];
+        uint64_t start = s->vaddr & ~(PAGE - 1), fend = s->vaddr + s->filesz;
+        uint64_t fpage = (fend + PAGE - 1) & ~(PAGE - 1);
+        uint64_t mend = (s->vaddr + s->memsz + PAGE - 1) & ~(PAGE - 1);
+
+        if (mmap((void *)start, fpage - start, s->prot,
+                 MAP_PRIVATE | MAP_FIXED_NOREPLACE, rst.fd,
+                 (off_t)(s->offset & ~(PAGE - 1))) == MAP_FAILED)
+            child_fail(label, "mapping the restorer", errno);
+        if (s->memsz > s->filesz && (s->prot & PROT_WRITE))
+            memset((void *)fend, 0, fpage - fend);
+        if (mend > fpage &&
+            mmap((void *)fpage, mend - fpage, s->prot,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED)
+            child_fail(label, "mapping the restorer", errno);
+    }
+}
+
+/* The restorer's initial stack: argc, argv, NULL, an empty environment,
+ * the auxv entries it reads, AT_NULL. */
+struct start_stack {
+    uint64_t words[64];
+} __attribute__((aligned(16)));
+
+static void __attribute__((noreturn)) child_run(void *buf, size_t len,
+                                                const struct vmad_spawn_io *io,
+                                                char *const argv[],
+                                                const char *label)
+{
+    struct start_stack st;
+    size_t plen = (len + PAGE - 1) & ~(PAGE - 1), n = 1;
+    int argc = 0;
+
+    if (io->new_pgroup)
+        setpgid(0, 0);
+    child_stdio(io->fds, label);
+    child_reset();
+    child_map_restorer(label);
+    if (mremap(buf, plen, plen, MREMAP_MAYMOVE | MREMAP_FIXED,
+               (void *)VMAD_VIEW_ADDR) == MAP_FAILED)
+        child_fail(label, "moving the image", errno);
+    while (argv[argc])
+        st.words[n++] = (uint64_t)argv[argc++];
+    st.words[0] = (uint64_t)argc;
+    st.words[n++] = 0;      /* end of argv */
+    st.words[n++] = 0;      /* end of the environment */
+    static const unsigned long keys[] = { AT_HWCAP, AT_HWCAP2, AT_MINSIGSTKSZ,
+                                          AT_SYSINFO_EHDR };
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        st.words[n++] = keys[k];
+        st.words[n++] = getauxval(keys[k]);
+    }
+    st.words[n++] = AT_NULL;
+    st.words[n++] = 0;
+    __asm__ volatile("mov %0, %%rsp\n\txor %%ebp, %%ebp\n\tjmp *%1"
+                     :: "r"(st.words), "r"(rst.entry) : "memory");
+    __builtin_unreachable();
+}
+
+/* ---- the caller's side ---- */
+
+int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts,
+                     const struct vmad_spawn_io *io, pid_t *pid,
+                     char *err, size_t errlen)
+{
+    const char *path = vmad_restorer_path(), *label = opts->label ? opts->label : "image";
+    char rank[24], view[24];
+    char *argv[12];
+    int argc = 0;
+
+    if (((uintptr_t)buf & (PAGE - 1)) || len == 0) {
+        errno = EINVAL;
+        return errprintf(err, errlen, "image buffer not page aligned or empty");
+    }
+    if ((rst.fd < 0 || strcmp(rst.path, path)) && load_restorer(path, err, errlen) < 0)
+        return -1;
+    snprintf(view, sizeof(view), "%zu", len);
+    argv[argc++] = (char *)"vmad-restore";
+    argv[argc++] = (char *)"--view";
+    argv[argc++] = view;
+    if (opts->rank >= 0) {
+        snprintf(rank, sizeof(rank), "%ld", opts->rank);
+        argv[argc++] = (char *)"--rank";
+        argv[argc++] = rank;
+    }
+    if (opts->verified)
+        argv[argc++] = (char *)"--verified";
+    argv[argc++] = (char *)"--label";
+    argv[argc++] = (char *)label;
+    argv[argc] = NULL;
+    if ((*pid = fork()) < 0)
+        return errprintf(err, errlen, "fork: %s", strerror(errno));
+    if (*pid == 0)
+        child_run(buf, len, io, argv, label);
+    return 0;
+}
