@@ -13,6 +13,10 @@
  *   restore_spawn    vmad_restore_spawn() (no fork, like posix_spawn) and
  *                    waitpid; restore_spawn_verified skips the checksum:
  *                    the node daemon's path, which checks it on arrival;
+ *   spawn_image      vmad_spawn_image() from the image in anonymous memory
+ *                    (checksum skipped) and waitpid: the node daemon's path
+ *                    since it keeps its image buffer (fork, user-space exec
+ *                    of the restorer, pages moved into place);
  *   posix_spawn      posix_spawn of big4m (page cache warm) and waitpid;
  *   fork_exec        fork + execve + waitpid, to show what the fork that
  *                    restore needs (vmad_restore_fd replaces the caller)
@@ -32,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +52,8 @@ struct bench_ctx {
     char *argv[2];
     int devnull;                /* stdout of every child */
     int image_fd;               /* big4m's image, or -1 ... */
+    void *image_mem;            /* ... the same in anonymous memory */
+    size_t image_len;
     char image_err[PATH_MAX + 256]; /* ... and why it could not be made */
 };
 
@@ -196,6 +203,29 @@ static int start_program(const void *arg, const posix_spawn_file_actions_t *fa,
     return rc ? -1 : 0;
 }
 
+static int start_image(const void *arg, const posix_spawn_file_actions_t *fa,
+                       pid_t *pid, char *err, size_t errlen)
+{
+    const struct bench_ctx *ctx = arg;
+    struct vmad_restore_opts opts = { .rank = -1, .verified = 1 };
+    struct vmad_spawn_io io = { .fds = { -1, ctx->devnull, STDERR_FILENO } };
+
+    (void)fa;   /* io says the same: stdout to /dev/null */
+    return vmad_spawn_image(ctx->image_mem, ctx->image_len, &opts, &io, pid,
+                            err, errlen);
+}
+
+static void bm_spawn_image(struct gbench_state *st, void *arg)
+{
+    struct bench_ctx *ctx = arg;
+
+    if (!ctx->image_mem) {
+        gbench_error(st, "no image: %s", ctx->image_err);
+        return;
+    }
+    spawn_loop(st, ctx, start_image, ctx);
+}
+
 /* Restore through vmad_restore_spawn(): no fork, the way posix_spawn
  * starts a program; checksum checked or skipped as in bm_restore. */
 static void bm_restore_spawn(struct gbench_state *st, void *arg)
@@ -271,6 +301,12 @@ static int make_image(struct bench_ctx *ctx)
     fd = mkostemp(path, O_CLOEXEC);
     if (fd >= 0)
         unlink(path);
+    ctx->image_mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ctx->image_mem == MAP_FAILED)
+        ctx->image_mem = NULL;
+    else
+        memcpy(ctx->image_mem, buf, ctx->image_len = len);
     if (fd < 0 || write_all(fd, buf, len) < 0) {
         snprintf(ctx->image_err, sizeof ctx->image_err, "%s: %s", path,
                  strerror(errno));
@@ -293,6 +329,7 @@ static void register_all(struct bench_ctx *ctx, struct restore_case rc[2])
     gbench_register("vmadump/restore_verified", bm_restore, &rc[1], &opts);
     gbench_register("vmadump/restore_spawn", bm_restore_spawn, &rc[0], &opts);
     gbench_register("vmadump/restore_spawn_verified", bm_restore_spawn, &rc[1], &opts);
+    gbench_register("vmadump/spawn_image", bm_spawn_image, ctx, &opts);
     gbench_register("baseline/posix_spawn", bm_posix_spawn, ctx, &opts);
     gbench_register("baseline/fork_exec", bm_fork_exec, ctx, &opts);
 }
