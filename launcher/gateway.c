@@ -291,7 +291,8 @@ static void serve(struct gw *g)
         if (had_client && g->client < 0)
             cancel_job(g);
         had_client = g->client >= 0;
-        busy = fab_sends_in_flight(g->f) > 0 || mono_now() < g->linger_until;
+        busy = fab_sends_in_flight(g->f) > 0 || mono_now() < g->linger_until
+               || !fab_can_sleep(g->f);
         n = epoll_pwait2(g->ep, ev, 8, busy ? &tick : NULL, NULL);
         for (int i = 0; i < n; i++) {
             int was = g->client;

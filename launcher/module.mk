@@ -5,7 +5,7 @@
 
 LAUNCHER_OBJS := $(B)/launcher/hostlist.o $(B)/launcher/proto.o \
 	$(B)/launcher/cluster.o $(B)/launcher/daemon.o $(B)/launcher/frontend.o \
-	$(B)/launcher/gateway.o
+	$(B)/launcher/gateway.o $(B)/launcher/hosts.o
 
 LIBS += $(B)/liblauncher.a
 UNIT_TESTS += $(B)/launcher/test/test_hostlist
