@@ -1,13 +1,19 @@
-/* fabric.c - endpoint setup and tagged send/receive over libfabric shm.
+/* fabric.c - endpoint setup and tagged send/receive over libfabric: shm
+ * on one host, tcp;ofi_rxm between hosts.
  *
  * One struct fab is one FI_EP_RDM endpoint with its own address vector
  * (peers by index) and one completion queue for sends and receives.  See
- * fabric.h for what the shm provider demands of callers.
+ * fabric.h for what the shm provider demands of callers.  The two modes
+ * differ only in naming and waiting: shm names endpoints by string and
+ * wakes peers with doorbells; tcp names them by address, and its
+ * completion queue has a kernel wait object (FI_WAIT_FD) that becomes
+ * readable when data arrives, so no doorbell is needed.
  */
 #include "common/clock.h"
 #include "common/err.h"
 #include "fanout/bell.h"
 #include "fanout/fabric.h"
+#include "fanout/netaddr.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -41,7 +47,9 @@
 
 struct fab {
     char name[FAB_NAME_MAX + 1];
-    int bell;           /* our doorbell: bound datagram socket */
+    int tcp;            /* tcp;ofi_rxm, else shm */
+    int bell;           /* shm: our doorbell, a bound datagram socket */
+    int waitfd;         /* tcp: the completion queue's wait fd */
     struct fi_info *info;
     struct fid_fabric *fabric;
     struct fid_domain *domain;
@@ -64,10 +72,29 @@ static int fi_errno(int ret)
     return e > 0 && e < FI_ERRNO_OFFSET ? e : EIO;
 }
 
-/* Hints for a tagged RDM endpoint on shm, without memory registration
- * (mr_mode 0: a provider that needs FI_MR_LOCAL is not offered) and
- * without FI_CONTEXT (mode 0: any pointer is a valid op context). */
-static struct fi_info *shm_hints(const char *name)
+/* The provider of each mode. */
+#define PROV_SHM "shm"
+#define PROV_TCP "tcp;ofi_rxm"
+
+/* The source address of a tcp endpoint: name parsed, or NULL. */
+static void *tcp_src(const char *name, size_t *len)
+{
+    struct sockaddr_in *sa = malloc(sizeof(*sa));
+
+    if (sa && netaddr_parse(name, sa, NULL, 0) < 0) {
+        free(sa);
+        return NULL;
+    }
+    *len = sizeof(*sa);
+    return sa;
+}
+
+/* Hints for a tagged RDM endpoint, without memory registration (mr_mode
+ * 0: a provider that needs FI_MR_LOCAL is not offered) and without
+ * FI_CONTEXT (mode 0: any pointer is a valid op context).  shm is
+ * addressed by string, tcp by sockaddr_in; name (NULL: any) is the
+ * endpoint's own address. */
+static struct fi_info *hints_for(int tcp, const char *name)
 {
     struct fi_info *hints = fi_allocinfo();
 
@@ -78,9 +105,11 @@ static struct fi_info *shm_hints(const char *name)
     hints->ep_attr->type = FI_EP_RDM;
     hints->domain_attr->mr_mode = 0;
     hints->domain_attr->threading = FI_THREAD_DOMAIN;
-    hints->addr_format = FI_ADDR_STR;
-    hints->fabric_attr->prov_name = strdup("shm");
-    if (name) {
+    hints->addr_format = tcp ? FI_SOCKADDR_IN : FI_ADDR_STR;
+    hints->fabric_attr->prov_name = strdup(tcp ? PROV_TCP : PROV_SHM);
+    if (name && tcp) {
+        hints->src_addr = tcp_src(name, &hints->src_addrlen);
+    } else if (name) {
         hints->src_addr = strdup(name);
         hints->src_addrlen = strlen(name) + 1;
     }
@@ -91,19 +120,23 @@ static struct fi_info *shm_hints(const char *name)
     return hints;
 }
 
-static int get_shm_info(const char *name, struct fi_info **info, char *err,
-                        size_t errlen)
+static int get_info(int tcp, const char *name, struct fi_info **info,
+                    char *err, size_t errlen)
 {
-    struct fi_info *hints = shm_hints(name);
+    struct fi_info *hints = hints_for(tcp, name);
     int ret;
 
     if (!hints)
         return seterr(err, errlen, ENOMEM, "out of memory");
     ret = fi_getinfo(FAB_FI_VERSION, NULL, NULL, 0, hints, info);
     fi_freeinfo(hints);
+    if (ret == -FI_ENODATA && tcp && name)
+        return seterr(err, errlen, EADDRNOTAVAIL, "libfabric offers no %s "
+                      "endpoint at %s (is it an address of this host?)",
+                      PROV_TCP, name);
     if (ret == -FI_ENODATA)
-        return seterr(err, errlen, ENODATA,
-                      "libfabric offers no shm provider for tagged RDM");
+        return seterr(err, errlen, ENODATA, "libfabric offers no %s "
+                      "provider for tagged RDM", tcp ? PROV_TCP : PROV_SHM);
     if (ret)
         return seterr(err, errlen, fi_errno(ret), "fi_getinfo: %s",
                       fi_strerror(-ret));
@@ -114,7 +147,7 @@ int fab_init(char *err, size_t errlen)
 {
     struct fi_info *info;
 
-    if (get_shm_info(NULL, &info, err, errlen) < 0)
+    if (get_info(0, NULL, &info, err, errlen) < 0)
         return -1;
     fi_freeinfo(info);
     return 0;
@@ -123,8 +156,11 @@ int fab_init(char *err, size_t errlen)
 static int valid_name(const char *name)
 {
     size_t len = name ? strlen(name) : 0;
+    struct sockaddr_in sa;
 
-    return len > 0 && len <= FAB_NAME_MAX && !strpbrk(name, "/:")
+    if (netaddr_is_tcp(name))
+        return netaddr_parse(name, &sa, NULL, 0) == 0;
+    return len > 0 && len <= FAB_NAME_MAX && !strchr(name, '/')
            && strcmp(name, ".") && strcmp(name, "..");
 }
 
@@ -156,7 +192,7 @@ static int open_bell(struct fab *f, char *err, size_t errlen)
 
 int fab_fd(const struct fab *f)
 {
-    return f->bell;
+    return f->tcp ? f->waitfd : f->bell;
 }
 
 int fab_ring(struct fab *f, int peer)
@@ -168,6 +204,9 @@ int fab_ring(struct fab *f, int peer)
         errno = EINVAL;
         return -1;
     }
+    /* tcp data wakes the peer's wait fd itself. */
+    if (f->tcp)
+        return 0;
     len = bell_addr(f->peer_name[peer], &sa);
     if (sendto(f->bell, "", 0, MSG_DONTWAIT, (struct sockaddr *)&sa, len) == 0)
         return 0;
@@ -184,8 +223,20 @@ void fab_bell_clear(struct fab *f)
 {
     char c;
 
-    while (recv(f->bell, &c, sizeof(c), MSG_DONTWAIT) >= 0)
+    while (!f->tcp && recv(f->bell, &c, sizeof(c), MSG_DONTWAIT) >= 0)
         ;
+}
+
+int fab_can_sleep(struct fab *f)
+{
+    struct fid *cq;
+
+    if (!f->tcp)
+        return 1;
+    /* libfabric's rule for wait objects: fi_trywait, and block on the fd
+     * only if it says nothing is pending (it also re-arms the fd). */
+    cq = &f->cq->fid;
+    return fi_trywait(f->fabric, &cq, 1) == FI_SUCCESS;
 }
 
 /* Open fabric, domain, AV, CQ and endpoint, bind and enable.  Names the
@@ -199,7 +250,7 @@ static int open_endpoint(struct fab *f, char *err, size_t errlen)
     struct fi_cq_attr cq_attr = {
         .format = FI_CQ_FORMAT_TAGGED,
         .size = f->info->tx_attr->size + f->info->rx_attr->size,
-        .wait_obj = FI_WAIT_NONE,
+        .wait_obj = f->tcp ? FI_WAIT_FD : FI_WAIT_NONE,
     };
     const char *step;
     int ret;
@@ -220,10 +271,28 @@ static int open_endpoint(struct fab *f, char *err, size_t errlen)
         step = "fi_ep_bind(cq)";
     else if ((ret = fi_enable(f->ep)))
         step = "fi_enable";
+    else if (f->tcp
+             && (ret = fi_control(&f->cq->fid, FI_GETWAIT, &f->waitfd)))
+        step = "fi_control(FI_GETWAIT)";
     else
         return 0;
     return seterr(err, errlen, fi_errno(ret), "%s %s: %s", f->name, step,
                   fi_strerror(-ret));
+}
+
+/* A tcp endpoint's name is the address it is bound to, as
+ * netaddr_format spells it (the port the kernel chose for port 0). */
+static int tcp_own_name(struct fab *f, char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+    size_t len = sizeof(sa);
+    int ret = fi_getname(&f->ep->fid, &sa, &len);
+
+    if (ret)
+        return seterr(err, errlen, fi_errno(ret), "%s fi_getname: %s",
+                      f->name, fi_strerror(-ret));
+    netaddr_format(&sa, f->name, sizeof(f->name));
+    return 0;
 }
 
 struct fab *fab_create(const char *name, char *err, size_t errlen)
@@ -240,14 +309,18 @@ struct fab *fab_create(const char *name, char *err, size_t errlen)
         return NULL;
     }
     strcpy(f->name, name);
-    f->bell = -1;
+    f->bell = f->waitfd = -1;
+    f->tcp = netaddr_is_tcp(name);
     /* The doorbell first: it is the lock on the name, so a second process
-     * with the same name fails before touching the first's /dev/shm file. */
-    if (open_bell(f, err, errlen) < 0)
+     * with the same name fails before touching the first's /dev/shm file.
+     * A tcp address is locked by binding it. */
+    if (!f->tcp && open_bell(f, err, errlen) < 0)
         goto error;
-    if (get_shm_info(name, &f->info, err, errlen) < 0)
+    if (get_info(f->tcp, name, &f->info, err, errlen) < 0)
         goto error;
     if (open_endpoint(f, err, errlen) < 0)
+        goto error;
+    if (f->tcp && tcp_own_name(f, err, errlen) < 0)
         goto error;
     return f;
 error:
@@ -306,23 +379,44 @@ static int find_slot(const struct fab *f, const char *name, int *known)
     return free_slot;
 }
 
+/* A tcp peer is inserted by address.  Whether it listens shows only when
+ * a send to it is posted: rxm connects then. */
+static int insert_tcp(struct fab *f, const char *name, int slot)
+{
+    struct sockaddr_in sa;
+
+    netaddr_parse(name, &sa, NULL, 0);
+    return fi_av_insert(f->av, &sa, 1, &f->peers[slot], 0, NULL);
+}
+
 int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen)
 {
+    char canon[NETADDR_STRLEN];
+    struct sockaddr_in sa;
     int known, slot, ret;
 
     if (!valid_name(name))
         return seterr(err, errlen, EINVAL, "invalid peer name '%s'",
                       name ? name : "(null)");
+    /* One address, one slot, however it was spelled. */
+    if (netaddr_is_tcp(name) && netaddr_parse(name, &sa, NULL, 0) == 0)
+        name = netaddr_format(&sa, canon, sizeof(canon));
     if ((slot = find_slot(f, name, &known)) >= 0 && known)
         return slot;
     if (slot < 0)
         return seterr(err, errlen, ENOSPC, "%s: more than %d peers",
                       f->name, FAB_MAX_PEERS);
-    /* Inserting a name whose endpoint does not exist would leave a slot
-     * that 1.17 later reuses wrongly: check the owner is alive first. */
-    if (!bell_alive(name))
+    if (netaddr_is_tcp(name) != f->tcp)
+        return seterr(err, errlen, EINVAL, "%s cannot reach %s: one is a "
+                      "tcp address, the other an shm name", f->name, name);
+    if (f->tcp)
+        ret = insert_tcp(f, name, slot);
+    else if (!bell_alive(name))
+        /* Inserting a name whose endpoint does not exist would leave a
+         * slot that 1.17 later reuses wrongly: check the owner first. */
         return seterr(err, errlen, EHOSTDOWN, "%s is not running", name);
-    ret = fi_av_insert(f->av, name, 1, &f->peers[slot], 0, NULL);
+    else
+        ret = fi_av_insert(f->av, name, 1, &f->peers[slot], 0, NULL);
     if (ret != 1)
         return seterr(err, errlen, ret < 0 ? fi_errno(ret) : EINVAL,
                       "%s: fi_av_insert(%s): %s", f->name, name,
@@ -462,7 +556,7 @@ int fab_send_wait(struct fab *f, int peer, uint64_t tag, const void *buf,
 
 void fab_idle(struct fab *f)
 {
-    struct pollfd pfd = { .fd = f->bell, .events = POLLIN };
+    struct pollfd pfd = { .fd = fab_fd(f), .events = POLLIN };
     struct timespec ts = { 0, FAB_IDLE_MAX_NS };
 
     if (f->idle++ < IDLE_YIELDS) {
@@ -475,7 +569,7 @@ void fab_idle(struct fab *f)
         ts.tv_nsec = FAB_IDLE_QUIET_NS;
     else if (f->idle < IDLE_YIELDS + 8)
         ts.tv_nsec = FAB_IDLE_MAX_NS / 8 * (f->idle - IDLE_YIELDS + 1);
-    if (ppoll(&pfd, 1, &ts, NULL) > 0)
+    if (fab_can_sleep(f) && ppoll(&pfd, 1, &ts, NULL) > 0)
         fab_bell_clear(f);
 }
 

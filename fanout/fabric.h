@@ -2,7 +2,10 @@
  *
  * Every byte that moves between vexec processes goes over libfabric.  On
  * one host that is the shm provider: FI_EP_RDM endpoints with tagged
- * messages, single-copy through cross-memory attach.  This module hides the
+ * messages, single-copy through cross-memory attach.  Between hosts it is
+ * tcp;ofi_rxm: an endpoint named "IP:PORT" (netaddr.h) is a tcp endpoint
+ * bound to that address, and reaches only other tcp endpoints; the API is
+ * the same in both modes (see "tcp" below).  This module hides the
  * fabric/domain/endpoint/AV/CQ setup behind one opaque object, names
  * endpoints with chosen strings (FI_ADDR_STR: the endpoint "node17" is the
  * file /dev/shm/node17 while it lives), and offers post-and-poll send and
@@ -23,6 +26,18 @@
  * - one endpoint reaches at most FAB_MAX_PEERS peers;
  * - it needs no memory registration (mr_mode has no FI_MR_LOCAL), so any
  *   buffer can be sent; huge-page buffers (fab_buf_alloc) are much faster.
+ *
+ * What tcp;ofi_rxm does differently (libfabric 1.17, measured):
+ * - its completion queue has a kernel wait object (FI_WAIT_FD), so fab_fd
+ *   is that fd and there are no doorbells: doorbells are abstract Unix
+ *   sockets, private to a network namespace, so they could not cross
+ *   hosts anyway.  Before blocking on fab_fd without a timeout, call
+ *   fab_can_sleep;
+ * - a peer is added without checking it lives: rxm connects on the first
+ *   send, and a send to an address where nobody listens stays EAGAIN
+ *   (fab_send_wait's time limit ends it);
+ * - each process costs ~70-90 MB of memory (measured VmRSS), so use it
+ *   across hosts, not to emulate hundreds of nodes on one.
  *
  * Errors: -1 or NULL with errno set, plus a one-line message in the
  * caller's err buffer (may be NULL).
@@ -52,7 +67,7 @@ struct fab_event {
     uint64_t tag;       /* the message's tag (FAB_RECEIVED) */
 };
 
-/* Load libfabric's providers (fi_getinfo's first call).  Debian's
+/* Load libfabric's providers (fi_getinfo's first call, for shm).  Debian's
  * libfabric initialises every built-in provider then, and its verbs
  * provider reads /proc/kallsyms: ~0.1 s of CPU, whatever FI_PROVIDER says.
  * A process that forks many endpoint owners (vexec-cluster, the tests)
@@ -61,37 +76,47 @@ struct fab_event {
 int fab_init(char *err, size_t errlen);
 
 /* Open an shm endpoint named name (1..FAB_NAME_MAX characters, no '/' or
- * ':'), with its doorbell.  Returns it, or NULL with errno EINVAL (bad
- * name), EEXIST (the name is taken: /dev/shm/name or the doorbell exists),
- * ENODATA (no shm provider) or what libfabric reported. */
+ * ':'), with its doorbell; or, for a name "IP:PORT", a tcp;ofi_rxm
+ * endpoint bound to that address (port 0: one the kernel picks; fab_name
+ * then tells which).  Returns it, or NULL with errno EINVAL (bad name),
+ * EEXIST (the shm name is taken: /dev/shm/name or the doorbell exists),
+ * EADDRNOTAVAIL (the address is not this host's, or is in use), ENODATA
+ * (no such provider) or what libfabric reported. */
 struct fab *fab_create(const char *name, char *err, size_t errlen);
 
 /* Close the endpoint, which removes its /dev/shm file.  Operations still
  * posted are abandoned.  Accepts NULL and keeps errno. */
 void fab_destroy(struct fab *f);
 
-/* Returns the endpoint's name. */
+/* Returns the endpoint's name (for tcp: "IP:PORT" as bound). */
 const char *fab_name(const struct fab *f);
 
-/* Returns the doorbell's file descriptor: readable when a peer has rung
- * (posted something for this endpoint, or wants it to poll).  For epoll;
- * fab_poll and fab_idle drain it. */
+/* Returns the doorbell's file descriptor (tcp: the completion queue's
+ * wait fd): readable when a peer has rung (posted something for this
+ * endpoint, or wants it to poll).  For epoll; fab_poll and fab_idle
+ * drain it. */
 int fab_fd(const struct fab *f);
 
 /* Empty the doorbell's queue (after epoll found fab_fd readable): the
- * rings have done their job once the caller polls. */
+ * rings have done their job once the caller polls.  (tcp: nothing.) */
 void fab_bell_clear(struct fab *f);
+
+/* May the caller block on fab_fd with no timeout now?  shm: always (a
+ * sender rings).  tcp: only if libfabric's fi_trywait says no completion
+ * is pending; otherwise poll first.  Returns 1 or 0. */
+int fab_can_sleep(struct fab *f);
 
 
 /* Make the endpoint named name reachable.  Call only once that endpoint
  * exists.  Adding a name that is already a peer returns its index again.
  * Returns the peer's index (0, 1, ... in the order added), or -1 with errno
  * ENOSPC (FAB_MAX_PEERS reached), EHOSTDOWN (no endpoint of that name
- * lives), EINVAL or libfabric's error. */
+ * lives; shm only), EINVAL (a bad name, or a tcp name for an shm endpoint
+ * or the reverse) or libfabric's error. */
 int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen);
 
-/* Ring peer's doorbell, asking it to poll.  Returns 0, or -1 with errno
- * EHOSTDOWN when the peer's process is gone. */
+/* Ring peer's doorbell, asking it to poll (tcp: nothing to do).  Returns
+ * 0, or -1 with errno EHOSTDOWN when the peer's process is gone. */
 int fab_ring(struct fab *f, int peer);
 
 /* Post a send of len bytes of buf to peer with tag, and ring the peer.

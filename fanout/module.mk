@@ -4,6 +4,7 @@
 # libfanout.a links $(FANOUT_LDLIBS) too.
 
 FANOUT_OBJS := $(B)/fanout/topo.o $(B)/fanout/bell.o $(B)/fanout/fabric.o \
+	$(B)/fanout/netaddr.o \
 	$(B)/fanout/bcast.o
 FANOUT_LDLIBS := -lfabric
 
@@ -20,4 +21,9 @@ $(B)/fanout/test/test_topo: $(B)/fanout/test/test_topo.o $(B)/libfanout.a $(B)/l
 UNIT_TESTS += $(B)/fanout/test/test_bcast
 
 $(B)/fanout/test/test_bcast: $(B)/fanout/test/test_bcast.o $(B)/libfanout.a $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)
+
+UNIT_TESTS += $(B)/fanout/test/test_fabric_tcp
+
+$(B)/fanout/test/test_fabric_tcp: $(B)/fanout/test/test_fabric_tcp.o $(B)/libfanout.a $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)

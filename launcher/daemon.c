@@ -482,7 +482,7 @@ static struct job *job_create(struct daemon *d, const struct proto_down *m,
         goto error;
     }
     for (int i = 0; i < j->n && j->rank < 0; i++)
-        if (!strcmp(hostlist_nth(j->nodes, i), d->o->endpoint))
+        if (!strcmp(hostlist_nth(j->nodes, i), fab_name(d->f)))
             j->rank = i;
     if (j->rank < 0) {
         seterr(err, errlen, EPROTO, "launch does not name this node");
@@ -706,7 +706,7 @@ static void on_ready_fd(struct daemon *d, int fd, uint32_t events)
 /* Poll the fabric soon (something is moving) or sleep until woken? */
 static int busy(struct daemon *d)
 {
-    if (fab_sends_in_flight(d->f) > 0)
+    if (fab_sends_in_flight(d->f) > 0 || !fab_can_sleep(d->f))
         return 1;
     if (d->job && d->job->batch.len && !d->sending && !d->job->orphan)
         return 1;

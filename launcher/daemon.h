@@ -21,7 +21,8 @@
 #include <stddef.h>
 
 struct daemon_opts {
-    const char *endpoint;   /* fabric endpoint name, unique on the host */
+    const char *endpoint;   /* fabric endpoint name, unique on the host,
+                               or "IP:PORT" for tcp (fabric.h) */
     const char *node;       /* node name for messages */
     int ready_fd;           /* >= 0: write one byte here once serving */
 };

@@ -2,6 +2,11 @@
  * sealed memfd, hand the LAUNCH and the memfd to the cluster's gateway
  * (gateway.h), then serve reports, stdin and signals until every rank has
  * reported its exit.  No libfabric here: the gateway holds the fabric.
+ *
+ * The nodes come from the emulated cluster's record (cluster.h), or, with
+ * --hosts or -f, are daemons on other hosts (hosts.h): then vexec checks
+ * they answer, and starts a one-shot tcp gateway of its own (gwspawn.h)
+ * instead of connecting to the cluster's.
  */
 #include "common/clock.h"
 #include "common/err.h"
@@ -12,7 +17,9 @@
 #include "launcher/cluster.h"
 #include "launcher/frontend.h"
 #include "launcher/gateway.h"
+#include "launcher/gwspawn.h"
 #include "launcher/hostlist.h"
+#include "launcher/hosts.h"
 #include "launcher/proto.h"
 #include "vmadump/vmadump.h"
 
@@ -35,6 +42,15 @@ extern char **environ;
 /* How often the front end checks that node 0 still lives while waiting. */
 #define ALIVE_CHECK_MS 1000
 
+/* How long vexec waits for the daemons of --hosts to accept a TCP
+ * connection before it calls one unreachable: far above a LAN's or a
+ * busy host's accept latency. */
+#define PROBE_S 5.0
+
+/* How long a one-shot gateway may take to cancel and exit once vexec is
+ * done with it. */
+#define GATEWAY_EXIT_S 3.0
+
 /* Failed ranks named in the summary line before "and N more". */
 #define SUMMARY_RANKS 8
 
@@ -47,9 +63,13 @@ struct partial {
 struct fe {
     const struct fe_opts *o;
     struct cluster c;
+    struct hosts h;             /* --hosts, -f: the daemons listed */
+    int tcp;                    /* the nodes are h's, not c's */
     int n;
     int *node;                  /* cluster index of rank i's node */
     char *nodes_expr;           /* hostlist of endpoint names */
+    char origin[FAB_NAME_MAX + 1];  /* the gateway's endpoint name */
+    pid_t gateway;              /* one-shot gateway (tcp), or 0 */
     int sock;                   /* to the gateway */
     uint64_t job;
     int image_fd;               /* sealed memfd */
@@ -79,6 +99,12 @@ static int fail(int code, const char *fmt, ...)
 }
 
 /* ---- choosing the nodes ---- */
+
+/* The name the user knows rank's node by. */
+static const char *node_label(const struct fe *e, int rank)
+{
+    return e->tcp ? e->h.label[rank] : e->c.nodes[e->node[rank]];
+}
 
 static int pick_named(struct fe *e, const char *expr)
 {
@@ -137,14 +163,39 @@ static int pick_nodes(struct fe *e)
     return 0;
 }
 
+/* The daemons of --hosts or -f: the first n of those listed, each
+ * answering. */
+static int pick_hosts(struct fe *e)
+{
+    const struct fe_opts *o = e->o;
+    char err[1024];
+
+    if ((o->hosts && hosts_add_list(&e->h, o->hosts, o->port, err,
+                                    sizeof(err)) < 0)
+        || (o->hostfile && hosts_add_file(&e->h, o->hostfile, o->port, err,
+                                          sizeof(err)) < 0))
+        return fail(2, "%s%s", o->hosts ? "--hosts: " : "-f ", err);
+    if (hosts_check_unique(&e->h, err, sizeof(err)) < 0)
+        return fail(2, "%s", err);
+    if (e->n == 0)
+        e->n = e->h.n;
+    if (e->n > e->h.n)
+        return fail(2, "%d ranks but the host list names %d daemons", e->n,
+                    e->h.n);
+    if (hosts_probe(&e->h, e->n, PROBE_S, err, sizeof(err)) < 0)
+        return fail(1, "%s", err);
+    return 0;
+}
+
 /* The endpoint names of the chosen nodes, in rank order, as one hostlist
  * expression for the LAUNCH. */
 static int nodes_expression(struct fe *e)
 {
-    char **names = calloc((size_t)e->n, sizeof(*names));
+    char **names = e->tcp ? e->h.endpoint : calloc((size_t)e->n,
+                                                   sizeof(*names));
     int len = -1;
 
-    for (int i = 0; names && i < e->n; i++) {
+    for (int i = 0; names && !e->tcp && i < e->n; i++) {
         char ep[FAB_NAME_MAX + 1];
 
         if (!(names[i] = strdup(cluster_endpoint(&e->c, e->node[i], ep,
@@ -157,9 +208,10 @@ static int nodes_expression(struct fe *e)
         hostlist_compress((const char *const *)names, e->n, e->nodes_expr,
                           (size_t)len + 1);
 out:
-    for (int i = 0; names && i < e->n; i++)
+    for (int i = 0; names && !e->tcp && i < e->n; i++)
         free(names[i]);
-    free(names);
+    if (!e->tcp)
+        free(names);
     return e->nodes_expr ? 0 : fail(1, "out of memory");
 }
 
@@ -312,7 +364,7 @@ static int on_record(void *arg, const struct proto_rec *r)
         break;
     case PROTO_FAIL:
         fprintf(stderr, "vexec: rank %u (node %s): %.*s\n", r->rank,
-                e->c.nodes[e->node[r->rank]], (int)r->len,
+                node_label(e, (int)r->rank), (int)r->len,
                 (const char *)r->data);
         break;
     case PROTO_EXIT:
@@ -346,8 +398,9 @@ static int read_reports(struct fe *e)
             return 1;
     }
     if (n == 0 || (errno != EAGAIN && errno != EINTR))
-        return fail(1, "the cluster's gateway went away before every rank "
-                    "reported (see vexec-cluster status)");
+        return fail(1, e->tcp ? "the gateway went away before every rank "
+                    "reported" : "the cluster's gateway went away before "
+                    "every rank reported (see vexec-cluster status)");
     return 0;
 }
 
@@ -360,11 +413,28 @@ static int send_down(struct fe *e, const void *msg, size_t len)
 
 /* ---- launching ---- */
 
+/* Between hosts: a one-shot gateway on the address of this host that
+ * leads to node 0. */
+static int start_gateway(struct fe *e)
+{
+    char ip[64], err[1024];
+
+    if (hosts_local_address(e->h.endpoint[0], ip, sizeof(ip), err,
+                            sizeof(err)) < 0
+        || gwspawn_start(ip, &e->sock, &e->gateway, e->origin,
+                         sizeof(e->origin), err, sizeof(err)) < 0)
+        return fail(1, "%s", err);
+    return 0;
+}
+
 static int connect_gateway(struct fe *e)
 {
     struct sockaddr_un sa;
     socklen_t len = bell_sockaddr(GATEWAY_KIND, e->c.name, &sa);
 
+    if (e->tcp)
+        return start_gateway(e);
+    snprintf(e->origin, sizeof(e->origin), "%s.%s", e->c.name, GATEWAY_KIND);
     if ((e->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
         return fail(1, "socket: %s", strerror(errno));
     if (connect(e->sock, (struct sockaddr *)&sa, len) < 0)
@@ -376,12 +446,12 @@ static int connect_gateway(struct fe *e)
 /* The LAUNCH, with the image memfd attached. */
 static int send_launch(struct fe *e)
 {
-    char origin[FAB_NAME_MAX + 1], err[512];
+    char err[512];
     struct proto_launch l = { .nnodes = (uint32_t)e->n,
                               .image_len = e->image_len,
                               .chunk = e->o->chunk ? e->o->chunk
                                                    : BCAST_CHUNK_DEFAULT,
-                              .tree = e->o->tree, .origin = origin,
+                              .tree = e->o->tree, .origin = e->origin,
                               .nodes = e->nodes_expr };
     char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
     struct iovec iov = { e->launch, 0 };
@@ -390,7 +460,6 @@ static int send_launch(struct fe *e)
     struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
     int len;
 
-    snprintf(origin, sizeof(origin), "%s.%s", e->c.name, GATEWAY_KIND);
     e->job = ((uint64_t)getpid() << 32) ^ (uint64_t)(mono_now() * 1e6);
     if ((len = proto_encode_launch(e->launch, sizeof(e->launch), e->job, &l,
                                    err, sizeof(err))) < 0)
@@ -491,6 +560,15 @@ static int setup_events(struct fe *e)
  * STDIN_POLL_MS. */
 #define STDIN_POLL_MS 1
 
+/* Does node 0's daemon still live?  Between hosts: does it still accept
+ * connections? */
+static int node0_up(struct fe *e)
+{
+    if (e->tcp)
+        return hosts_probe(&e->h, 1, PROBE_S, NULL, 0) == 0;
+    return cluster_node_up(&e->c, e->node[0]);
+}
+
 static int wait_for_ranks(struct fe *e)
 {
     double next_check = mono_now() + ALIVE_CHECK_MS / 1e3;
@@ -504,9 +582,9 @@ static int wait_for_ranks(struct fe *e)
             pump_stdin(e);
         if (mono_now() > next_check) {
             next_check = mono_now() + ALIVE_CHECK_MS / 1e3;
-            if (!cluster_node_up(&e->c, e->node[0]))
+            if (!node0_up(e))
                 return fail(1, "node %s died; the ranks below it are lost",
-                            e->c.nodes[e->node[0]]);
+                            node_label(e, 0));
         }
         n = epoll_wait(e->ep, ev, 8, timeout);
         for (int i = 0; i < n; i++) {
@@ -599,6 +677,8 @@ static void fe_free(struct fe *e)
 {
     if (e->sock >= 0)
         close(e->sock);
+    gwspawn_reap(e->gateway, GATEWAY_EXIT_S);
+    hosts_free(&e->h);
     if (e->image_fd >= 0)
         close(e->image_fd);
     for (int i = 0; e->part && i < e->n; i++)
@@ -642,11 +722,17 @@ int fe_run(const struct fe_opts *o)
     int ret;
 
     e.t0 = mono_now();
-    if (cluster_load(cluster_dir(NULL), &e.c, err, sizeof(err)) < 0) {
+    e.tcp = o->hosts || o->hostfile;
+    if (e.tcp) {
+        if ((ret = pick_hosts(&e)))
+            goto out;
+    } else if (cluster_load(cluster_dir(NULL), &e.c, err, sizeof(err)) < 0) {
         ret = fail(1, "%s (start one with vexec-cluster up N)", err);
         goto out;
+    } else if ((ret = pick_nodes(&e))) {
+        goto out;
     }
-    if ((ret = pick_nodes(&e)) || (ret = check_tree(&e))
+    if ((ret = check_tree(&e))
         || (ret = nodes_expression(&e)) || (ret = alloc_ranks(&e))
         || (ret = dump_program(&e)))
         goto out;

@@ -8,6 +8,9 @@
 struct fe_opts {
     int nranks;             /* 0: as many as nodes */
     const char *nodes;      /* hostlist of node names, or NULL: n0.. */
+    const char *hosts;      /* --hosts: hostlist of HOST[:N] (hosts.h) */
+    const char *hostfile;   /* -f: a file of such lines */
+    int port;               /* the first daemon's port on each host */
     const char *tree;       /* topology spec */
     size_t chunk;           /* 0: BCAST_CHUNK_DEFAULT */
     int label;              /* -l: prefix lines with "[RANK] " */

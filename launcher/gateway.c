@@ -38,6 +38,10 @@
 /* Keep polling this long after a ring (see daemon.c). */
 #define LINGER_S 0.002
 
+/* One shot: how long the cancel sent when the client left may take to
+ * leave before the gateway exits anyway. */
+#define DRAIN_S 2.0
+
 struct gw {
     const struct gateway_opts *o;
     struct fab *f;
@@ -90,7 +94,8 @@ static void drop_client(struct gw *g)
     epoll_ctl(g->ep, EPOLL_CTL_DEL, g->client, NULL);
     close(g->client);
     g->client = -1;
-    watch(g, g->lsock);
+    if (g->lsock >= 0)
+        watch(g, g->lsock);
 }
 
 /* A report batch from node 0: pass it to the client as it is. */
@@ -265,7 +270,8 @@ static void serve_client(struct gw *g)
 {
     char err[512];
 
-    epoll_ctl(g->ep, EPOLL_CTL_DEL, g->lsock, NULL);
+    if (g->lsock >= 0)
+        epoll_ctl(g->ep, EPOLL_CTL_DEL, g->lsock, NULL);
     if (start(g, err, sizeof(err)) < 0) {
         if (errno != ENOTCONN) {
             logmsg("launch failed: %s", err);
@@ -277,21 +283,38 @@ static void serve_client(struct gw *g)
     watch(g, g->client);
 }
 
+/* One shot, the client gone: let the cancel leave, then stop. */
+static void drain(struct gw *g)
+{
+    double end = mono_now() + DRAIN_S;
+
+    while (fab_sends_in_flight(g->f) > 0 && mono_now() < end)
+        if (progress(g) == 0)
+            fab_idle(g->f);
+    g->stop = 1;
+}
+
 static void serve(struct gw *g)
 {
     struct timespec tick = { 0, FAB_IDLE_MAX_NS };
     struct epoll_event ev[8];
-    int had_client = 0;
+    int had_client = g->client >= 0;
 
     while (!g->stop) {
         int n, busy;
 
         if (progress(g) > 0)
             g->linger_until = mono_now() + LINGER_S;
-        if (had_client && g->client < 0)
+        if (had_client && g->client < 0) {
             cancel_job(g);
+            if (g->o->client_fd >= 0) {
+                drain(g);
+                break;
+            }
+        }
         had_client = g->client >= 0;
-        busy = fab_sends_in_flight(g->f) > 0 || mono_now() < g->linger_until;
+        busy = fab_sends_in_flight(g->f) > 0 || mono_now() < g->linger_until
+               || !fab_can_sleep(g->f);
         n = epoll_pwait2(g->ep, ev, 8, busy ? &tick : NULL, NULL);
         for (int i = 0; i < n; i++) {
             int was = g->client;
@@ -305,10 +328,24 @@ static void serve(struct gw *g)
     }
 }
 
-static int setup(struct gw *g, char *err, size_t errlen)
+/* The cluster's socket, where vexec clients connect. */
+static int listen_cluster(struct gw *g, char *err, size_t errlen)
 {
     struct sockaddr_un sa;
     socklen_t len = bell_sockaddr(GATEWAY_KIND, g->o->cluster, &sa);
+
+    if ((g->lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
+        return seterr(err, errlen, errno, "%s", strerror(errno));
+    if (bind(g->lsock, (struct sockaddr *)&sa, len) < 0
+        || listen(g->lsock, 64) < 0)
+        return seterr(err, errlen, errno, "gateway socket: %s",
+                      strerror(errno));
+    return watch(g, g->lsock) < 0 ? seterr(err, errlen, errno, "epoll: %s",
+                                           strerror(errno)) : 0;
+}
+
+static int setup(struct gw *g, char *err, size_t errlen)
+{
     sigset_t set;
 
     sigemptyset(&set);
@@ -320,13 +357,10 @@ static int setup(struct gw *g, char *err, size_t errlen)
     if (!g->up || !g->down)
         return seterr(err, errlen, ENOMEM, "out of memory");
     if ((g->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0
-        || (g->ep = epoll_create1(EPOLL_CLOEXEC)) < 0
-        || (g->lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
+        || (g->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
         return seterr(err, errlen, errno, "%s", strerror(errno));
-    if (bind(g->lsock, (struct sockaddr *)&sa, len) < 0
-        || listen(g->lsock, 64) < 0)
-        return seterr(err, errlen, errno, "gateway socket: %s",
-                      strerror(errno));
+    if (g->o->client_fd < 0 && listen_cluster(g, err, errlen) < 0)
+        return -1;
     if (!(g->f = fab_create(g->o->endpoint, err, errlen)))
         return -1;
     for (int i = 0; i < UP_RECVS; i++)
@@ -334,10 +368,28 @@ static int setup(struct gw *g, char *err, size_t errlen)
                      g->up[i]) < 0)
             return seterr(err, errlen, errno, "posting a receive: %s",
                           strerror(errno));
-    if (watch(g, g->lsock) < 0 || watch(g, g->sigfd) < 0
-        || watch(g, fab_fd(g->f)) < 0)
+    if (watch(g, g->sigfd) < 0 || watch(g, fab_fd(g->f)) < 0)
         return seterr(err, errlen, errno, "epoll: %s", strerror(errno));
     return 0;
+}
+
+/* Say we serve: one byte for vexec-cluster, which counts its ready
+ * daemons; our endpoint's name for a one-shot gateway's vexec, which
+ * puts it in the LAUNCH as the tree's origin. */
+static void announce(struct gw *g)
+{
+    char msg[FAB_NAME_MAX + 2];
+    int len;
+
+    if (g->o->ready_fd < 0)
+        return;
+    if (g->o->client_fd >= 0)
+        len = snprintf(msg, sizeof(msg), "%s\n", fab_name(g->f));
+    else
+        len = snprintf(msg, sizeof(msg), "1");
+    if (write(g->o->ready_fd, msg, (size_t)len) != len)
+        logmsg("ready pipe: %s", strerror(errno));
+    close(g->o->ready_fd);
 }
 
 int gateway_run(const struct gateway_opts *o, char *err, size_t errlen)
@@ -349,12 +401,14 @@ int gateway_run(const struct gateway_opts *o, char *err, size_t errlen)
     if (setup(&g, err, errlen) < 0) {
         ret = -1;
     } else {
-        if (o->ready_fd >= 0) {
-            if (write(o->ready_fd, "1", 1) != 1)
-                logmsg("ready pipe: %s", strerror(errno));
-            close(o->ready_fd);
+        announce(&g);
+        if (o->client_fd >= 0) {
+            g.client = o->client_fd;
+            serve_client(&g);
         }
-        serve(&g);
+        /* A one-shot launch that failed to start has nothing to cancel. */
+        if (o->client_fd < 0 || g.client >= 0)
+            serve(&g);
     }
     drop_client(&g);
     fab_destroy(g.f);

@@ -13,6 +13,11 @@
  * down the tree.  One launch at a time; further clients wait in the
  * listen queue.  This is the flux model: a command talks to its local
  * broker, brokers talk over the overlay.
+ *
+ * Between hosts (vexec --hosts) there is no long-lived gateway: vexec
+ * starts a one-shot one (vexec-gateway, client_fd set) with a tcp
+ * endpoint on this host's address, hands it the same LAUNCH and memfd
+ * over a socketpair, and the gateway exits once vexec has gone.
  */
 #ifndef VEXEC_GATEWAY_H
 #define VEXEC_GATEWAY_H
@@ -25,11 +30,16 @@
 struct gateway_opts {
     const char *cluster;    /* cluster name: socket "vexec-gw.CLUSTER" */
     const char *endpoint;   /* its fabric endpoint name */
-    int ready_fd;           /* >= 0: write one byte here once serving */
+    int ready_fd;           /* >= 0: write one byte here once serving (one
+                               shot: the endpoint's name and a newline) */
+    int client_fd;          /* >= 0: one shot: serve this connected
+                               seqpacket client only (no cluster socket),
+                               and return when it leaves */
 };
 
-/* Serve launches until SIGTERM or SIGINT.  Returns 0 then, or -1 if the
- * gateway could not start (err says why). */
+/* Serve launches until SIGTERM or SIGINT (one shot: until the client
+ * left and its job was cancelled).  Returns 0 then, or -1 if the gateway
+ * could not start (err says why). */
 int gateway_run(const struct gateway_opts *o, char *err, size_t errlen);
 
 #endif

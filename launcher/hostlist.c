@@ -52,7 +52,8 @@ struct sizes {
 static int is_name_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+           c == ':';
 }
 
 static int is_digit(char c)

@@ -8,7 +8,9 @@
  *   part    := name-chars | "[" range { "," range } "]"
  *   range   := number | number "-" number
  *
- * Name characters are letters, digits, '-', '.' and '_'.  A range expands
+ * Name characters are letters, digits, '-', '.', '_' and ':' (so that
+ * "host:port" endpoint names and Hydra's "host:n" can be written as
+ * hostlists: 10.77.0.[2-5]:7400, vx[1-4]:2).  A range expands
  * low to high, zero-padded to the width of its low bound as written
  * (n[08-11] is n08 n09 n10 n11; n[8-11] is n8 n9 n10 n11).  Several bracket
  * groups in one item multiply, the last one varying fastest: a[1-2]b[1-2]

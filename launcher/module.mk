@@ -5,12 +5,13 @@
 
 LAUNCHER_OBJS := $(B)/launcher/hostlist.o $(B)/launcher/proto.o \
 	$(B)/launcher/cluster.o $(B)/launcher/daemon.o $(B)/launcher/frontend.o \
-	$(B)/launcher/gateway.o
+	$(B)/launcher/gateway.o $(B)/launcher/hosts.o \
+	$(B)/launcher/gwspawn.o
 
 LIBS += $(B)/liblauncher.a
 UNIT_TESTS += $(B)/launcher/test/test_hostlist
 FUZZERS += $(B)/fuzz/fuzz_hostlist
-BINS += $(BIN)/vexec $(BIN)/vexecd $(BIN)/vexec-cluster
+BINS += $(BIN)/vexec $(BIN)/vexecd $(BIN)/vexec-cluster $(BIN)/vexec-gateway
 
 # Everything a launcher binary links, in dependency order.
 LAUNCHER_LINK := $(B)/liblauncher.a $(B)/libfanout.a $(B)/libvmad.a \
@@ -27,6 +28,10 @@ $(BIN)/vexec: $(B)/launcher/vexec.o $(LAUNCHER_LINK)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/vexecd: $(B)/launcher/vexecd.o $(LAUNCHER_LINK)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)
+
+$(BIN)/vexec-gateway: $(B)/launcher/vexec_gateway.o $(LAUNCHER_LINK)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)
 

@@ -1,14 +1,18 @@
 /* vexec.c - the front end: dump a program once, stream it down a tree of
  * node daemons, run rank i on node i, gather output and exit statuses.
  *
- *   vexec [-n N] [-w LIST] [--tree SHAPE] [--chunk SIZE] [-l] [--timing]
- *         PROG [ARGS...]
+ *   vexec [-n N] [-w LIST | --hosts LIST | -f HOSTFILE [--port BASE]]
+ *         [--tree SHAPE] [--chunk SIZE] [-l] [--timing] PROG [ARGS...]
  *
  * The front end is the tree's parent of node 0: it sends node 0 the
  * LAUNCH and the image (as the root of the broadcast), node 0 passes both
  * on, and every batch of reports comes back through node 0.  Output is
  * written whole-line as it arrives; stdin goes to rank 0 in STDIN
  * messages; SIGINT, SIGTERM, SIGHUP and SIGQUIT go down to every rank.
+ *
+ * The nodes are the emulated cluster's (-w picks some), or with --hosts
+ * or -f the vexecd daemons of other hosts (launcher/hosts.h): Hydra's
+ * HOST[:N] items, N daemons on consecutive ports from --port.
  *
  * Exit status: the highest rank code (exit status, or 128+N for a rank
  * killed by signal N); 1 when vexec itself failed; 2 for bad usage; 127
@@ -21,6 +25,7 @@
 #include "launcher/cluster.h"
 #include "launcher/frontend.h"
 #include "launcher/hostlist.h"
+#include "launcher/hosts.h"
 #include "launcher/proto.h"
 #include "vmadump/vmadump.h"
 
@@ -33,8 +38,10 @@
 
 static void usage_line(FILE *f)
 {
-    fprintf(f, "usage: vexec [-n N] [-w|--nodes LIST] [--tree SHAPE] "
-            "[--chunk SIZE] [-l] [--timing] PROG [ARGS...]\n");
+    fprintf(f, "usage: vexec [-n N] [-w|--nodes LIST | --hosts LIST | "
+            "-f HOSTFILE [--port BASE]]\n"
+            "             [--tree SHAPE] [--chunk SIZE] [-l] [--timing] "
+            "PROG [ARGS...]\n");
 }
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -74,10 +81,23 @@ static int parse_ranks(const char *s)
     return (int)v;
 }
 
+static int parse_port(const char *s)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    return errno || end == s || *end || v < 1 || v > 65535 ? -1 : (int)v;
+}
+
 static int parse_args(int argc, char **argv, struct fe_opts *o)
 {
     static const struct option longopts[] = {
         { "nodes", required_argument, NULL, 'w' },
+        { "hosts", required_argument, NULL, 'H' },
+        { "hostfile", required_argument, NULL, 'f' },
+        { "port", required_argument, NULL, 'p' },
         { "tree", required_argument, NULL, 't' },
         { "chunk", required_argument, NULL, 'c' },
         { "timing", no_argument, NULL, 'T' },
@@ -87,7 +107,7 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
     int c;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+n:w:lh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+n:w:f:lh", longopts, NULL)) != -1) {
         switch (c) {
         case 'n':
             if ((o->nranks = parse_ranks(optarg)) < 0)
@@ -95,6 +115,13 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
                                  optarg);
             break;
         case 'w': o->nodes = optarg; break;
+        case 'H': o->hosts = optarg; break;
+        case 'f': o->hostfile = optarg; break;
+        case 'p':
+            if ((o->port = parse_port(optarg)) < 0)
+                return bad_usage("--port '%s': not a port from 1 to 65535",
+                                 optarg);
+            break;
         case 't': o->tree = optarg; break;
         case 'c':
             o->chunk = parse_size(optarg);
@@ -112,6 +139,9 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
                              "--help)", argv[optind - 1]);
         }
     }
+    if (!!o->nodes + !!o->hosts + !!o->hostfile > 1)
+        return bad_usage("%s", "-w, --hosts and -f each name the nodes: "
+                         "give one");
     if (optind >= argc)
         return bad_usage("%s", "no program to run (see vexec --help)");
     o->argv = argv + optind;
@@ -120,7 +150,7 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
 
 int main(int argc, char **argv)
 {
-    struct fe_opts o = { .tree = "auto" };
+    struct fe_opts o = { .tree = "auto", .port = HOSTS_PORT_DEFAULT };
     int ret;
 
     if ((ret = parse_args(argc, argv, &o)))

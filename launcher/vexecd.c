@@ -1,38 +1,58 @@
 /* vexecd.c - the node daemon's command line.
  *
- *   vexecd --endpoint NAME [--node NODE]
+ *   vexecd --address HOST:PORT [--node NODE]    a host's daemon, over tcp
+ *   vexecd --endpoint NAME [--node NODE]        an shm daemon on this host
  *
- * Serves launches on the fabric endpoint NAME (unique on the host; the
- * emulated cluster uses CLUSTER.NODE) until SIGTERM.  NODE names it in
- * messages (default: NAME).  vexec-cluster starts its daemons itself (one
- * libfabric load for all of them); this is the way to start one by hand.
+ * --address: serve launches on a tcp;ofi_rxm endpoint bound to HOST:PORT
+ * (HOST a name or IPv4 address of this host; vexec --hosts reaches the
+ * daemons of a host at consecutive ports from 7400).  This is how a
+ * daemon is started on a real host: by hand, from systemd or by srun.
+ * --endpoint: the shm endpoint NAME (unique on the host; the emulated
+ * cluster uses CLUSTER.NODE).  NODE names the daemon in messages
+ * (default: the address or NAME).  Runs until SIGTERM or SIGINT.
+ * vexec-cluster starts its shm daemons itself (one libfabric load for
+ * all of them).
  */
 #include "launcher/daemon.h"
+#include "launcher/hosts.h"
+#include "fanout/netaddr.h"
 
 #include <stdio.h>
 #include <string.h>
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: vexecd --endpoint NAME [--node NODE]\n");
+    fprintf(stderr, "usage: vexecd --address HOST:PORT [--node NODE]\n"
+                    "       vexecd --endpoint NAME [--node NODE]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     struct daemon_opts o = { .ready_fd = -1 };
-    char err[512];
+    const char *address = NULL;
+    char canon[NETADDR_STRLEN], err[512];
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--endpoint") && i + 1 < argc)
             o.endpoint = argv[++i];
+        else if (!strcmp(argv[i], "--address") && i + 1 < argc)
+            address = argv[++i];
         else if (!strcmp(argv[i], "--node") && i + 1 < argc)
             o.node = argv[++i];
         else
             return usage();
     }
-    if (!o.endpoint)
+    if (!o.endpoint == !address)
         return usage();
+    if (address) {
+        if (hosts_resolve(address, canon, sizeof(canon), err,
+                          sizeof(err)) < 0) {
+            fprintf(stderr, "vexecd: --address %s\n", err);
+            return 2;
+        }
+        o.endpoint = canon;
+    }
     if (!o.node)
         o.node = o.endpoint;
     if (daemon_run(&o, err, sizeof(err)) < 0) {

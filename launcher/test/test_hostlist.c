@@ -57,6 +57,9 @@ static void test_expand(void)
     expands_to("n[1-2]-ib", "n1-ib n2-ib");
     expands_to("10.0.0.[1-3]", "10.0.0.1 10.0.0.2 10.0.0.3");
     expands_to("host_a.example.org", "host_a.example.org");
+    expands_to("10.77.0.[2-3]:7400", "10.77.0.2:7400 10.77.0.3:7400");
+    expands_to("10.77.0.2:[7400-7401]", "10.77.0.2:7400 10.77.0.2:7401");
+    expands_to("vx[1-2]:2", "vx1:2 vx2:2");
     expands_to("n[999999999999999998-999999999999999999]",
                "n999999999999999998 n999999999999999999");
 }
@@ -191,6 +194,8 @@ static void test_compress(void)
     static const char *const order[] = { "n3", "n1", "n2" };
     static const char *const plain[] = { "a", "b", "c1x" };
     static const char *const carry[] = { "n08", "n09", "n10", "n99", "n100" };
+    static const char *const tcp[] = { "10.77.0.2:7400", "10.77.0.2:7401",
+                                       "10.77.0.3:7400" };
 
     compresses(mixed, 5, "n[1-3,7],m1");
     compresses(racks, 2, "rack1-node[2-3]");
@@ -200,6 +205,7 @@ static void test_compress(void)
     compresses(plain, 3, "a,b,c1x");
     compresses(carry, 5, "n[08-10,99-100]");
     compresses(mixed, 1, "n1");
+    compresses(tcp, 3, "10.77.0.2:[7400-7401],10.77.0.3:7400");
 }
 
 static void test_compress_buffers(void)

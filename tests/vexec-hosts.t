@@ -1,0 +1,175 @@
+#!/usr/bin/perl
+# vexec-hosts.t - vexec across hosts over tcp;ofi_rxm: 4 hosts made of
+# network namespaces (scripts/netns-hosts), 2 vexecd per host, 8 ranks.
+# The same programs give the same results as on a one-host emulated
+# cluster (ranks, output, stdin, exit status); rank i runs on the host the
+# list puts it on; the daemons of different hosts hold TCP connections
+# between their addresses; -f HOSTFILE (with comments) and --hosts in
+# hostlist syntax both work; a bad list or a host without a daemon is one
+# line and a non-zero exit with nothing left running; idle daemons stay
+# idle; teardown leaves no namespace, link or process.
+#
+# Skipped unless root and `ip netns add` works.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Temp qw(tempdir);
+use Test::More;
+use VexecTest qw(prog bin one_line_error);
+use VexecCluster qw(need_vexec cluster_up vexec describe lines pid_alive
+                    daemon_cpu_ticks);
+
+my $HOSTS = 4;
+my $DAEMONS = 2;
+my $N = $HOSTS * $DAEMONS;
+
+plan skip_all => 'needs root for network namespaces' if $> != 0;
+my $probe_ns = "vxprobe$$";
+plan skip_all => 'ip netns add does not work here'
+    if system("ip netns add $probe_ns >/dev/null 2>&1") != 0;
+system("ip netns del $probe_ns");
+
+need_vexec();
+my $script = "$FindBin::Bin/../scripts/netns-hosts";
+my $build = VexecTest::build_dir();
+my $prefix = "vxt$$";
+my $state = tempdir('vxh-XXXXXX', TMPDIR => 1, CLEANUP => 1) . "/state";
+my $owner = $$;
+my $torn_down = 0;
+
+sub netns {
+    my (@args) = @_;
+    local $VexecTest::TIMEOUT = 180;
+    return VexecTest::run([$script, @args]);
+}
+
+END {
+    if ($$ == $owner && !$torn_down && -e "$state/names") {
+        local $?;
+        netns('down', '--state', $state);
+    }
+}
+
+my $r = netns('up', $HOSTS, '--daemons', $DAEMONS, '--prefix', $prefix,
+              '--state', $state, '--build', $build);
+ok($r->{status} == 0, "netns-hosts up $HOSTS --daemons $DAEMONS")
+    or BAIL_OUT('no hosts: ' . describe($r));
+my %daemon_pid = map { /^(\d+) \S+ (\S+)$/ ? ($2 => $1) : () }
+                 lines(VexecTest::slurp("$state/pids"));
+my @addr = map { /^(\S+):\d+$/ ? $1 : () } lines(VexecTest::slurp("$state/hostfile"));
+is(scalar @addr, $HOSTS, "$HOSTS hosts, each its own address: @addr");
+my ($subnet) = $addr[0] =~ /^(\d+\.\d+\.\d+)\./;
+
+# A host file in Hydra's format, with comments and a blank line.
+my $hostfile = "$state/../hostfile";
+VexecTest::spew($hostfile, "# $HOSTS namespaced hosts\n\n"
+                . join('', map { "$_:$DAEMONS   # two daemons\n" } @addr));
+my @via_file = ('-f', $hostfile);
+my @via_list = ('--hosts', "$subnet.[2-" . ($HOSTS + 1) . "]:$DAEMONS");
+
+# The one-host cluster to compare with.
+cluster_up($N);
+
+# Runs the program on the hosts and on the one-host cluster.
+sub both {
+    my ($args, %opt) = @_;
+    return (vexec([@via_file, @$args], %opt), vexec([@$args], %opt));
+}
+
+sub sorted_lines { return join("\n", sort(lines($_[0]))) }
+
+# Ranks and sizes.
+my $rank_line = 'echo "$BPROC_RANK $VEXEC_SIZE"';
+my ($tcp, $one) = both(['/bin/dash', '-c', $rank_line]);
+my $want = join("\n", map { sprintf("%07d %d", $_, $N) } 0 .. $N - 1);
+ok($tcp->{status} == 0 && sorted_lines($tcp->{out}) eq $want,
+   "-f: ranks 0..7 once each, size 8, exit 0") or diag(describe($tcp));
+ok(sorted_lines($tcp->{out}) eq sorted_lines($one->{out})
+   && $tcp->{status} == $one->{status}, 'the same as on one host')
+    or diag(describe($one));
+
+# Rank i on the host the list puts it: two per host, in order.
+$r = vexec([@via_list, '/bin/dash', '-c', 'echo "$BPROC_RANK $(hostname -I)"']);
+my %host_of = map { /^(\d+) (\S+)/ ? ($1 + 0 => $2) : () } lines($r->{out});
+my @misplaced = grep { ($host_of{$_} // '') ne $addr[int($_ / $DAEMONS)] } 0 .. $N - 1;
+ok($r->{status} == 0 && !@misplaced,
+   "--hosts '$via_list[1]': ranks 2k and 2k+1 run on host k's address")
+    or diag(describe($r) . " misplaced: @misplaced");
+
+# Whole lines, long ones too, labelled.
+my $lines_prog = 'x=$(head -c 60000 /dev/zero | tr "\0" r); for i in 1 2 3; do echo "$BPROC_RANK:$i:$x"; done';
+($tcp, $one) = both(['-l', '/bin/dash', '-c', $lines_prog]);
+my @bad = grep { !/^\[(\d+)\] (\d{7}):[123]:r{60000}$/ || $1 != $2 } lines($tcp->{out});
+ok($tcp->{status} == 0 && (() = lines($tcp->{out})) == 3 * $N && !@bad,
+   '-l: 24 lines of 60 kB, each whole and labelled with its rank')
+    or diag(describe($tcp) . ' bad lines: ' . scalar(@bad));
+ok(sorted_lines($tcp->{out}) eq sorted_lines($one->{out}), 'the same as on one host');
+
+# Stdin goes to rank 0 only.
+my $count = 'printf "%s %s\n" "$BPROC_RANK" "$(wc -l)"';
+($tcp, $one) = both(['/bin/dash', '-c', $count], stdin => "a\nb\nc\n");
+$want = join("\n", map { sprintf("%07d %d", $_, $_ ? 0 : 3) } 0 .. $N - 1);
+ok($tcp->{status} == 0 && sorted_lines($tcp->{out}) eq $want,
+   'stdin: rank 0 reads 3 lines, the others end of file') or diag(describe($tcp));
+ok(sorted_lines($tcp->{out}) eq sorted_lines($one->{out}), 'the same as on one host');
+
+# Exit status: rank 3 exits 3.
+($tcp, $one) = both(['/bin/dash', '-c', '[ "$BPROC_RANK" = 0000003 ] && exit 3; exit 0']);
+ok($tcp->{status} == 3 && $tcp->{err} =~ /^vexec: 1 of 8 ranks failed: rank 3 exited 3$/m,
+   'rank 3 exiting 3: exit 3 and the summary line') or diag(describe($tcp));
+ok($tcp->{status} == $one->{status} && $tcp->{err} eq $one->{err},
+   'the same status and stderr as on one host') or diag(describe($one));
+
+# The 4.9 MB image, over a tree that crosses every host.
+$r = vexec([@via_list, '--tree', 'kary:2', prog('big4m-static')]);
+is($r->{out}, "big4m ok\n" x $N, 'big4m-static: every rank checked its 4 MB over tcp')
+    or diag(describe($r));
+
+# The image crossed TCP between addresses: with kary:2, ranks 2-3 (host 2)
+# and 4-5 (host 3) have parents on host 1, ranks 6-7 (host 4) on host 2.
+# Each of hosts 2-4 holds an established connection with another host.
+for my $h (2 .. $HOSTS) {
+    my $ss = `ip netns exec $prefix-h$h ss -Htn state established`;
+    my @peers = grep { $_ ne $addr[$h - 1] } ($ss =~ /\s(\d+\.\d+\.\d+\.\d+):\d+\s*$/mg);
+    ok(@peers, "host $h ($addr[$h - 1]) has TCP connections with other hosts: "
+       . join(' ', sort(keys %{ { map { $_ => 1 } @peers } })))
+        or diag($ss);
+}
+
+# Errors: one line, non-zero, nothing started.
+sub gateways_left {
+    return grep { pid_alive($_) && VexecTest::slurp("/proc/$_/cmdline") =~ /^vexec-gateway\0--address\0\Q$subnet\E\./ }
+           map { m{^/proc/(\d+)$} ? $1 : () } glob('/proc/[0-9]*');
+}
+for my $case (['--hosts', 'x[1-'], ['--hosts', "$subnet.2:300"],
+              ['--hosts', 'no-such-host.invalid'], ['-f', "$state/none"],
+              ['--hosts', "$subnet.2:$DAEMONS", '--port', 7490],
+              ['-n', 9, '-f', $hostfile]) {
+    $r = vexec([@$case, '/bin/true']);
+    my @wrong = one_line_error($r);
+    ok(!@wrong && $r->{err} =~ /^vexec: /, "@$case: one-line error, exit $r->{status}")
+        or diag("@wrong");
+}
+$r = vexec(['--hosts', "$subnet.2:$DAEMONS", '--port', 7490, '/bin/true']);
+like($r->{err}, qr/^vexec: no vexecd answers at \Q$subnet\E\.2:7490 .*refused/,
+     'a host without a daemon is named with its address');
+my @left = gateways_left();
+ok(!@left, 'no gateway is left running') or diag("pids: @left");
+ok(!grep({ !pid_alive($_) } values %daemon_pid), 'every daemon still runs');
+
+# Idle daemons stay idle after all those jobs, probes and refusals.
+my $t0 = daemon_cpu_ticks(values %daemon_pid);
+select(undef, undef, undef, 2);
+my $ticks = daemon_cpu_ticks(values %daemon_pid) - $t0;
+ok($ticks <= 20, "the 8 idle daemons used $ticks ticks of CPU in 2 s");
+
+# Teardown.
+$r = netns('down', '--state', $state);
+$torn_down = 1;
+ok($r->{status} == 0, 'netns-hosts down') or diag(describe($r));
+ok(!grep({ /^\Q$prefix\E-/ } `ip netns list`), 'no namespace left');
+ok(!grep({ /: \Q$prefix\E/ } `ip -o link show`), 'no link left');
+ok(!grep({ pid_alive($_) } values %daemon_pid), 'no daemon left');
+
+done_testing();
