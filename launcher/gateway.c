@@ -53,6 +53,7 @@ struct gw {
     char launch[PROTO_MSG_MAX];
     char (*up)[PROTO_MSG_MAX];
     char (*down)[PROTO_MSG_MAX];
+    int down_busy[DOWN_SLOTS];          /* its send has not completed */
     int next_down;
 };
 
@@ -105,8 +106,12 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
     struct gw *g = arg;
     char *ctx = ev->ctx;
 
-    if (ev->kind == FAB_SENT)
+    if (ev->kind == FAB_SENT) {
+        for (int i = 0; i < DOWN_SLOTS; i++)
+            if (ctx == g->down[i])
+                g->down_busy[i] = 0;
         return 0;
+    }
     /* Only our report receives are expected; a failed broadcast may leave
      * completions of its own behind. */
     if (ctx < g->up[0] || ctx > g->up[UP_RECVS - 1])
@@ -220,30 +225,70 @@ out:
     return ret;
 }
 
+/* The next down slot, once its previous send has completed (the provider
+ * may still read a posted buffer: reusing it early sent the wrong bytes
+ * when stdin outran node 0).  Returns its index, or -1 after
+ * BCAST_STALL_DEFAULT_S without a completion. */
+static int free_down_slot(struct gw *g)
+{
+    int i = g->next_down % DOWN_SLOTS;
+    double limit = mono_now() + BCAST_STALL_DEFAULT_S;
+
+    while (g->down_busy[i]) {
+        if (mono_now() > limit)
+            return -1;
+        if (progress(g) == 0)
+            fab_idle(g->f);
+    }
+    g->next_down++;
+    return i;
+}
+
+static int send_slot(struct gw *g, int i, size_t len)
+{
+    g->down_busy[i] = 1;
+    if (send_down(g, g->down[i], len, g->down[i]) == 0)
+        return 0;
+    g->down_busy[i] = 0;
+    return -1;
+}
+
 /* A SIGNAL or STDIN message from the client: on to node 0. */
 static void relay_down(struct gw *g)
 {
-    char *slot = g->down[g->next_down++ % DOWN_SLOTS];
-    ssize_t n = recv(g->client, slot, PROTO_MSG_MAX, MSG_DONTWAIT);
+    int i = free_down_slot(g);
+    ssize_t n;
 
-    if (n < 0 && errno == EAGAIN)
+    if (i < 0) {
+        logmsg("relaying to node 0: %s", "no send completed for 10 s");
+        drop_client(g);
         return;
+    }
+    n = recv(g->client, g->down[i], PROTO_MSG_MAX, MSG_DONTWAIT);
+    if (n < 0 && errno == EAGAIN) {
+        g->next_down--;
+        return;
+    }
     if (n <= 0) {
         drop_client(g);
         return;
     }
-    if (send_down(g, slot, (size_t)n, slot) < 0)
+    if (send_slot(g, i, (size_t)n) < 0)
         logmsg("relaying to node 0: %s", strerror(errno));
 }
 
 /* The client left: whatever still runs of its job is killed. */
 static void cancel_job(struct gw *g)
 {
-    char *slot = g->down[g->next_down++ % DOWN_SLOTS];
-    int len = proto_encode_signal(slot, PROTO_MSG_MAX, g->job, SIGKILL,
-                                  NULL, 0);
+    int i = free_down_slot(g), len;
 
-    if (len > 0 && send_down(g, slot, (size_t)len, slot) < 0)
+    if (i < 0) {
+        logmsg("cancelling: %s", "no send completed for 10 s");
+        return;
+    }
+    len = proto_encode_signal(g->down[i], PROTO_MSG_MAX, g->job, SIGKILL,
+                              NULL, 0);
+    if (len > 0 && send_slot(g, i, (size_t)len) < 0)
         logmsg("cancelling: %s", strerror(errno));
 }
 
