@@ -1,10 +1,12 @@
 /* vexecd.c - the node daemon's command line.
  *
- *   vexecd --endpoint NAME [--node NODE]
+ *   vexecd --endpoint NAME --key FILE [--node NODE]
  *
  * Serves launches on the fabric endpoint NAME (unique on the host; the
- * emulated cluster uses CLUSTER.NODE) until SIGTERM.  NODE names it in
- * messages (default: NAME).  vexec-cluster starts its daemons itself (one
+ * emulated cluster uses CLUSTER.NODE) until SIGTERM, accepting only
+ * requests signed with the cluster key in FILE (auth.h): the key is
+ * required, since a daemon without one could accept nothing.  NODE names
+ * it in messages (default: NAME).  vexec-cluster starts its daemons itself (one
  * libfabric load for all of them); this is the way to start one by hand.
  */
 #include "launcher/daemon.h"
@@ -14,7 +16,8 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: vexecd --endpoint NAME [--node NODE]\n");
+    fprintf(stderr, "usage: vexecd --endpoint NAME --key FILE "
+            "[--node NODE]\n");
     return 2;
 }
 
@@ -28,10 +31,12 @@ int main(int argc, char **argv)
             o.endpoint = argv[++i];
         else if (!strcmp(argv[i], "--node") && i + 1 < argc)
             o.node = argv[++i];
+        else if (!strcmp(argv[i], "--key") && i + 1 < argc)
+            o.key_file = argv[++i];
         else
             return usage();
     }
-    if (!o.endpoint)
+    if (!o.endpoint || !o.key_file)
         return usage();
     if (!o.node)
         o.node = o.endpoint;
