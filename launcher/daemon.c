@@ -478,17 +478,20 @@ static void forward_launch(struct daemon *d)
 /* Is the image the one the LAUNCH was signed for?  Its checksum is
  * checked against its bytes already (vmad_check); this binds it to the
  * signed request, as far as a 64-bit checksum can (vmadump.h). */
-static int image_is_signed(const struct job *j, const void *buf, size_t len,
+static int image_is_signed(struct daemon *d, const void *buf, size_t len,
                            char *err, size_t errlen)
 {
+    struct job *j = d->job;
     uint64_t sum = vmad_image_checksum(buf, len);
 
     if (sum == j->image_sum)
         return 0;
-    return seterr(err, errlen, EACCES, "the image received is not the one "
-                  "the launch was signed for (checksum %#llx, signed "
-                  "%#llx)", (unsigned long long)sum,
-                  (unsigned long long)j->image_sum);
+    seterr(err, errlen, EACCES, "the image received is not the one the "
+           "launch was signed for (checksum %#llx, signed %#llx)",
+           (unsigned long long)sum, (unsigned long long)j->image_sum);
+    logmsg(d, "refused the image of job %#llx: %s",
+           (unsigned long long)j->id, err);
+    return -1;
 }
 
 /* Receive the image, check it and start our rank from it. */
@@ -512,7 +515,7 @@ static void receive_and_start(struct daemon *d, size_t len, size_t chunk)
         goto fail;
     }
     if (vmad_check(buf, len, err, sizeof(err)) < 0
-        || image_is_signed(j, buf, len, err, sizeof(err)) < 0) {
+        || image_is_signed(d, buf, len, err, sizeof(err)) < 0) {
         munmap(buf, size);
         close(memfd);
         goto fail;

@@ -73,3 +73,10 @@ UNIT_TESTS += $(B)/launcher/test/test_auth
 $(B)/launcher/test/test_auth: $(B)/launcher/test/test_auth.o \
 		$(B)/liblauncher.a $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LAUNCHER_LDLIBS)
+
+# A rogue or replaying tree root for tests/vexec-auth.t.
+all: $(B)/launcher/test/vexec_inject
+
+$(B)/launcher/test/vexec_inject: $(B)/launcher/test/vexec_inject.o \
+		$(LAUNCHER_LINK)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS) $(LAUNCHER_LDLIBS)
