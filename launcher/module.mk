@@ -80,3 +80,12 @@ all: $(B)/launcher/test/vexec_inject
 $(B)/launcher/test/vexec_inject: $(B)/launcher/test/vexec_inject.o \
 		$(LAUNCHER_LINK)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS) $(LAUNCHER_LDLIBS)
+
+FUZZERS += $(B)/fuzz/fuzz_auth
+
+$(B)/fuzz/fuzz_auth: launcher/fuzz/fuzz_auth.c launcher/auth.c launcher/auth.h \
+		launcher/proto.c launcher/proto.h common/err.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -D_GNU_SOURCE -I. $(FUZZ_FLAGS) $(WARN) -o $@ \
+		launcher/fuzz/fuzz_auth.c launcher/auth.c launcher/proto.c \
+		common/err.c -lsodium
