@@ -67,8 +67,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
-        if (!strcmp(a, "--no-credential") || !strcmp(a, "--wrong-sum")) {
-            *(a[2] == 'n' ? &o->no_cred : &o->wrong_sum) = 1;
+        if (!strcmp(a, "--no-credential")) {
+            o->no_cred = 1;
+            continue;
+        }
+        if (!strcmp(a, "--wrong-sum")) {
+            o->wrong_sum = 1;
             continue;
         }
         if (!v)
