@@ -60,6 +60,7 @@ struct gw {
     ssize_t cancel_len;
     char (*up)[PROTO_MSG_MAX];
     char (*down)[PROTO_MSG_MAX];
+    int down_busy[DOWN_SLOTS];          /* its send has not completed */
     int next_down;
 };
 
@@ -124,8 +125,12 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
     char *ctx = ev->ctx;
     uint64_t job;
 
-    if (ev->kind == FAB_SENT)
+    if (ev->kind == FAB_SENT) {
+        for (int i = 0; i < DOWN_SLOTS; i++)
+            if (ctx == g->down[i])
+                g->down_busy[i] = 0;
         return 0;
+    }
     /* Only our report receives are expected; a failed broadcast may leave
      * completions of its own behind. */
     if (ctx < g->up[0] || ctx > g->up[UP_RECVS - 1])
@@ -276,11 +281,45 @@ out:
     return ret;
 }
 
+/* The next down buffer, once the send from it has completed: shm may
+ * still read a buffer after its send was posted, and a message changed
+ * under it would arrive as a copy of a later one, which daemons refuse
+ * as a replay.  Returns its index, or -1 if it stays busy. */
+static int free_slot(struct gw *g)
+{
+    int i = g->next_down % DOWN_SLOTS;
+    double end = mono_now() + BCAST_STALL_DEFAULT_S;
+
+    while (g->down_busy[i] && mono_now() < end)
+        if (progress(g) == 0)
+            fab_idle(g->f);
+    if (g->down_busy[i])
+        return -1;
+    g->next_down++;
+    return i;
+}
+
+/* Send slot i's len bytes to node 0. */
+static int send_slot(struct gw *g, int i, size_t len)
+{
+    if (send_down(g, g->down[i], len, g->down[i]) < 0)
+        return -1;
+    g->down_busy[i] = 1;
+    return 0;
+}
+
 /* A SIGNAL or STDIN message from the client: on to node 0. */
 static void relay_down(struct gw *g)
 {
-    char *slot = g->down[g->next_down++ % DOWN_SLOTS];
-    ssize_t n = recv(g->client, slot, PROTO_MSG_MAX, MSG_DONTWAIT);
+    int i = free_slot(g);
+    char *slot = i >= 0 ? g->down[i] : NULL;
+    ssize_t n;
+
+    if (!slot) {
+        logmsg("relaying to node 0: %s", "its sends do not complete");
+        return;
+    }
+    n = recv(g->client, slot, PROTO_MSG_MAX, MSG_DONTWAIT);
 
     if (n < 0 && errno == EAGAIN)
         return;
@@ -290,7 +329,7 @@ static void relay_down(struct gw *g)
     }
     if (g->refused)
         return;                 /* for a job that does not exist */
-    if (send_down(g, slot, (size_t)n, slot) < 0)
+    if (send_slot(g, i, (size_t)n) < 0)
         logmsg("relaying to node 0: %s", strerror(errno));
 }
 
@@ -298,12 +337,12 @@ static void relay_down(struct gw *g)
  * SIGKILL the client signed for that. */
 static void cancel_job(struct gw *g)
 {
-    char *slot = g->down[g->next_down++ % DOWN_SLOTS];
+    int i;
 
-    if (g->cancel_len <= 0)
+    if (g->cancel_len <= 0 || (i = free_slot(g)) < 0)
         return;
-    memcpy(slot, g->cancel, (size_t)g->cancel_len);
-    if (send_down(g, slot, (size_t)g->cancel_len, slot) < 0)
+    memcpy(g->down[i], g->cancel, (size_t)g->cancel_len);
+    if (send_slot(g, i, (size_t)g->cancel_len) < 0)
         logmsg("cancelling: %s", strerror(errno));
     g->cancel_len = 0;
 }
