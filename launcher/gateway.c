@@ -94,11 +94,18 @@ static int watch(struct gw *g, int fd)
     return epoll_ctl(g->ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-/* The client is gone: listen for the next one. */
+/* The client is gone, or is sent away: listen for the next one.  What
+ * it sent and we did not read is read first: closing a Unix socket with
+ * unread messages resets the client's end, and the client would then see
+ * that instead of the failure we told it. */
 static void drop_client(struct gw *g)
 {
+    char buf[64];
+
     if (g->client < 0)
         return;
+    while (recv(g->client, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC) > 0)
+        continue;
     epoll_ctl(g->ep, EPOLL_CTL_DEL, g->client, NULL);
     close(g->client);
     g->client = -1;
