@@ -179,10 +179,11 @@ int cluster_save(const struct cluster *c, char *err, size_t errlen)
 
 int cluster_remove(const struct cluster *c, char *err, size_t errlen)
 {
-    static const char *const files[] = { "name", "pids", "gateway" };
+    static const char *const files[] = { "name", "pids", "gateway",
+                                         CLUSTER_KEY_FILE };
     char p[4200];
 
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         path(p, sizeof(p), c->dir, files[i]);
         if (unlink(p) < 0 && errno != ENOENT)
             return seterr(err, errlen, errno, "%s: %s", p, strerror(errno));

@@ -2,10 +2,11 @@
  *
  * vexec-cluster up writes it, vexec reads it, vexec-cluster down removes
  * it.  It lives in a directory: the one given, else $VEXEC_CLUSTER, else
- * ${XDG_RUNTIME_DIR:-/tmp}/vexec-UID.  Two files:
+ * ${XDG_RUNTIME_DIR:-/tmp}/vexec-UID.  Its files:
  *   name   the cluster's name, the prefix of every endpoint ("vx4242")
  *   pids   one line per node in rank order: "NODE PID" ("n17 4321")
  *   gateway  the gateway's pid (launcher/gateway.h)
+ *   key    the cluster key (launcher/auth.h), or a link to it
  * A node's endpoint (and /dev/shm file) is NAME.NODE ("vx4242.n17").
  *
  * Errors: -1 with errno set (ENOENT: no cluster recorded there) and a
@@ -18,6 +19,9 @@
 #include <sys/types.h>
 
 #define CLUSTER_NAME_MAX 32
+
+/* The key file's name in the cluster directory. */
+#define CLUSTER_KEY_FILE "key"
 
 struct cluster {
     char dir[4096];
@@ -40,7 +44,7 @@ int cluster_load(const char *dir, struct cluster *c, char *err,
  * any old one atomically.  Returns 0 or -1. */
 int cluster_save(const struct cluster *c, char *err, size_t errlen);
 
-/* Remove the record files.  Returns 0 or -1. */
+/* Remove the record files (the key too).  Returns 0 or -1. */
 int cluster_remove(const struct cluster *c, char *err, size_t errlen);
 
 /* Write node i's endpoint name into buf.  Returns buf. */

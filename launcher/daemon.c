@@ -7,6 +7,12 @@
  * by their context: the posted down receive, one of the posted up
  * receives, or one of our sends.
  *
+ * Every down message is checked before anything else (auth.h): its
+ * credential must verify with the cluster key and be fresh and unseen;
+ * a refused request is logged, nothing of it is done or forwarded, and a
+ * refused LAUNCH is answered with FAIL records so its sender does not
+ * wait for ranks that will never run.
+ *
  * A job on this node: LAUNCH arrives -> forward it to the children ->
  * broadcast (bcast_run; its other completions come back to on_event) ->
  * check the image -> spawn the rank -> collect output lines and children's
@@ -21,6 +27,7 @@
 #include "fanout/bcast.h"
 #include "fanout/fabric.h"
 #include "fanout/topo.h"
+#include "launcher/auth.h"
 #include "launcher/daemon.h"
 #include "launcher/hostlist.h"
 #include "launcher/proto.h"
@@ -60,6 +67,9 @@
 /* Signals in flight down the tree at once (each needs its own buffer). */
 #define SIG_SLOTS 8
 
+/* A signed SIGNAL message: header, signal number, credential. */
+#define SIG_MSG_MAX 128
+
 /* Our rank's stdout or stderr, read into whole lines. */
 struct stream {
     int fd;                     /* -1 once at end of file */
@@ -87,15 +97,17 @@ struct job {
     struct proto_batch in;      /* stdin bytes not yet written */
     int in_eof;
     size_t image_len;
+    uint64_t image_sum;         /* the checksum the LAUNCH was signed with */
     char *launch;               /* the LAUNCH message, forwarded as is */
     size_t launch_len;
     struct proto_batch batch;   /* up records not yet sent */
-    char sig[SIG_SLOTS][64];
+    char sig[SIG_SLOTS][SIG_MSG_MAX];
     int next_sig;
 };
 
 struct daemon {
     const struct daemon_opts *o;
+    struct auth *auth;                  /* the cluster key, our nonce cache */
     struct fab *f;
     int ep, sigfd;
     int stop;
@@ -319,7 +331,7 @@ static int spawn_rank(struct daemon *d, size_t len, char *err, size_t errlen)
     watch(d, j->out.fd, EPOLLIN);
     watch(d, j->errs.fd, EPOLLIN);
     if (j->in_fd >= 0)
-        watch(d, j->in_fd, EPOLLOUT);
+        watch(d, j->in_fd, EPOLLOUT | EPOLLET);   /* no spin while stdin is empty */
     add_rec(j, PROTO_STARTED, j->rank, 0, NULL, 0);
     if (j->pending_signal)
         kill(-j->pid, j->pending_signal);
@@ -408,6 +420,25 @@ static void forward_launch(struct daemon *d)
     }
 }
 
+/* Is the image the one the LAUNCH was signed for?  Its checksum is
+ * checked against its bytes already (vmad_check); this binds it to the
+ * signed request, as far as a 64-bit checksum can (vmadump.h). */
+static int image_is_signed(struct daemon *d, const void *buf, size_t len,
+                           char *err, size_t errlen)
+{
+    struct job *j = d->job;
+    uint64_t sum = vmad_image_checksum(buf, len);
+
+    if (sum == j->image_sum)
+        return 0;
+    seterr(err, errlen, EACCES, "the image received is not the one the "
+           "launch was signed for (checksum %#llx, signed %#llx)",
+           (unsigned long long)sum, (unsigned long long)j->image_sum);
+    logmsg(d, "refused the image of job %#llx: %s",
+           (unsigned long long)j->id, err);
+    return -1;
+}
+
 /* Receive the image, check it and start our rank from it. */
 static void receive_and_start(struct daemon *d, size_t len, size_t chunk)
 {
@@ -428,7 +459,8 @@ static void receive_and_start(struct daemon *d, size_t len, size_t chunk)
         d->image_size = 0;
         goto fail;
     }
-    if (vmad_check(buf, len, err, sizeof(err)) < 0)
+    if (vmad_check(buf, len, err, sizeof(err)) < 0
+        || image_is_signed(d, buf, len, err, sizeof(err)) < 0)
         goto fail;
     add_rec(j, PROTO_IMAGE, j->rank, 0, NULL, 0);
     if (j->pending_signal == SIGKILL)
@@ -469,7 +501,7 @@ static struct job *job_create(struct daemon *d, const struct proto_down *m,
     if (!j || !(j->launch = malloc(len)))
         goto nomem;
     *j = (struct job){ .id = m->job, .rank = -1, .n = (int)l->nnodes,
-                       .image_len = l->image_len,
+                       .image_len = l->image_len, .image_sum = l->image_sum,
                        .launch = j->launch, .launch_len = len, .in_fd = -1,
                        .out.fd = -1, .errs.fd = -1 };
     memcpy(j->launch, msg, len);
@@ -504,6 +536,25 @@ error:
     return NULL;
 }
 
+/* Node 0 tells the root it took the LAUNCH: the root broadcasts the image
+ * only then (gateway.c).  Waits while the root, a new peer, is not ready
+ * for its first message. */
+static void send_accepted(struct daemon *d)
+{
+    struct job *j = d->job;
+    char err[256];
+    size_t len;
+
+    add_rec(j, PROTO_ACCEPTED, j->rank, 0, NULL, 0);
+    len = proto_batch_take(&j->batch, j->id, d->sendbuf);
+    if (fab_send_wait(d->f, j->parent, PROTO_TAG_UP, d->sendbuf, len,
+                      d->sendbuf, BCAST_STALL_DEFAULT_S, on_event, d, err,
+                      sizeof(err)) == 0)
+        d->sending = 1;
+    else
+        logmsg(d, "telling the root the launch is accepted: %s", err);
+}
+
 static void start_job(struct daemon *d, const struct proto_down *m,
                       const void *msg, size_t len)
 {
@@ -518,8 +569,37 @@ static void start_job(struct daemon *d, const struct proto_down *m,
         logmsg(d, "refusing launch: %s", err);
         return;
     }
+    if (d->job->rank == 0)
+        send_accepted(d);
     forward_launch(d);
     receive_and_start(d, m->launch.image_len, m->launch.chunk);
+}
+
+/* Answer a LAUNCH whose credential was refused, so that a real sender
+ * with a wrong key ends instead of waiting: node 0 says the whole launch
+ * was refused, another node reports its subtree failed.  The job exists
+ * only until that report is sent; nothing is started or forwarded, and
+ * no memory is sized by the request's unchecked image length. */
+static void answer_refused_launch(struct daemon *d, const struct proto_down *m,
+                                  size_t len, const char *why)
+{
+    struct job *j;
+    char text[512], err[256];
+
+    if (d->job || !(j = job_create(d, m, d->down, len, err, sizeof(err))))
+        return;
+    d->job = j;
+    j->image_len = 0;
+    snprintf(text, sizeof(text), "node %s refused the launch: %s",
+             d->o->node, why);
+    if (j->rank == 0) {
+        /* Rank -1 is UINT32_MAX on the wire: the whole launch. */
+        add_rec(j, PROTO_FAIL, -1, EACCES, text, strlen(text));
+        j->exits = j->subtree;
+    } else {
+        fail_subtree(j, j->rank, text);
+    }
+    j->own_done = 1;
 }
 
 /* Signal our rank (or remember it for the start) and pass it down. */
@@ -539,13 +619,61 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
         j->pending_signal = signo;
 }
 
+static const char *type_name(uint16_t type)
+{
+    switch (type) {
+    case PROTO_LAUNCH: return "LAUNCH";
+    case PROTO_SIGNAL: return "SIGNAL";
+    case PROTO_STDIN: return "STDIN";
+    }
+    return "request";
+}
+
+/* Check the credential of the len-byte message in d->down and admit it
+ * (fresh, not seen before).  Returns the length of its signed part, with
+ * *admitted 0 if it verified but is stale or replayed; or -1.  why says
+ * what is wrong. */
+static int check_credential(struct daemon *d, size_t len, int *admitted,
+                            char *why, size_t whylen)
+{
+    struct auth_cred c;
+    int n = auth_verify(d->auth, d->down, len, &c, why, whylen);
+
+    *admitted = n >= 0 && auth_admit(d->auth, &c, auth_now(), why,
+                                     whylen) == 0;
+    return n;
+}
+
+/* A verified SIGKILL is obeyed even when stale or replayed: it is also
+ * the gateway's cancel of a job whose vexec went away, which vexec signed
+ * when the job started (gateway.h).  It can end only the job its job id
+ * names, which the key holder started, and ending a job twice is ending
+ * it once. */
+static int is_kill(const struct proto_down *m)
+{
+    return m->type == PROTO_SIGNAL && m->signo == SIGKILL;
+}
+
 static void on_down(struct daemon *d, size_t len)
 {
     struct proto_down m;
-    char err[256];
+    char why[256], err[256];
+    int admitted, n = check_credential(d, len, &admitted, why, sizeof(why));
+    int body = n >= 0 ? n : auth_payload_len(d->down, len, NULL, 0);
 
-    if (proto_decode_down(d->down, len, &m, err, sizeof(err)) < 0) {
-        logmsg(d, "bad request: %s", err);
+    /* Without a verified credential the request is decoded only to name
+     * it in the log (and to answer a LAUNCH's sender). */
+    if (proto_decode_down(d->down, body >= 0 ? (size_t)body : len, &m, err,
+                          sizeof(err)) < 0) {
+        logmsg(d, "refused a malformed request: %s (%s)", err,
+               n < 0 ? why : "credential valid");
+        return;
+    }
+    if (n < 0 || (!admitted && !is_kill(&m))) {
+        logmsg(d, "refused %s of job %#llx: %s", type_name(m.type),
+               (unsigned long long)m.job, why);
+        if (m.type == PROTO_LAUNCH)
+            answer_refused_launch(d, &m, len, why);
         return;
     }
     if (m.type == PROTO_LAUNCH) {
@@ -554,7 +682,7 @@ static void on_down(struct daemon *d, size_t len)
     }
     if (!d->job || d->job->id != m.job)
         return;                 /* for a job that has ended here */
-    if (m.type == PROTO_SIGNAL && len <= sizeof(d->job->sig[0]))
+    if (m.type == PROTO_SIGNAL && len <= SIG_MSG_MAX)
         deliver_signal(d, d->down, len, m.signo);
     else if (m.type == PROTO_STDIN && d->job->rank == 0) {
         if (m.len == 0)
@@ -762,6 +890,8 @@ static int setup(struct daemon *d, char *err, size_t errlen)
         return seterr(err, errlen, errno, "%s", strerror(errno));
     if (!(d->up = calloc(UP_RECVS, sizeof(*d->up))))
         return seterr(err, errlen, ENOMEM, "out of memory");
+    if (!(d->auth = auth_create(d->o->key_file, err, errlen)))
+        return -1;
     if (!(d->f = fab_create(d->o->endpoint, err, errlen)))
         return -1;
     if (watch(d, fab_fd(d->f), EPOLLIN) < 0 || watch(d, d->sigfd, EPOLLIN) < 0)
@@ -780,6 +910,7 @@ static void teardown(struct daemon *d)
     job_free(j);
     drop_image_buffer(d);
     fab_destroy(d->f);
+    auth_destroy(d->auth);
     free(d->up);
     if (d->ep >= 0)
         close(d->ep);

@@ -2,7 +2,8 @@
  *
  * A node daemon owns one fabric endpoint and sleeps in epoll on its
  * doorbell, a signalfd and its rank's pipes; it uses no CPU while no
- * message and no output arrives.  A LAUNCH from its parent (the front end
+ * message and no output arrives.  It acts only on requests signed with
+ * the cluster key (auth.h), whoever relays them.  A LAUNCH from its parent (the front end
  * for node 0) makes it: forward the LAUNCH to its children; take part in
  * the image broadcast, receiving into a buffer of its own that it keeps
  * from job to job; check the image; start its rank from it (a forked
@@ -24,6 +25,7 @@ struct daemon_opts {
     const char *endpoint;   /* fabric endpoint name, unique on the host,
                                or "IP:PORT" for tcp (fabric.h) */
     const char *node;       /* node name for messages */
+    const char *key_file;   /* the cluster key (auth.h) */
     int ready_fd;           /* >= 0: write one byte here once serving */
 };
 

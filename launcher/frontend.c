@@ -7,6 +7,8 @@
  * --hosts or -f, are daemons on other hosts (hosts.h): then vexec checks
  * they answer, and starts a one-shot tcp gateway of its own (gwspawn.h)
  * instead of connecting to the cluster's.
+ * Every message we send down is signed with the cluster key (auth.h):
+ * the gateway and the daemons relay it, and each daemon checks it.
  */
 #include "common/clock.h"
 #include "common/err.h"
@@ -14,6 +16,7 @@
 #include "fanout/bell.h"
 #include "fanout/fabric.h"
 #include "fanout/topo.h"
+#include "launcher/auth.h"
 #include "launcher/cluster.h"
 #include "launcher/frontend.h"
 #include "launcher/gateway.h"
@@ -32,6 +35,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -54,6 +58,9 @@ extern char **environ;
 /* Failed ranks named in the summary line before "and N more". */
 #define SUMMARY_RANKS 8
 
+/* A signed SIGNAL message: header, signal number, credential. */
+#define SIG_MSG_MAX 128
+
 /* A rank's partial output line on one stream. */
 struct partial {
     char *buf;
@@ -71,9 +78,11 @@ struct fe {
     char origin[FAB_NAME_MAX + 1];  /* the gateway's endpoint name */
     pid_t gateway;              /* one-shot gateway (tcp), or 0 */
     int sock;                   /* to the gateway */
+    struct auth *auth;          /* the cluster key: we sign */
     uint64_t job;
     int image_fd;               /* sealed memfd */
     size_t image_len;
+    uint64_t image_sum;         /* its header's checksum, signed along */
     char launch[PROTO_MSG_MAX];
     char msg[PROTO_MSG_MAX];
     int *code;                  /* per rank: -1 running, else its code */
@@ -261,6 +270,7 @@ static int dump_program(struct fe *e)
         goto out;
     }
     e->image_len = len;
+    e->image_sum = vmad_image_checksum(buf, len);
 out:
     for (size_t i = 0; env[i]; i++)
         if (!strncmp(env[i], "VEXEC_SIZE=", 11))
@@ -404,11 +414,16 @@ static int read_reports(struct fe *e)
     return 0;
 }
 
-/* A failure is not reported here: a gateway that went away is reported
+/* Sign the len-byte message in msg (size bytes of room) and send it.  A
+ * failure is not reported here: a gateway that went away is reported
  * once, by read_reports, with the reason it sent. */
-static int send_down(struct fe *e, const void *msg, size_t len)
+static int send_down(struct fe *e, void *msg, size_t len, size_t size)
 {
-    return send(e->sock, msg, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+    int n = auth_sign(e->auth, msg, len, size, NULL, 0);
+
+    if (n < 0)
+        return -1;
+    return send(e->sock, msg, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -1;
 }
 
 /* ---- launching ---- */
@@ -443,12 +458,28 @@ static int connect_gateway(struct fe *e)
     return 0;
 }
 
-/* The LAUNCH, with the image memfd attached. */
+/* The SIGKILL the gateway sends down if we go away before the job ends
+ * (gateway.h), signed now: the gateway cannot sign, and daemons obey a
+ * signed SIGKILL however old (daemon.c). */
+static int send_cancel(struct fe *e)
+{
+    char msg[SIG_MSG_MAX];
+    int len = proto_encode_signal(msg, sizeof(msg), e->job, SIGKILL, NULL,
+                                  0);
+
+    if (len < 0 || send_down(e, msg, (size_t)len, sizeof(msg)) < 0)
+        return fail(1, "sending the launch to the gateway: %s",
+                    strerror(errno));
+    return 0;
+}
+
+/* The signed LAUNCH, with the image memfd attached, then the cancel. */
 static int send_launch(struct fe *e)
 {
     char err[512];
     struct proto_launch l = { .nnodes = (uint32_t)e->n,
                               .image_len = e->image_len,
+                              .image_sum = e->image_sum,
                               .chunk = e->o->chunk ? e->o->chunk
                                                    : BCAST_CHUNK_DEFAULT,
                               .tree = e->o->tree, .origin = e->origin,
@@ -460,9 +491,13 @@ static int send_launch(struct fe *e)
     struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
     int len;
 
-    e->job = ((uint64_t)getpid() << 32) ^ (uint64_t)(mono_now() * 1e6);
+    /* A random job id: a stale signed SIGKILL names one job only. */
+    if (getrandom(&e->job, sizeof(e->job), 0) != sizeof(e->job))
+        return fail(1, "getrandom: %s", strerror(errno));
     if ((len = proto_encode_launch(e->launch, sizeof(e->launch), e->job, &l,
-                                   err, sizeof(err))) < 0)
+                                   err, sizeof(err))) < 0
+        || (len = auth_sign(e->auth, e->launch, (size_t)len,
+                            sizeof(e->launch), err, sizeof(err))) < 0)
         return fail(1, "%s", err);
     iov.iov_len = (size_t)len;
     c->cmsg_level = SOL_SOCKET;
@@ -472,18 +507,18 @@ static int send_launch(struct fe *e)
     if (sendmsg(e->sock, &mh, MSG_NOSIGNAL) != len)
         return fail(1, "sending the launch to the gateway: %s",
                     strerror(errno));
-    return 0;
+    return send_cancel(e);
 }
 
 /* ---- stdin and signals ---- */
 
 static void forward_signal(struct fe *e, int signo)
 {
-    char msg[64];
+    char msg[SIG_MSG_MAX];
     int len = proto_encode_signal(msg, sizeof(msg), e->job, signo, NULL, 0);
 
     if (len > 0)
-        send_down(e, msg, (size_t)len);
+        send_down(e, msg, (size_t)len, sizeof(msg));
 }
 
 static void on_signalfd(struct fe *e)
@@ -505,7 +540,7 @@ static void on_signalfd(struct fe *e)
  * piece. */
 static void pump_stdin(struct fe *e)
 {
-    char buf[PROTO_MSG_MAX - 64];
+    char buf[PROTO_STDIN_MAX];
     ssize_t n;
     int len;
 
@@ -523,7 +558,7 @@ static void pump_stdin(struct fe *e)
     len = proto_encode_stdin(e->msg, sizeof(e->msg), e->job, buf, (size_t)n,
                              NULL, 0);
     if (len > 0)
-        send_down(e, e->msg, (size_t)len);
+        send_down(e, e->msg, (size_t)len, sizeof(e->msg));
 }
 
 static int watch(struct fe *e, int fd)
@@ -688,6 +723,7 @@ static void fe_free(struct fe *e)
     free(e->status);
     free(e->node);
     free(e->nodes_expr);
+    auth_destroy(e->auth);
     cluster_free(&e->c);
 }
 
@@ -714,6 +750,26 @@ static int check_tree(struct fe *e)
     return 0;
 }
 
+/* The key we sign with: --key, else $VEXEC_KEY, else the cluster's. */
+static int load_key(struct fe *e)
+{
+    const char *env = getenv("VEXEC_KEY");
+    char path[4200], err[512];
+
+    if (e->o->key_file)
+        snprintf(path, sizeof(path), "%s", e->o->key_file);
+    else if (env && *env)
+        snprintf(path, sizeof(path), "%s", env);
+    else if (e->tcp)
+        return fail(2, "%s", "--hosts and -f need the cluster's key: "
+                    "--key FILE or VEXEC_KEY=FILE");
+    else
+        snprintf(path, sizeof(path), "%s/%s", e->c.dir, CLUSTER_KEY_FILE);
+    if (!(e->auth = auth_create(path, err, sizeof(err))))
+        return fail(1, "%s", err);
+    return 0;
+}
+
 int fe_run(const struct fe_opts *o)
 {
     struct fe e = { .o = o, .n = o->nranks, .ep = -1, .sigfd = -1,
@@ -732,6 +788,8 @@ int fe_run(const struct fe_opts *o)
     } else if ((ret = pick_nodes(&e))) {
         goto out;
     }
+    if ((ret = load_key(&e)))
+        goto out;
     if ((ret = check_tree(&e))
         || (ret = nodes_expression(&e)) || (ret = alloc_ranks(&e))
         || (ret = dump_program(&e)))

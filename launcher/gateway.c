@@ -1,10 +1,13 @@
 /* gateway.c - relay one client's launch between its Unix socket and the
  * fabric (gateway.h).
  *
- * Per client: receive the LAUNCH and the image memfd, map the image,
- * send the LAUNCH to node 0 and broadcast the image as the tree's root;
- * then relay: report batches from node 0 go to the client as they are
- * received, SIGNAL and STDIN messages from the client go to node 0.  The
+ * Per client: receive the LAUNCH and the image memfd, then the client's
+ * signed cancel; map the image, send the LAUNCH to node 0, wait until
+ * node 0 accepts it, and broadcast the image as the tree's root; then
+ * relay: report batches from node 0 go to the client as they are
+ * received, SIGNAL and STDIN messages from the client go to node 0.
+ * Everything the client sends is signed by it (auth.h) and passed on
+ * byte for byte: the gateway holds no key and can start nothing itself.  The
  * fabric is polled while a send is in flight or a peer rang recently;
  * otherwise the gateway sleeps in epoll like a node daemon.
  */
@@ -13,6 +16,7 @@
 #include "fanout/bcast.h"
 #include "fanout/bell.h"
 #include "fanout/fabric.h"
+#include "launcher/auth.h"
 #include "launcher/gateway.h"
 #include "launcher/hostlist.h"
 #include "launcher/proto.h"
@@ -41,6 +45,8 @@
 /* One shot: how long the cancel sent when the client left may take to
  * leave before the gateway exits anyway. */
 #define DRAIN_S 2.0
+/* The client's signed SIGKILL: header, signal number, credential. */
+#define CANCEL_MAX 128
 
 struct gw {
     const struct gateway_opts *o;
@@ -49,8 +55,12 @@ struct gw {
     int client;                         /* connected client, or -1 */
     int node0;                          /* fab peer */
     uint64_t job;
+    int answer;                         /* node 0: 1 accepted, -1 refused */
+    int refused;                        /* the client's launch was refused */
     double linger_until;
     char launch[PROTO_MSG_MAX];
+    char cancel[CANCEL_MAX];            /* the client's signed SIGKILL */
+    ssize_t cancel_len;
     char (*up)[PROTO_MSG_MAX];
     char (*down)[PROTO_MSG_MAX];
     int down_busy[DOWN_SLOTS];          /* its send has not completed */
@@ -87,16 +97,35 @@ static int watch(struct gw *g, int fd)
     return epoll_ctl(g->ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-/* The client is gone: listen for the next one. */
+/* The client is gone, or is sent away: listen for the next one.  What
+ * it sent and we did not read is read first: closing a Unix socket with
+ * unread messages resets the client's end, and the client would then see
+ * that instead of the failure we told it. */
 static void drop_client(struct gw *g)
 {
+    char buf[64];
+
     if (g->client < 0)
         return;
+    while (recv(g->client, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC) > 0)
+        continue;
     epoll_ctl(g->ep, EPOLL_CTL_DEL, g->client, NULL);
     close(g->client);
     g->client = -1;
     if (g->lsock >= 0)
         watch(g, g->lsock);
+}
+
+/* Node 0's answer to the LAUNCH, among the records of a batch. */
+static int note_answer(void *arg, const struct proto_rec *r)
+{
+    struct gw *g = arg;
+
+    if (r->type == PROTO_ACCEPTED && r->rank == 0)
+        g->answer = 1;
+    else if (r->type == PROTO_FAIL && r->rank == UINT32_MAX)
+        g->answer = -1;
+    return 0;
 }
 
 /* A report batch from node 0: pass it to the client as it is. */
@@ -105,6 +134,7 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
 {
     struct gw *g = arg;
     char *ctx = ev->ctx;
+    uint64_t job;
 
     if (ev->kind == FAB_SENT) {
         for (int i = 0; i < DOWN_SLOTS; i++)
@@ -116,6 +146,8 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
      * completions of its own behind. */
     if (ctx < g->up[0] || ctx > g->up[UP_RECVS - 1])
         return 0;
+    if (!g->answer)
+        proto_each_rec(ctx, ev->len, &job, note_answer, g, NULL, 0);
     if (g->client >= 0
         && send(g->client, ctx, ev->len, MSG_NOSIGNAL) < 0)
         drop_client(g);
@@ -170,8 +202,38 @@ static ssize_t recv_launch(struct gw *g, int *fd)
     return n;
 }
 
-/* Start the client's job: LAUNCH and image to node 0.  Returns 0, or -1
- * after telling the client why not. */
+/* The client's signed SIGKILL for its job, sent right after the LAUNCH. */
+static int recv_cancel(struct gw *g, char *err, size_t errlen)
+{
+    g->cancel_len = recv(g->client, g->cancel, sizeof(g->cancel), 0);
+    if (g->cancel_len <= 0)
+        return seterr(err, errlen, EPROTO, "the request carries no cancel");
+    return 0;
+}
+
+/* Wait for node 0's answer to the LAUNCH.  The image goes out only once
+ * node 0 accepted it: a node that refused a launch takes no part in its
+ * broadcast, whose messages would stay queued on its endpoint and be
+ * taken for the next launch's.  A refusal has gone to the client with the
+ * batch that carried it.  Returns 0, or -1 (EACCES: refused). */
+static int wait_accepted(struct gw *g, char *err, size_t errlen)
+{
+    double end = mono_now() + BCAST_STALL_DEFAULT_S;
+
+    while (!g->answer) {
+        if (mono_now() > end)
+            return seterr(err, errlen, ETIMEDOUT, "node 0 did not answer "
+                          "the launch within %.0f s", BCAST_STALL_DEFAULT_S);
+        if (progress(g) == 0)
+            fab_idle(g->f);
+    }
+    if (g->answer < 0)
+        return seterr(err, errlen, EACCES, "node 0 refused the launch");
+    return 0;
+}
+
+/* Start the client's job: LAUNCH to node 0, then the image once node 0
+ * accepted it.  Returns 0, or -1 (see serve_client). */
 static int start(struct gw *g, char *err, size_t errlen)
 {
     struct proto_down d;
@@ -179,7 +241,7 @@ static int start(struct gw *g, char *err, size_t errlen)
     void *image = MAP_FAILED;
     struct bcast_io io = { .nkids = 1, .parent = -1, .other = on_event,
                            .arg = g };
-    int fd, ret = -1;
+    int fd, ret = -1, body;
     ssize_t n = recv_launch(g, &fd);
 
     if (n == 0) {
@@ -191,7 +253,10 @@ static int start(struct gw *g, char *err, size_t errlen)
         seterr(err, errlen, EPROTO, "the request carries no image");
         goto out;
     }
-    if (proto_decode_down(g->launch, (size_t)n, &d, err, errlen) < 0)
+    /* Read, not checked: node 0 checks the credential. */
+    if ((body = auth_payload_len(g->launch, (size_t)n, err, errlen)) < 0
+        || proto_decode_down(g->launch, (size_t)body, &d, err, errlen) < 0
+        || recv_cancel(g, err, errlen) < 0)
         goto out;
     if (d.type != PROTO_LAUNCH) {
         seterr(err, errlen, EPROTO, "the first request is not a launch");
@@ -213,6 +278,8 @@ static int start(struct gw *g, char *err, size_t errlen)
                strerror(errno));
         goto out;
     }
+    if (wait_accepted(g, err, errlen) < 0)
+        goto out;
     if (bcast_run(g->f, &io, image, d.launch.image_len, d.launch.chunk, err,
                   errlen) == 0)
         ret = 0;
@@ -225,38 +292,37 @@ out:
     return ret;
 }
 
-/* The next down slot, once its previous send has completed (the provider
- * may still read a posted buffer: reusing it early sent the wrong bytes
- * when stdin outran node 0).  Returns its index, or -1 after
- * BCAST_STALL_DEFAULT_S without a completion. */
-static int free_down_slot(struct gw *g)
+/* The next down buffer, once the send from it has completed: shm may
+ * still read a buffer after its send was posted, and a message changed
+ * under it would arrive as a copy of a later one, which daemons refuse
+ * as a replay.  Returns its index, or -1 if it stays busy. */
+static int free_slot(struct gw *g)
 {
     int i = g->next_down % DOWN_SLOTS;
-    double limit = mono_now() + BCAST_STALL_DEFAULT_S;
+    double end = mono_now() + BCAST_STALL_DEFAULT_S;
 
-    while (g->down_busy[i]) {
-        if (mono_now() > limit)
-            return -1;
+    while (g->down_busy[i] && mono_now() < end)
         if (progress(g) == 0)
             fab_idle(g->f);
-    }
+    if (g->down_busy[i])
+        return -1;
     g->next_down++;
     return i;
 }
 
+/* Send slot i's len bytes to node 0. */
 static int send_slot(struct gw *g, int i, size_t len)
 {
+    if (send_down(g, g->down[i], len, g->down[i]) < 0)
+        return -1;
     g->down_busy[i] = 1;
-    if (send_down(g, g->down[i], len, g->down[i]) == 0)
-        return 0;
-    g->down_busy[i] = 0;
-    return -1;
+    return 0;
 }
 
 /* A SIGNAL or STDIN message from the client: on to node 0. */
 static void relay_down(struct gw *g)
 {
-    int i = free_down_slot(g);
+    int i = free_slot(g);
     ssize_t n;
 
     if (i < 0) {
@@ -273,23 +339,24 @@ static void relay_down(struct gw *g)
         drop_client(g);
         return;
     }
+    if (g->refused)
+        return;                 /* for a job that does not exist */
     if (send_slot(g, i, (size_t)n) < 0)
         logmsg("relaying to node 0: %s", strerror(errno));
 }
 
-/* The client left: whatever still runs of its job is killed. */
+/* The client left: whatever still runs of its job is killed, with the
+ * SIGKILL the client signed for that. */
 static void cancel_job(struct gw *g)
 {
-    int i = free_down_slot(g), len;
+    int i;
 
-    if (i < 0) {
-        logmsg("cancelling: %s", "no send completed for 10 s");
+    if (g->cancel_len <= 0 || (i = free_slot(g)) < 0)
         return;
-    }
-    len = proto_encode_signal(g->down[i], PROTO_MSG_MAX, g->job, SIGKILL,
-                              NULL, 0);
-    if (len > 0 && send_slot(g, i, (size_t)len) < 0)
+    memcpy(g->down[i], g->cancel, (size_t)g->cancel_len);
+    if (send_slot(g, i, (size_t)g->cancel_len) < 0)
         logmsg("cancelling: %s", strerror(errno));
+    g->cancel_len = 0;
 }
 
 static void on_ready(struct gw *g, int fd)
@@ -314,10 +381,20 @@ static void on_ready(struct gw *g, int fd)
 static void serve_client(struct gw *g)
 {
     char err[512];
+    int ret;
 
     if (g->lsock >= 0)
         epoll_ctl(g->ep, EPOLL_CTL_DEL, g->lsock, NULL);
-    if (start(g, err, sizeof(err)) < 0) {
+    g->cancel_len = 0;
+    g->answer = 0;
+    ret = start(g, err, sizeof(err));
+    g->refused = ret < 0 && g->answer < 0;
+    if (g->refused) {
+        /* Node 0 has told the client; the client leaves when it has read
+         * that (closing first could reset the connection before it does,
+         * if it had sent more), and nothing it sends goes on. */
+        g->cancel_len = 0;
+    } else if (ret < 0) {
         if (errno != ENOTCONN) {
             logmsg("launch failed: %s", err);
             tell_failure(g, err);

@@ -5,12 +5,15 @@
  * its clock with sleeps, and a /proc/kallsyms scan in fi_getinfo).  It
  * hands its launch to the gateway over a local Unix seqpacket socket
  * ("@vexec-gw.CLUSTER"): the LAUNCH message with the image as a sealed
- * memfd (SCM_RIGHTS), then SIGNAL and STDIN messages.  The gateway, a
+ * memfd (SCM_RIGHTS), a SIGKILL for the job to send if the client goes
+ * away, then SIGNAL and STDIN messages, each signed by the client
+ * (auth.h) and relayed unchanged.  The gateway, a
  * long-lived process with its libfabric loaded once, is node 0's parent:
- * it sends the LAUNCH and broadcasts the image to node 0 over the fabric,
+ * it sends the LAUNCH to node 0 over the fabric, waits until node 0
+ * accepts it (ACCEPTED, proto.h), broadcasts the image to node 0,
  * and relays every report batch from node 0 back over the socket.  When
- * the client goes away before its job ended, the gateway sends SIGKILL
- * down the tree.  One launch at a time; further clients wait in the
+ * the client goes away before its job ended, the gateway sends the
+ * client's SIGKILL down the tree.  One launch at a time; further clients wait in the
  * listen queue.  This is the flux model: a command talks to its local
  * broker, brokers talk over the overlay.
  *

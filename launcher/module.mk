@@ -6,7 +6,10 @@
 LAUNCHER_OBJS := $(B)/launcher/hostlist.o $(B)/launcher/proto.o \
 	$(B)/launcher/cluster.o $(B)/launcher/daemon.o $(B)/launcher/frontend.o \
 	$(B)/launcher/gateway.o $(B)/launcher/hosts.o \
-	$(B)/launcher/gwspawn.o
+	$(B)/launcher/gwspawn.o $(B)/launcher/auth.o
+
+# Credentials (auth.c) use libsodium's HMAC-SHA256 and random bytes.
+LAUNCHER_LDLIBS := -lsodium
 
 LIBS += $(B)/liblauncher.a
 UNIT_TESTS += $(B)/launcher/test/test_hostlist
@@ -25,19 +28,19 @@ $(B)/liblauncher.a: $(LAUNCHER_OBJS)
 # (launcher/gateway.h).  A link error here means it started to.
 $(BIN)/vexec: $(B)/launcher/vexec.o $(LAUNCHER_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LAUNCHER_LDLIBS)
 
 $(BIN)/vexecd: $(B)/launcher/vexecd.o $(LAUNCHER_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS) $(LAUNCHER_LDLIBS)
 
 $(BIN)/vexec-gateway: $(B)/launcher/vexec_gateway.o $(LAUNCHER_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS) $(LAUNCHER_LDLIBS)
 
 $(BIN)/vexec-cluster: $(B)/launcher/vexec_cluster.o $(LAUNCHER_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS) $(LAUNCHER_LDLIBS)
 
 $(B)/launcher/test/test_hostlist: $(B)/launcher/test/test_hostlist.o \
 		$(B)/liblauncher.a
@@ -69,3 +72,25 @@ $(B)/fuzz/fuzz_proto: launcher/fuzz/fuzz_proto.c launcher/proto.c \
 	$(FUZZ_CC) -D_GNU_SOURCE -I. $(FUZZ_FLAGS) $(WARN) -o $@ \
 		launcher/fuzz/fuzz_proto.c launcher/proto.c launcher/hostlist.c \
 		fanout/topo.c common/err.c -lm
+
+UNIT_TESTS += $(B)/launcher/test/test_auth
+
+$(B)/launcher/test/test_auth: $(B)/launcher/test/test_auth.o \
+		$(B)/liblauncher.a $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LAUNCHER_LDLIBS)
+
+# A rogue or replaying tree root for tests/vexec-auth.t.
+all: $(B)/launcher/test/vexec_inject
+
+$(B)/launcher/test/vexec_inject: $(B)/launcher/test/vexec_inject.o \
+		$(LAUNCHER_LINK)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS) $(LAUNCHER_LDLIBS)
+
+FUZZERS += $(B)/fuzz/fuzz_auth
+
+$(B)/fuzz/fuzz_auth: launcher/fuzz/fuzz_auth.c launcher/auth.c launcher/auth.h \
+		launcher/proto.c launcher/proto.h common/err.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -D_GNU_SOURCE -I. $(FUZZ_FLAGS) $(WARN) -o $@ \
+		launcher/fuzz/fuzz_auth.c launcher/auth.c launcher/proto.c \
+		common/err.c -lsodium

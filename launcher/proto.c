@@ -2,8 +2,9 @@
  *
  * Layouts (host byte order, 8-byte aligned records):
  *   down: magic "VXDN" u32 | type u16 | 0 u16 | job u64 | body length u32 |
- *         0 u32 | body
- *     LAUNCH body: nnodes u32 | 0 u32 | image length u64 | chunk u64 |
+ *         0 u32 | body  (then the credential, launcher/auth.h)
+ *     LAUNCH body: nnodes u32 | 0 u32 | image length u64 |
+ *                  image checksum u64 | chunk u64 |
  *                  tree "\0" origin "\0" nodes "\0"
  *     SIGNAL body: signal number i32
  *     STDIN body:  the bytes
@@ -35,8 +36,12 @@ struct launch_body {
     uint32_t nnodes;
     uint32_t zero;
     uint64_t image_len;
+    uint64_t image_sum;
     uint64_t chunk;
 };
+
+_Static_assert(sizeof(struct msg_hdr) + PROTO_STDIN_MAX + PROTO_TRAILER_MAX
+               == PROTO_MSG_MAX, "PROTO_STDIN_MAX");
 
 struct rec_hdr {
     uint32_t type;
@@ -57,9 +62,11 @@ static int down_header(void *buf, size_t size, uint16_t type, uint64_t job,
     struct msg_hdr h = { .magic = DOWN_MAGIC, .type = type, .job = job,
                          .len = (uint32_t)len };
 
-    if (len > PROTO_MSG_MAX - sizeof(h) || sizeof(h) + len > size)
+    if (len > PROTO_MSG_MAX - PROTO_TRAILER_MAX - sizeof(h)
+        || sizeof(h) + len > size)
         return seterr(err, errlen, EMSGSIZE, "message of %zu bytes is "
-                      "larger than %u", sizeof(h) + len, PROTO_MSG_MAX);
+                      "larger than %u", sizeof(h) + len,
+                      PROTO_MSG_MAX - PROTO_TRAILER_MAX);
     memcpy(buf, &h, sizeof(h));
     return (int)(sizeof(h) + len);
 }
@@ -69,7 +76,7 @@ int proto_encode_launch(void *buf, size_t size, uint64_t job,
                         size_t errlen)
 {
     struct launch_body b = { .nnodes = l->nnodes, .image_len = l->image_len,
-                             .chunk = l->chunk };
+                             .image_sum = l->image_sum, .chunk = l->chunk };
     const char *s[3] = { l->tree, l->origin, l->nodes };
     size_t len = sizeof(b);
     char *p;
@@ -141,6 +148,7 @@ static int decode_launch(const char *body, size_t len, struct proto_down *d,
                       "no image or no chunk size");
     d->launch.nnodes = b.nnodes;
     d->launch.image_len = b.image_len;
+    d->launch.image_sum = b.image_sum;
     d->launch.chunk = b.chunk;
     if (!(d->launch.tree = take_string(&p, end))
         || !(d->launch.origin = take_string(&p, end))
@@ -306,7 +314,7 @@ static int walk(const char *p, const char *end, uint32_t count,
             return seterr(err, errlen, EPROTO, "record %u of %u is "
                           "truncated", i, count);
         memcpy(&r, p, sizeof(r));
-        if (r.type < PROTO_STARTED || r.type > PROTO_IMAGE)
+        if (r.type < PROTO_STARTED || r.type > PROTO_ACCEPTED)
             return seterr(err, errlen, EPROTO, "record %u has unknown type "
                           "%u", i, r.type);
         if (r.len > PROTO_MSG_MAX

@@ -2,16 +2,20 @@
  *
  * Down the tree (front end to node 0, each node to its children), tagged
  * PROTO_TAG_DOWN: one header naming the job and the message type, then a
- * body.  LAUNCH carries the job's plan (nodes, tree, image length, chunk);
- * the image itself follows as a broadcast (fanout/bcast.h).  SIGNAL asks
+ * body, then the originator's credential (launcher/auth.h), which proto
+ * leaves room for but does not read.  LAUNCH carries the job's plan
+ * (nodes, tree, image length and checksum, chunk); the image itself
+ * follows as a broadcast (fanout/bcast.h).  SIGNAL asks
  * every node to signal its rank; STDIN carries bytes for rank 0 (an empty
  * body is end of file).
  *
  * Up the tree (each node to its parent, node 0 to the front end), tagged
  * PROTO_TAG_UP: a batch of records, each naming a rank: STARTED, OUT
  * (stdout or stderr bytes, whole lines unless a line is longer than a
- * record), IMAGE (the node holds the checked image), EXIT (its wait status), FAIL (the node could not run the rank:
- * a one-line reason).  A node merges its children's batches with its own
+ * record), IMAGE (the node holds the checked image), EXIT (its wait
+ * status), FAIL (the node could not run the rank: a one-line reason; for
+ * rank UINT32_MAX, the whole launch was refused), ACCEPTED (node 0 took
+ * the LAUNCH: the root may start the broadcast).  A node merges its children's batches with its own
  * records into its next batch, so the front end receives a few batches
  * per subtree instead of one message per rank and event.
  *
@@ -39,6 +43,11 @@
  * posted receive buffer small. */
 #define PROTO_MSG_MAX (64u << 10)
 
+/* Room a down message keeps below PROTO_MSG_MAX for its credential
+ * (AUTH_CRED_LEN, launcher/auth.h): the encoders refuse anything larger,
+ * so a signed message still fits every posted receive. */
+#define PROTO_TRAILER_MAX 64u
+
 /* Longest piece of output one OUT record carries: longer lines travel in
  * several records and the front end joins them. */
 #define PROTO_OUT_MAX (32u << 10)
@@ -51,11 +60,13 @@ enum proto_rec_type {
     PROTO_EXIT,         /* value: wait status */
     PROTO_FAIL,         /* value: errno; data: the reason */
     PROTO_IMAGE,        /* the node holds the checked image */
+    PROTO_ACCEPTED,     /* node 0 accepted the LAUNCH */
 };
 
 struct proto_launch {
     uint32_t nnodes;
     uint64_t image_len;
+    uint64_t image_sum;     /* the checksum in the image's header */
     uint64_t chunk;
     const char *tree;       /* topology spec, e.g. "kary:8" */
     const char *origin;     /* the front end's endpoint name */
@@ -77,7 +88,7 @@ int proto_encode_launch(void *buf, size_t size, uint64_t job,
                         const struct proto_launch *l, char *err,
                         size_t errlen);
 
-/* Encode a SIGNAL or a STDIN piece (len <= PROTO_MSG_MAX - header); same
+/* Encode a SIGNAL or a STDIN piece (len <= PROTO_STDIN_MAX); same
  * returns. */
 int proto_encode_signal(void *buf, size_t size, uint64_t job, int signo,
                         char *err, size_t errlen);
@@ -85,7 +96,10 @@ int proto_encode_stdin(void *buf, size_t size, uint64_t job,
                        const void *data, size_t len, char *err,
                        size_t errlen);
 
-/* Decode a down message of len bytes.  Returns 0, or -1 (EPROTO). */
+/* Longest STDIN piece: what fits with the header and the credential. */
+#define PROTO_STDIN_MAX (PROTO_MSG_MAX - PROTO_TRAILER_MAX - 24u)
+
+/* Decode a down message of len bytes (without its credential).  Returns 0, or -1 (EPROTO). */
 int proto_decode_down(const void *msg, size_t len, struct proto_down *d,
                       char *err, size_t errlen);
 

@@ -2,7 +2,8 @@
  * node daemons, run rank i on node i, gather output and exit statuses.
  *
  *   vexec [-n N] [-w LIST | --hosts LIST | -f HOSTFILE [--port BASE]]
- *         [--tree SHAPE] [--chunk SIZE] [-l] [--timing] PROG [ARGS...]
+ *         [--tree SHAPE] [--chunk SIZE] [-l] [--timing] [--key FILE]
+ *         PROG [ARGS...]
  *
  * The front end is the tree's parent of node 0: it sends node 0 the
  * LAUNCH and the image (as the root of the broadcast), node 0 passes both
@@ -41,7 +42,7 @@ static void usage_line(FILE *f)
     fprintf(f, "usage: vexec [-n N] [-w|--nodes LIST | --hosts LIST | "
             "-f HOSTFILE [--port BASE]]\n"
             "             [--tree SHAPE] [--chunk SIZE] [-l] [--timing] "
-            "PROG [ARGS...]\n");
+            "[--key FILE] PROG [ARGS...]\n");
 }
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -101,6 +102,7 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
         { "tree", required_argument, NULL, 't' },
         { "chunk", required_argument, NULL, 'c' },
         { "timing", no_argument, NULL, 'T' },
+        { "key", required_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -131,6 +133,7 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
             break;
         case 'l': o->label = 1; break;
         case 'T': o->timing = 1; break;
+        case 'k': o->key_file = optarg; break;
         case 'h':
             usage_line(stdout);
             exit(0);

@@ -1,6 +1,7 @@
 /* vexec_cluster.c - an emulated cluster of node daemons on this host.
  *
- *   vexec-cluster [--dir DIR] up N     start N daemons, nodes n0..n{N-1}
+ *   vexec-cluster [--dir DIR] [--key FILE] up N
+ *                                      start N daemons, nodes n0..n{N-1}
  *   vexec-cluster [--dir DIR] status   which nodes are up
  *   vexec-cluster [--dir DIR] down     stop them, leave nothing behind
  *
@@ -11,17 +12,22 @@
  * forks the daemons from that state: a daemon exec'd afresh would spend
  * ~0.1 s of CPU in Debian libfabric's provider start-up (DESIGN.md), a
  * minute for 1023 of them on two cores.  The record (cluster.h) lives in
- * the cluster directory together with the daemons' log.
+ * the cluster directory together with the daemons' log and the cluster
+ * key (auth.h): DIR/key, 32 fresh random bytes, mode 0600, or with --key
+ * a symbolic link to FILE.  Daemons accept only requests signed with it;
+ * vexec reads it to sign; the gateway never sees it.
  */
 #include "common/clock.h"
 #include "common/err.h"
 #include "fanout/fabric.h"
+#include "launcher/auth.h"
 #include "launcher/cluster.h"
 #include "launcher/daemon.h"
 #include "launcher/gateway.h"
 #include "launcher/hostlist.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -156,9 +162,11 @@ static void daemon_child(const struct cluster *c, int i, int ready,
                          int log)
 {
     struct daemon_opts o = { .node = c->nodes[i], .ready_fd = 3 };
-    char ep[FAB_NAME_MAX + 1], err[512];
+    char ep[FAB_NAME_MAX + 1], err[512], key[4200];
 
     detach("vexecd", ready, log);
+    snprintf(key, sizeof(key), "%s/%s", c->dir, CLUSTER_KEY_FILE);
+    o.key_file = key;
     o.endpoint = cluster_endpoint(c, i, ep, sizeof(ep));
     if (daemon_run(&o, err, sizeof(err)) < 0) {
         fprintf(stderr, "vexecd %s: %s\n", c->nodes[i], err);
@@ -263,7 +271,32 @@ static int check_no_cluster(const char *dir)
     return 0;
 }
 
-static int cmd_up(const char *dir, const char *count)
+/* The cluster key at dir/key: a new random one, or a link to keyfile.
+ * Either way it is loaded once here, so a bad key file is one error line
+ * instead of every daemon failing. */
+static int setup_key(const char *dir, const char *keyfile)
+{
+    char p[4200], abs[PATH_MAX], err[512];
+    struct auth *a;
+
+    snprintf(p, sizeof(p), "%s/%s", dir, CLUSTER_KEY_FILE);
+    unlink(p);                      /* a failed `up` may have left one */
+    if (keyfile) {
+        if (!(a = auth_create(keyfile, err, sizeof(err))))
+            return fail("%s", err);
+        auth_destroy(a);
+        if (!realpath(keyfile, abs) || symlink(abs, p) < 0)
+            return fail("cannot link the cluster key into %s", dir);
+    } else if (auth_key_create(p, err, sizeof(err)) < 0) {
+        return fail("%s", err);
+    }
+    if (!(a = auth_create(p, err, sizeof(err))))
+        return fail("%s", err);
+    auth_destroy(a);
+    return 0;
+}
+
+static int cmd_up(const char *dir, const char *count, const char *keyfile)
 {
     struct cluster c = { 0 };
     double t0 = mono_now();
@@ -274,7 +307,7 @@ static int cmd_up(const char *dir, const char *count)
         return fail("node count '%s' is not a number from 1 to 16384", count);
     if ((lock = lock_dir(dir)) < 0)
         return fail("%s: cannot lock the cluster directory", dir);
-    if (check_no_cluster(dir) < 0)
+    if (check_no_cluster(dir) < 0 || setup_key(dir, keyfile))
         return 1;
     snprintf(c.dir, sizeof(c.dir), "%s", dir);
     snprintf(c.name, sizeof(c.name), "vx%d", (int)getpid());
@@ -365,23 +398,27 @@ static int cmd_down(const char *dir)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: vexec-cluster [--dir DIR] up N | status | "
-            "down\n");
+    fprintf(stderr, "usage: vexec-cluster [--dir DIR] [--key FILE] up N | "
+            "status | down\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *dir = NULL;
+    const char *dir = NULL, *keyfile = NULL;
     int i = 1;
 
-    if (i + 1 < argc && !strcmp(argv[i], "--dir")) {
-        dir = argv[i + 1];
-        i += 2;
+    for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
+        if (!strcmp(argv[i], "--dir"))
+            dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--key"))
+            keyfile = argv[i + 1];
+        else
+            return usage();
     }
     dir = cluster_dir(dir);
     if (i + 2 == argc && !strcmp(argv[i], "up"))
-        return cmd_up(dir, argv[i + 1]);
+        return cmd_up(dir, argv[i + 1], keyfile);
     if (i + 1 == argc && !strcmp(argv[i], "status"))
         return cmd_status(dir);
     if (i + 1 == argc && !strcmp(argv[i], "down"))

@@ -1,17 +1,18 @@
 /* vexecd.c - the node daemon's command line.
  *
- *   vexecd --address HOST:PORT [--node NODE]    a host's daemon, over tcp
- *   vexecd --endpoint NAME [--node NODE]        an shm daemon on this host
+ *   vexecd --address HOST:PORT --key FILE [--node NODE]   a host's daemon, over tcp
+ *   vexecd --endpoint NAME --key FILE [--node NODE]       an shm daemon on this host
  *
  * --address: serve launches on a tcp;ofi_rxm endpoint bound to HOST:PORT
  * (HOST a name or IPv4 address of this host; vexec --hosts reaches the
  * daemons of a host at consecutive ports from 7400).  This is how a
  * daemon is started on a real host: by hand, from systemd or by srun.
  * --endpoint: the shm endpoint NAME (unique on the host; the emulated
- * cluster uses CLUSTER.NODE).  NODE names the daemon in messages
- * (default: the address or NAME).  Runs until SIGTERM or SIGINT.
- * vexec-cluster starts its shm daemons itself (one libfabric load for
- * all of them).
+ * cluster uses CLUSTER.NODE).  --key: accept only requests signed with
+ * the cluster key in FILE (auth.h); required, since a daemon without one
+ * could accept nothing.  NODE names the daemon in messages (default: the
+ * address or NAME).  Runs until SIGTERM or SIGINT.  vexec-cluster starts
+ * its shm daemons itself (one libfabric load for all of them).
  */
 #include "launcher/daemon.h"
 #include "launcher/hosts.h"
@@ -22,8 +23,8 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: vexecd --address HOST:PORT [--node NODE]\n"
-                    "       vexecd --endpoint NAME [--node NODE]\n");
+    fprintf(stderr, "usage: vexecd --address HOST:PORT --key FILE [--node NODE]\n"
+                    "       vexecd --endpoint NAME --key FILE [--node NODE]\n");
     return 2;
 }
 
@@ -40,10 +41,12 @@ int main(int argc, char **argv)
             address = argv[++i];
         else if (!strcmp(argv[i], "--node") && i + 1 < argc)
             o.node = argv[++i];
+        else if (!strcmp(argv[i], "--key") && i + 1 < argc)
+            o.key_file = argv[++i];
         else
             return usage();
     }
-    if (!o.endpoint == !address)
+    if (!o.endpoint == !address || !o.key_file)
         return usage();
     if (address) {
         if (hosts_resolve(address, canon, sizeof(canon), err,

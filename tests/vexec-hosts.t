@@ -65,8 +65,10 @@ my ($subnet) = $addr[0] =~ /^(\d+\.\d+\.\d+)\./;
 my $hostfile = "$state/../hostfile";
 VexecTest::spew($hostfile, "# $HOSTS namespaced hosts\n\n"
                 . join('', map { "$_:$DAEMONS   # two daemons\n" } @addr));
-my @via_file = ('-f', $hostfile);
-my @via_list = ('--hosts', "$subnet.[2-" . ($HOSTS + 1) . "]:$DAEMONS");
+# Launches on the hosts are signed with the key their daemons check.
+my @key = ('--key', "$state/key");
+my @via_file = (@key, '-f', $hostfile);
+my @via_list = (@key, '--hosts', "$subnet.[2-" . ($HOSTS + 1) . "]:$DAEMONS");
 
 # The one-host cluster to compare with.
 cluster_up($N);
@@ -151,9 +153,22 @@ for my $case (['--hosts', 'x[1-'], ['--hosts', "$subnet.2:300"],
     ok(!@wrong && $r->{err} =~ /^vexec: /, "@$case: one-line error, exit $r->{status}")
         or diag("@wrong");
 }
-$r = vexec(['--hosts', "$subnet.2:$DAEMONS", '--port', 7490, '/bin/true']);
+$r = vexec([@key, '--hosts', "$subnet.2:$DAEMONS", '--port', 7490, '/bin/true']);
 like($r->{err}, qr/^vexec: no vexecd answers at \Q$subnet\E\.2:7490 .*refused/,
      'a host without a daemon is named with its address');
+# Over tcp as on one host, a launch is signed: none, or the wrong key,
+# runs nothing.
+$r = vexec([@via_list[2 .. $#via_list], '/bin/true']);
+like($r->{err}, qr/^vexec: --hosts and -f need the cluster's key/,
+     'no key: one line saying the hosts need the key');
+my $wrong = "$state/../wrong-key";
+VexecTest::spew($wrong, 'k' x 32);
+chmod 0600, $wrong;
+$r = vexec(['--key', $wrong, @via_list[2 .. $#via_list], '/bin/dash', '-c', 'echo ran']);
+ok($r->{status} != 0 && $r->{out} eq ''
+   && $r->{err} =~ /^vexec: node \S+ refused the launch: credential does not verify/,
+   'a wrong key over tcp: refused by node 0, nothing runs')
+    or diag(describe($r));
 my @left = gateways_left();
 ok(!@left, 'no gateway is left running') or diag("pids: @left");
 ok(!grep({ !pid_alive($_) } values %daemon_pid), 'every daemon still runs');

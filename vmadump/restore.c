@@ -133,6 +133,13 @@ error:
     return -1;
 }
 
+uint64_t vmad_image_checksum(const void *buf, size_t len)
+{
+    const struct image_header *hdr;
+
+    return image_parse_header(buf, len, &hdr) ? 0 : hdr->checksum;
+}
+
 int vmad_check(const void *buf, size_t len, char *err, size_t errlen)
 {
     struct image img;

@@ -99,6 +99,13 @@ int vmad_restore_buffer(const void *buf, size_t len,
  * it.  Returns 0 or -1. */
 int vmad_check(const void *buf, size_t len, char *err, size_t errlen);
 
+/* The checksum recorded in the header of the image in buf (len bytes), or
+ * 0 if buf holds no image header.  vmad_check() proves the bytes match it;
+ * a launcher binds it into its signed request so a received image is the
+ * one the requester dumped.  It is a 64-bit non-cryptographic hash: it
+ * catches damage and mix-ups, not a forger who can compute collisions. */
+uint64_t vmad_image_checksum(const void *buf, size_t len);
+
 /* Print the header and regions of an image as text.  Returns 0 or -1. */
 int vmad_print_info(const void *buf, size_t len, FILE *out,
                     char *err, size_t errlen);

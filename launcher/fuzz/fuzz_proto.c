@@ -36,7 +36,8 @@ static void check_launch(const struct proto_down *d)
     if (len < 0 || proto_decode_down(buf, (size_t)len, &again, NULL, 0) < 0
         || strcmp(again.launch.nodes, d->launch.nodes)
         || strcmp(again.launch.tree, d->launch.tree)
-        || again.launch.image_len != d->launch.image_len)
+        || again.launch.image_len != d->launch.image_len
+        || again.launch.image_sum != d->launch.image_sum)
         abort();
     if ((h = hostlist_create(d->launch.nodes, NULL, 0))) {
         if (hostlist_count(h) > 4096) {

@@ -12,6 +12,7 @@ static char msg[PROTO_MSG_MAX];
 
 static const struct proto_launch launch = {
     .nnodes = 1023, .image_len = 4894720, .chunk = 524288,
+    .image_sum = UINT64_C(0x8badf00ddeadbeef),
     .tree = "kary:8", .origin = "vx7.fe99", .nodes = "vx7.n[0-1022]",
 };
 
@@ -24,6 +25,7 @@ static void test_launch(void)
     ok(len > 0 && proto_decode_down(msg, (size_t)len, &d, NULL, 0) == 0
        && d.type == PROTO_LAUNCH && d.job == 77 && d.launch.nnodes == 1023
        && d.launch.image_len == 4894720 && d.launch.chunk == 524288
+       && d.launch.image_sum == UINT64_C(0x8badf00ddeadbeef)
        && !strcmp(d.launch.tree, "kary:8")
        && !strcmp(d.launch.origin, "vx7.fe99")
        && !strcmp(d.launch.nodes, "vx7.n[0-1022]"),
@@ -59,6 +61,7 @@ static void test_too_big(void)
 
 static void test_signal_stdin(void)
 {
+    static char big[PROTO_STDIN_MAX + 1];
     struct proto_down d;
     int len = proto_encode_signal(msg, sizeof(msg), 5, 15, NULL, 0);
 
@@ -74,6 +77,13 @@ static void test_signal_stdin(void)
     len = proto_encode_stdin(msg, sizeof(msg), 5, NULL, 0, NULL, 0);
     ok(len > 0 && proto_decode_down(msg, (size_t)len, &d, NULL, 0) == 0
        && d.len == 0, "an empty STDIN (end of file) round trip");
+    len = proto_encode_stdin(msg, sizeof(msg), 5, big, PROTO_STDIN_MAX, NULL,
+                             0);
+    ok(len == (int)(PROTO_MSG_MAX - PROTO_TRAILER_MAX)
+       && proto_encode_stdin(msg, sizeof(msg), 5, big, PROTO_STDIN_MAX + 1,
+                             NULL, 0) < 0,
+       "the largest STDIN piece leaves room for a credential; one more "
+       "byte is refused");
 }
 
 struct seen {
