@@ -358,6 +358,10 @@ static void *new_image_buffer(size_t size)
         munmap(area, (size_t)(buf - area));
     munmap(buf + size, (size_t)(area + HUGE_PAGE - buf));
     madvise(buf, size, MADV_HUGEPAGE);
+    /* Fault every page in now, before the broadcast: faults taken inside
+     * the cross-memory copies of the first launch (a few GB at once on a
+     * 1023-node cluster) stalled whole subtrees past the 10 s limit. */
+    madvise(buf, size, MADV_POPULATE_WRITE);
     return buf;
 }
 
