@@ -12,7 +12,11 @@ OPT     ?= -O2 -g
 CPPFLAGS := -D_GNU_SOURCE -I. -MMD -MP
 CFLAGS  := -std=gnu11 $(OPT) $(WARN)
 CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror
-LDFLAGS :=
+# -z now: every PLT slot is bound at start-up.  vmad_spawn_image's child
+# calls libc without the dynamic loader's data (leanfork.c), so a lazy
+# binding there would fault; eager binding also spares each forked rank
+# the loader's lookups.
+LDFLAGS := -Wl,-z,now
 LDLIBS  :=
 
 ifeq ($(SANITIZE),1)

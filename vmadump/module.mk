@@ -1,7 +1,8 @@
 # vmadump: libvmad.a, the vmadump CLI, the static restorer, tests, fuzzer.
 
 VMAD_SRCS := vmadump/dump.c vmadump/hash.c vmadump/image.c vmadump/image_write.c \
-             vmadump/info.c vmadump/maps.c vmadump/restore.c vmadump/spawn.c \
+             vmadump/info.c vmadump/leanfork.c vmadump/maps.c vmadump/restore.c \
+             vmadump/spawn.c \
              vmadump/util.c
 VMAD_OBJS := $(VMAD_SRCS:%.c=$(B)/%.o)
 LIBVMAD   := $(B)/libvmad.a

@@ -18,6 +18,10 @@
  *
  * Between fork and the jump the child makes system calls only — no
  * malloc, no stdio —, as the daemon may have other threads (libfabric).
+ * It is forked with _Fork, so no atfork handler runs in it, and with
+ * io->lean the caller's mappings it does not need are not even copied
+ * into it (leanfork.c).  Everything it reads lives in the image, in our
+ * executable's data, or on the stack (the label is copied there).
  */
 #include <elf.h>
 #include <errno.h>
@@ -33,6 +37,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "leanfork.h"
 #include "util.h"
 #include "vmadump.h"
 
@@ -226,8 +231,9 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
                      const struct vmad_spawn_io *io, pid_t *pid,
                      char *err, size_t errlen)
 {
-    const char *path = vmad_restorer_path(), *label = opts->label ? opts->label : "image";
-    char rank[24], view[24];
+    const char *path = vmad_restorer_path();
+    char rank[24], view[24], label[256];
+    pid_t child;
     char *argv[12];
     int argc = 0;
 
@@ -237,6 +243,7 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     }
     if ((rst.fd < 0 || strcmp(rst.path, path)) && load_restorer(path, err, errlen) < 0)
         return -1;
+    snprintf(label, sizeof(label), "%s", opts->label ? opts->label : "image");
     snprintf(view, sizeof(view), "%zu", len);
     argv[argc++] = (char *)"vmad-restore";
     argv[argc++] = (char *)"--view";
@@ -249,11 +256,15 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     if (opts->verified)
         argv[argc++] = (char *)"--verified";
     argv[argc++] = (char *)"--label";
-    argv[argc++] = (char *)label;
+    argv[argc++] = label;
     argv[argc] = NULL;
-    if ((*pid = fork()) < 0)
+    if (io->lean && leanfork_prune(buf, len) < 0)
+        return errprintf(err, errlen, "/proc/self/maps: %s", strerror(errno));
+    /* The child must not write *pid: it may be in memory it lacks. */
+    if ((child = _Fork()) < 0)
         return errprintf(err, errlen, "fork: %s", strerror(errno));
-    if (*pid == 0)
+    if (child == 0)
         child_run(buf, len, io, argv, label);
+    *pid = child;
     return 0;
 }
