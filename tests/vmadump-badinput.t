@@ -70,7 +70,7 @@ sub with_field {
 }
 restore_bytes(with_field($HEADER, "VMADIMX\0"), 'wrong magic', info => 1,
               cause => qr/magic|not an? (vmadump )?image/i);
-restore_bytes(with_field($HEADER + 8, pack('V', 2)), 'version 2',
+restore_bytes(with_field($HEADER + 8, pack('V', 1)), 'version 1 (the earlier checksum)',
               cause => qr/version/i);
 restore_bytes(with_field($HEADER + 12, pack('V', 3)), 'arch EM_386',
               cause => qr/arch|machine/i);

@@ -125,7 +125,7 @@ for my $v (qw(static pie)) {
     my ($magic, $version, $arch, $page, $flags, $total) =
         unpack('a8 V V V V Q<', substr($data, 256, 32));
     is($magic, "VMADIMG\0", 'magic');
-    is($version, 1, 'format version 1');
+    is($version, 2, 'format version 2');
     is($arch, 62, 'arch EM_X86_64');
     is($page, 4096, 'page size');
     is($total, length($data), 'total length is the file length');

@@ -21,7 +21,7 @@
 
 #define IMAGE_SHEBANG_SIZE 256
 #define IMAGE_MAGIC        "VMADIMG"       /* 8 bytes with its NUL */
-#define IMAGE_VERSION      1
+#define IMAGE_VERSION      2
 #define IMAGE_ARCH_X86_64  62              /* EM_X86_64 */
 #define IMAGE_PAGE_SIZE    4096
 
