@@ -443,18 +443,18 @@ static int image_is_signed(struct daemon *d, const void *buf, size_t len,
     return -1;
 }
 
-/* Receive the image, check it and start our rank from it. */
-static void receive_and_start(struct daemon *d, size_t len, size_t chunk)
+/* Receive the image into buf (NULL: it could not be had, err says why),
+ * check it and start our rank from it. */
+static void receive_and_start(struct daemon *d, void *buf, size_t len,
+                              size_t chunk, char *err, size_t errlen)
 {
     struct job *j = d->job;
     struct bcast_io io = { .parent = j->parent, .kids = j->kids,
                            .nkids = j->nkids, .other = on_event, .arg = d };
-    char err[512];
-    void *buf = image_buffer(d, len, err, sizeof(err));
 
     if (!buf)
         goto fail;
-    if (bcast_run(d->f, &io, buf, len, chunk, err, sizeof(err)) < 0) {
+    if (bcast_run(d->f, &io, buf, len, chunk, err, errlen) < 0) {
         /* The endpoint may still hold receives into buf: keep it mapped
          * (leaked) rather than let a late copy land in freed or reused
          * memory. */
@@ -463,13 +463,13 @@ static void receive_and_start(struct daemon *d, size_t len, size_t chunk)
         d->image_size = 0;
         goto fail;
     }
-    if (vmad_check(buf, len, err, sizeof(err)) < 0
-        || image_is_signed(d, buf, len, err, sizeof(err)) < 0)
+    if (vmad_check(buf, len, err, errlen) < 0
+        || image_is_signed(d, buf, len, err, errlen) < 0)
         goto fail;
     add_rec(j, PROTO_IMAGE, j->rank, 0, NULL, 0);
     if (j->pending_signal == SIGKILL)
-        snprintf(err, sizeof(err), "cancelled before start");
-    else if (spawn_rank(d, len, err, sizeof(err)) == 0)
+        snprintf(err, errlen, "cancelled before start");
+    else if (spawn_rank(d, len, err, errlen) == 0)
         return;
 fail:
     fail_own(j, errno ? errno : EIO, err);
@@ -563,6 +563,7 @@ static void start_job(struct daemon *d, const struct proto_down *m,
                       const void *msg, size_t len)
 {
     char err[512];
+    void *buf;
 
     if (d->job) {
         logmsg(d, "refusing job %#llx: job %#llx is running",
@@ -575,8 +576,14 @@ static void start_job(struct daemon *d, const struct proto_down *m,
     }
     if (d->job->rank == 0)
         send_accepted(d);
+    /* The buffer first, then the children: a first launch faults in a
+     * fresh buffer on every node (~6 MB; slow in this VM), and a child
+     * that hears of the job before its parent can send would wait
+     * through its parent's faults as well as its own. */
+    buf = image_buffer(d, m->launch.image_len, err, sizeof(err));
     forward_launch(d);
-    receive_and_start(d, m->launch.image_len, m->launch.chunk);
+    receive_and_start(d, buf, m->launch.image_len, m->launch.chunk, err,
+                      sizeof(err));
 }
 
 /* Answer a LAUNCH whose credential was refused, so that a real sender
