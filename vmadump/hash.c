@@ -9,12 +9,14 @@
  * BLOCK_STRIPES stripes the lanes are scrambled so that no input bit
  * stays in one place.  The scalar loop is the definition; the AVX2 loop
  * (libvmad only, chosen at run time) computes exactly the same lanes and
- * is checked against it by vmadump/test/test_image.c.  The restorer,
- * built without SIMD registers, defines HASH_SCALAR_ONLY.
+ * is checked against it by vmadump/test/test_image.c.  The restorer is
+ * built without SIMD registers, but the AVX2 function has its own target
+ * and the restorer's check of a whole image uses it too.
  */
 #include "hash.h"
 
-#if defined(__x86_64__) && !defined(HASH_SCALAR_ONLY)
+#if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HAVE_AVX2_PATH 1
 #endif
@@ -101,6 +103,22 @@ static void stripes_scalar(struct image_hash_state *s, const unsigned char *p,
 }
 
 #ifdef HAVE_AVX2_PATH
+/* AVX2 in the CPU and its registers saved by the kernel (XCR0 has the
+ * SSE and AVX state bits).  cpuid.h is header-only, so this works in the
+ * restorer too, which runs no constructors and links no libgcc data. */
+static int cpu_has_avx2(void)
+{
+    unsigned int a, b, c, d, xcr0_lo, xcr0_hi;
+
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_AVX))
+        return 0;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    if ((xcr0_lo & 6) != 6 || __get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b & bit_AVX2) != 0;
+}
+
 __attribute__((target("avx2")))
 static inline __m256i accumulate_avx2(__m256i acc, __m256i d, __m256i k)
 {
@@ -158,7 +176,7 @@ static void stripes(struct image_hash_state *s, const unsigned char *p,
     static int avx2 = -1;
 
     if (avx2 < 0)
-        avx2 = __builtin_cpu_supports("avx2") != 0;
+        avx2 = cpu_has_avx2();
     if (avx2 && !force_scalar) {
         stripes_avx2(s, p, n);
         return;

@@ -2,7 +2,7 @@
  * XXH3 construction (eight lanes of 32x32->64-bit multiplies over 64-byte
  * stripes, scrambled every KiB; hash.c), with an AVX2 loop chosen at run
  * time that gives the same result.  Freestanding: linked into both
- * libvmad and the libc-free restorer (scalar only there).  Not
+ * libvmad and the libc-free restorer.  Not
  * cryptographic: it catches damage, not forgery (authentication belongs
  * to the transport).
  */

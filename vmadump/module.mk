@@ -27,8 +27,7 @@ $(BIN)/vmadump: $(B)/vmadump/vmadump_cli.o $(LIBVMAD)
 RESTORER_BASE   := 0x200000000000
 RESTORER_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fno-builtin \
                    -fno-stack-protector -fno-asynchronous-unwind-tables \
-                   -fcf-protection=none -fpie -mgeneral-regs-only \
-                   -DHASH_SCALAR_ONLY
+                   -fcf-protection=none -fpie -mgeneral-regs-only
 RESTORER_SRCS   := vmadump/restorer/restorer.c vmadump/restorer/rlib.c \
                    vmadump/image.c vmadump/hash.c
 RESTORER_OBJS   := $(RESTORER_SRCS:%.c=$(B)/rst/%.o) $(B)/rst/vmadump/restorer/start.o
