@@ -18,9 +18,20 @@
  * found by an address known to lie in it), with the anonymous .bss
  * mapping that follows each; and the kernel's special mappings ([vdso],
  * [vvar], ...), which madvise cannot change.  The marks stay: this is for
- * a caller that forks nothing else (leanfork.h).
+ * a caller that forks nothing else (leanfork.h).  Under AddressSanitizer
+ * it marks nothing (the child needs the shadow memory).
  */
 #include "leanfork.h"
+
+/* Under AddressSanitizer every store of the child's checks shadow memory,
+ * a large anonymous mapping it must keep: prune nothing there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LEANFORK_OFF 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LEANFORK_OFF 1
+#endif
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +43,8 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#ifndef LEANFORK_OFF
 
 /* One line of /proc/self/maps, as far as we need it. */
 struct vma {
@@ -230,3 +243,14 @@ int leanfork_prune(const void *buf, size_t len)
     each_vma(text, mark, &k);
     return 0;
 }
+
+#else
+
+int leanfork_prune(const void *buf, size_t len)
+{
+    (void)buf;
+    (void)len;
+    return 0;
+}
+
+#endif
