@@ -123,6 +123,7 @@ struct daemon {
     void *image;                        /* the image buffer, kept */
     size_t image_size;
     struct nodeq *query;                /* a QUERY being answered */
+    struct nodeq *query_old;            /* the last, its sends in flight */
     struct nodestat_last last;          /* our last launch, for queries */
 };
 
@@ -642,7 +643,7 @@ static void answer_query(struct daemon *d, const struct proto_down *m,
     struct nodestat own;
     char err[256];
 
-    if (d->query) {
+    if (nodeq_make_room(&d->query, &d->query_old) < 0) {
         logmsg(d, "refusing query %#llx: query %#llx is being answered",
                (unsigned long long)m->job,
                (unsigned long long)nodeq_id(d->query));
@@ -664,10 +665,8 @@ static void serve_query(struct daemon *d)
 
     if (d->query && nodeq_flush(d->query, mono_now(), err, sizeof(err)) < 0)
         logmsg(d, "%s", err);
-    if (d->query && nodeq_done(d->query)) {
-        nodeq_destroy(d->query);
-        d->query = NULL;
-    }
+    nodeq_reap(&d->query);
+    nodeq_reap(&d->query_old);
 }
 
 /* How long the query lets us sleep: ts, or NULL for no limit. */
@@ -779,7 +778,7 @@ static void on_up(struct daemon *d, const char *msg, size_t len)
         logmsg(d, "bad report: %s", err);
         return;
     }
-    if (nodeq_on_up(d->query, msg, len))
+    if (nodeq_on_up(d->query, msg, len) || nodeq_on_up(d->query_old, msg, len))
         return;
     if (!j || job != j->id)
         return;
@@ -799,6 +798,7 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
         if (ctx == d->sendbuf)
             d->sending = 0;
         nodeq_on_sent(d->query, ctx);
+        nodeq_on_sent(d->query_old, ctx);
         return 0;
     }
     if (ctx == d->down)
@@ -981,6 +981,7 @@ static void teardown(struct daemon *d)
     }
     job_free(j);
     nodeq_destroy(d->query);
+    nodeq_destroy(d->query_old);
     drop_image_buffer(d);
     fab_destroy(d->f);
     auth_destroy(d->auth);

@@ -72,6 +72,7 @@ struct gw {
     int qsock, qclient;                 /* queries: listening, connected */
     int qclient_asked;                  /* qclient sent its QUERY */
     struct nodeq *query;                /* the query being answered */
+    struct nodeq *query_old;            /* the last, its sends in flight */
 };
 
 static void logmsg(const char *fmt, const char *arg)
@@ -148,13 +149,15 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
             if (ctx == g->down[i])
                 g->down_busy[i] = 0;
         nodeq_on_sent(g->query, ctx);
+        nodeq_on_sent(g->query_old, ctx);
         return 0;
     }
     /* Only our report receives are expected; a failed broadcast may leave
      * completions of its own behind. */
     if (ctx < g->up[0] || ctx > g->up[UP_RECVS - 1])
         return 0;
-    if (nodeq_on_up(g->query, ctx, ev->len))
+    if (nodeq_on_up(g->query, ctx, ev->len)
+        || nodeq_on_up(g->query_old, ctx, ev->len))
         goto repost;            /* an answer to the query, for its client */
     if (!g->answer)
         proto_each_rec(ctx, ev->len, &job, note_answer, g, NULL, 0);
@@ -415,7 +418,7 @@ static void query_read(struct gw *g)
     }
     g->qclient_asked = 1;
     /* Read, not checked: every node checks the credential. */
-    if (g->query)
+    if (nodeq_make_room(&g->query, &g->query_old) < 0)
         query_refuse(g, 0, "the previous query is still being answered");
     else if ((body = auth_payload_len(msg, (size_t)n, err, sizeof(err))) < 0
              || !(g->query = nodeq_create(g->f, msg, (size_t)n, (size_t)body,
@@ -431,15 +434,13 @@ static void query_serve(struct gw *g)
     static char msg[PROTO_MSG_MAX];
     size_t len;
 
+    nodeq_reap(&g->query_old);
     if (!g->query)
         return;
     while ((len = nodeq_take(g->query, mono_now(), msg)) > 0)
         if (g->qclient >= 0 && send(g->qclient, msg, len, MSG_NOSIGNAL) < 0)
             query_drop(g);
-    if (nodeq_done(g->query)) {
-        nodeq_destroy(g->query);
-        g->query = NULL;
-    }
+    nodeq_reap(&g->query);
 }
 
 /* How long the query lets the gateway sleep: ts, or NULL for no limit. */
@@ -654,6 +655,7 @@ int gateway_run(const struct gateway_opts *o, char *err, size_t errlen)
     drop_client(&g);
     query_drop(&g);
     nodeq_destroy(g.query);
+    nodeq_destroy(g.query_old);
     fab_destroy(g.f);
     free(g.up);
     free(g.down);

@@ -322,7 +322,9 @@ int nodeq_flush(struct nodeq *q, double now, char *err, size_t errlen)
         q->sending = 1;
         return 0;
     }
-    if (errno == EAGAIN)
+    /* A peer that does not poll keeps saying EAGAIN: give up on it once
+     * its own wait must be over, rather than retry for ever. */
+    if (errno == EAGAIN && now < q->deadline + NODEQ_HOP_S)
         return proto_batch_unget(&q->answer, q->sendbuf, len);
     proto_batch_free(&q->answer);
     return seterr(err, errlen, errno, "answering query %#llx: %s",
@@ -339,4 +341,27 @@ size_t nodeq_take(struct nodeq *q, double now, void *out)
 int nodeq_done(const struct nodeq *q)
 {
     return q->complete && !q->answer.len && !q->sending && q->forwards <= 0;
+}
+
+int nodeq_make_room(struct nodeq **cur, struct nodeq **old)
+{
+    nodeq_reap(old);
+    nodeq_reap(cur);
+    if (!*cur)
+        return 0;
+    if (*old || !(*cur)->complete || (*cur)->answer.len) {
+        errno = EBUSY;
+        return -1;
+    }
+    *old = *cur;
+    *cur = NULL;
+    return 0;
+}
+
+void nodeq_reap(struct nodeq **q)
+{
+    if (*q && nodeq_done(*q)) {
+        nodeq_destroy(*q);
+        *q = NULL;
+    }
 }

@@ -37,7 +37,7 @@
  * subtree's answers, and how long it tries to hand a child the query: a
  * healthy level answers in milliseconds, but a daemon on a 2-core machine
  * loaded by hundreds of others can take a second to be scheduled. */
-#define NODEQ_HOP_S 2.0
+#define NODEQ_HOP_S 3.0
 
 struct nodeq;
 
@@ -85,5 +85,16 @@ size_t nodeq_take(struct nodeq *q, double now, void *out);
 
 /* Is q finished: its answer sent or taken, and no send of it in flight? */
 int nodeq_done(const struct nodeq *q);
+
+/* An owner answers one query at a time, but the last sends of the one
+ * before may still be in flight when the next arrives (the next `vexec
+ * nodes` can come milliseconds after the last answer): it keeps that one
+ * in *old until they complete.  nodeq_make_room moves *cur to *old if
+ * *cur has sent or handed over its whole answer (freeing *old if done).
+ * Returns 0 when *cur is free, or -1 (EBUSY). */
+int nodeq_make_room(struct nodeq **cur, struct nodeq **old);
+
+/* Free *q and set it NULL if it is done (q may point at NULL). */
+void nodeq_reap(struct nodeq **q);
 
 #endif
