@@ -11,6 +11,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Temp qw(tempdir);
 use POSIX ();
+use Time::HiRes ();
 use Test::More;
 use VexecTest qw(bin slurp one_line_error);
 use VexecCluster qw(need_vexec cluster_up cluster_down new_cluster_dir vexec
@@ -58,6 +59,25 @@ ok(!grep({ $r->{rows}{$_}[1] ne "$name.$_" } @all),
    'each line gives the node\'s endpoint address') or diag($r->{out});
 ok(!grep({ $r->{rows}{$_}[3] !~ /^\d+\.\dM$/ || $r->{rows}{$_}[4] ne '-' } @all),
    'each up node reports its daemon\'s RSS, and no launch yet') or diag($r->{out});
+
+my $again = 0;
+$again += nodes()->{status} == 0 for 1 .. 10;
+is($again, 10, 'ten queries back to back are all answered');
+
+# ---- a daemon that does not answer (stopped): down after a bounded time ----
+my %pid = daemon_pids($dir);
+kill 'STOP', $pid{n15};
+my $t0 = Time::HiRes::time();
+$r = nodes('--tree', 'kary:2');
+my $took = Time::HiRes::time() - $t0;
+kill 'CONT', $pid{n15};
+ok($r->{status} == 1 && $r->{summary} eq '16 nodes: 15 up, 1 down'
+   && state_of($r, 'n15') eq 'down' && $r->{rows}{n15}[2] =~ /^no answer within/,
+   "a stopped daemon is reported down (no answer) after ${\ sprintf('%.1f', $took)} s, the others up")
+    or diag(describe($r) . "\n$r->{out}");
+ok($took < 20, 'within the bounded time');
+$r = nodes();
+ok($r->{status} == 0, 'once it runs again, every node is up') or diag($r->{out});
 
 # ---- after a launch: the last-launch columns show that job ----
 my $l = vexec(['-n', 16, '/bin/dash', '-c',
@@ -126,7 +146,6 @@ like($log, qr/^vexecd n0: refused QUERY of job 0x[0-9a-f]+: credential does not 
 unlike($log, qr/^vexecd n1: /m, 'and the query went no further');
 
 # ---- two dead daemons, one of them interior ----
-my %pid = daemon_pids($dir);
 kill 'KILL', $pid{n1}, $pid{n6};
 ok(wait_until(10, sub { !pid_alive($pid{n1}) && !pid_alive($pid{n6}) }),
    'n1 and n6 are killed with SIGKILL');
@@ -154,9 +173,9 @@ ok($r->{status} == 1 && $r->{summary} eq '2 nodes: 0 up, 2 down',
 
 # ---- idle: no CPU after the queries ----
 my @procs = grep { pid_alive($_) } cluster_procs($dir);
-my $t0 = daemon_cpu_ticks(@procs);
+my $ticks = daemon_cpu_ticks(@procs);
 sleep 2;
-is(daemon_cpu_ticks(@procs) - $t0, 0, 'after the queries, daemons and gateway use no CPU');
+is(daemon_cpu_ticks(@procs) - $ticks, 0, 'after the queries, daemons and gateway use no CPU');
 
 # ---- no cluster ----
 {
