@@ -30,6 +30,8 @@
 #include "launcher/auth.h"
 #include "launcher/daemon.h"
 #include "launcher/hostlist.h"
+#include "launcher/nodequery.h"
+#include "launcher/nodestat.h"
 #include "launcher/proto.h"
 #include "vmadump/vmadump.h"
 
@@ -103,6 +105,7 @@ struct job {
     struct proto_batch batch;   /* up records not yet sent */
     char sig[SIG_SLOTS][SIG_MSG_MAX];
     int next_sig;
+    struct nodestat_last *last;  /* the daemon's record of its launches */
 };
 
 struct daemon {
@@ -119,6 +122,9 @@ struct daemon {
     int sending;
     void *image;                        /* the image buffer, kept */
     size_t image_size;
+    struct nodeq *query;                /* a QUERY being answered */
+    struct nodeq *query_old;            /* the last, its sends in flight */
+    struct nodestat_last last;          /* our last launch, for queries */
 };
 
 static void logmsg(struct daemon *d, const char *fmt, ...)
@@ -137,6 +143,8 @@ static void logmsg(struct daemon *d, const char *fmt, ...)
 static void add_rec(struct job *j, uint32_t type, int rank, int32_t value,
                     const void *data, size_t len)
 {
+    if (j->last && rank == j->rank)
+        nodestat_last_note(j->last, type, value, mono_now());
     if (!j->orphan && proto_batch_add(&j->batch, type, (uint32_t)rank,
                                       value, data, (uint32_t)len) < 0)
         fprintf(stderr, "vexecd: out of memory for a report\n");
@@ -574,6 +582,8 @@ static void start_job(struct daemon *d, const struct proto_down *m,
         logmsg(d, "refusing launch: %s", err);
         return;
     }
+    nodestat_last_begin(&d->last, m->job, d->job->rank, mono_now());
+    d->job->last = &d->last;
     if (d->job->rank == 0)
         send_accepted(d);
     /* The buffer first, then the children: a first launch faults in a
@@ -630,12 +640,60 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
         j->pending_signal = signo;
 }
 
+/* ---- node status queries (vexec nodes; nodequery.h) ---- */
+
+/* A verified QUERY in d->down (len bytes, signed_len of them signed):
+ * answer it for our subtree. */
+static void answer_query(struct daemon *d, const struct proto_down *m,
+                         size_t signed_len, size_t len)
+{
+    struct nodestat own;
+    char err[256];
+
+    if (nodeq_make_room(&d->query, &d->query_old) < 0) {
+        logmsg(d, "refusing query %#llx: query %#llx is being answered",
+               (unsigned long long)m->job,
+               (unsigned long long)nodeq_id(d->query));
+        return;
+    }
+    if (!(d->query = nodeq_create(d->f, d->down, len, signed_len, err,
+                                  sizeof(err)))) {
+        logmsg(d, "refusing query: %s", err);
+        return;
+    }
+    nodestat_self(&d->last, d->job != NULL, mono_now(), &own);
+    nodeq_start(d->query, &own, on_event, d);
+}
+
+/* Send the answer once it is complete; forget the query once it left. */
+static void serve_query(struct daemon *d)
+{
+    char err[256];
+
+    if (d->query && nodeq_flush(d->query, mono_now(), err, sizeof(err)) < 0)
+        logmsg(d, "%s", err);
+    nodeq_reap(&d->query);
+    nodeq_reap(&d->query_old);
+}
+
+/* How long the query lets us sleep: ts, or NULL for no limit. */
+static struct timespec *query_wait(struct daemon *d, struct timespec *ts)
+{
+    long ns = nodeq_wait_ns(d->query, mono_now());
+
+    if (ns < 0)
+        return NULL;
+    *ts = (struct timespec){ ns / 1000000000L, ns % 1000000000L };
+    return ts;
+}
+
 static const char *type_name(uint16_t type)
 {
     switch (type) {
     case PROTO_LAUNCH: return "LAUNCH";
     case PROTO_SIGNAL: return "SIGNAL";
     case PROTO_STDIN: return "STDIN";
+    case PROTO_QUERY: return "QUERY";
     }
     return "request";
 }
@@ -691,6 +749,10 @@ static void on_down(struct daemon *d, size_t len)
         start_job(d, &m, d->down, len);
         return;
     }
+    if (m.type == PROTO_QUERY) {
+        answer_query(d, &m, (size_t)n, len);
+        return;
+    }
     if (!d->job || d->job->id != m.job)
         return;                 /* for a job that has ended here */
     if (m.type == PROTO_SIGNAL && len <= SIG_MSG_MAX)
@@ -723,6 +785,8 @@ static void on_up(struct daemon *d, const char *msg, size_t len)
         logmsg(d, "bad report: %s", err);
         return;
     }
+    if (nodeq_on_up(d->query, msg, len) || nodeq_on_up(d->query_old, msg, len))
+        return;
     if (!j || job != j->id)
         return;
     j->exits += exits;
@@ -740,6 +804,8 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
     if (ev->kind == FAB_SENT) {
         if (ctx == d->sendbuf)
             d->sending = 0;
+        nodeq_on_sent(d->query, ctx);
+        nodeq_on_sent(d->query_old, ctx);
         return 0;
     }
     if (ctx == d->down)
@@ -854,7 +920,7 @@ static int busy(struct daemon *d)
 
 static void serve(struct daemon *d)
 {
-    struct timespec tick = { 0, BUSY_WAIT_NS };
+    struct timespec tick = { 0, BUSY_WAIT_NS }, qts;
     struct epoll_event ev[16];
 
     while (!d->stop) {
@@ -864,7 +930,9 @@ static void serve(struct daemon *d)
             d->linger_until = mono_now() + LINGER_S;
         flush_up(d);
         maybe_end_job(d);
-        n = epoll_pwait2(d->ep, ev, 16, busy(d) ? &tick : NULL, NULL);
+        serve_query(d);
+        n = epoll_pwait2(d->ep, ev, 16, busy(d) ? &tick : query_wait(d, &qts),
+                         NULL);
         for (int i = 0; i < n; i++)
             on_ready_fd(d, ev[i].data.fd, ev[i].events);
     }
@@ -919,6 +987,8 @@ static void teardown(struct daemon *d)
         waitpid(j->pid, NULL, 0);
     }
     job_free(j);
+    nodeq_destroy(d->query);
+    nodeq_destroy(d->query_old);
     drop_image_buffer(d);
     fab_destroy(d->f);
     auth_destroy(d->auth);

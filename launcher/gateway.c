@@ -10,6 +10,9 @@
  * byte for byte: the gateway holds no key and can start nothing itself.  The
  * fabric is polled while a send is in flight or a peer rang recently;
  * otherwise the gateway sleeps in epoll like a node daemon.
+ *
+ * Queries (vexec nodes) have a socket of their own and are answered by
+ * the tree's engine (nodequery.h), with the gateway as the tree's origin.
  */
 #include "common/clock.h"
 #include "common/err.h"
@@ -19,6 +22,7 @@
 #include "launcher/auth.h"
 #include "launcher/gateway.h"
 #include "launcher/hostlist.h"
+#include "launcher/nodequery.h"
 #include "launcher/proto.h"
 
 #include <errno.h>
@@ -65,6 +69,10 @@ struct gw {
     char (*down)[PROTO_MSG_MAX];
     int down_busy[DOWN_SLOTS];          /* its send has not completed */
     int next_down;
+    int qsock, qclient;                 /* queries: listening, connected */
+    int qclient_asked;                  /* qclient sent its QUERY */
+    struct nodeq *query;                /* the query being answered */
+    struct nodeq *query_old;            /* the last, its sends in flight */
 };
 
 static void logmsg(const char *fmt, const char *arg)
@@ -140,17 +148,23 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
         for (int i = 0; i < DOWN_SLOTS; i++)
             if (ctx == g->down[i])
                 g->down_busy[i] = 0;
+        nodeq_on_sent(g->query, ctx);
+        nodeq_on_sent(g->query_old, ctx);
         return 0;
     }
     /* Only our report receives are expected; a failed broadcast may leave
      * completions of its own behind. */
     if (ctx < g->up[0] || ctx > g->up[UP_RECVS - 1])
         return 0;
+    if (nodeq_on_up(g->query, ctx, ev->len)
+        || nodeq_on_up(g->query_old, ctx, ev->len))
+        goto repost;            /* an answer to the query, for its client */
     if (!g->answer)
         proto_each_rec(ctx, ev->len, &job, note_answer, g, NULL, 0);
     if (g->client >= 0
         && send(g->client, ctx, ev->len, MSG_NOSIGNAL) < 0)
         drop_client(g);
+repost:
     if (fab_recv(g->f, -1, PROTO_TAG_UP, ctx, PROTO_MSG_MAX, ctx) < 0)
         return seterr(err, errlen, errno, "reposting a receive: %s",
                       strerror(errno));
@@ -359,6 +373,98 @@ static void cancel_job(struct gw *g)
     g->cancel_len = 0;
 }
 
+/* ---- node status queries (vexec nodes) ---- */
+
+static void query_drop(struct gw *g)
+{
+    if (g->qclient < 0)
+        return;
+    epoll_ctl(g->ep, EPOLL_CTL_DEL, g->qclient, NULL);
+    close(g->qclient);
+    g->qclient = -1;
+    watch(g, g->qsock);
+}
+
+/* Tell the query's client it cannot be answered, and let it go. */
+static void query_refuse(struct gw *g, uint64_t id, const char *why)
+{
+    char msg[1024];
+    struct proto_batch b = { 0 };
+    size_t len;
+
+    logmsg("query refused: %s", why);
+    if (proto_batch_add(&b, PROTO_FAIL, UINT32_MAX, EPROTO, why,
+                        (uint32_t)strnlen(why, 512)) == 0
+        && (len = proto_batch_take(&b, id, msg)) > 0)
+        send(g->qclient, msg, len, MSG_NOSIGNAL);
+    proto_batch_free(&b);
+    query_drop(g);
+}
+
+/* The client's QUERY: start answering it.  Anything after it, or its
+ * leaving, ends the client. */
+static void query_read(struct gw *g)
+{
+    static char msg[PROTO_MSG_MAX];
+    char err[512];
+    ssize_t n = recv(g->qclient, msg, sizeof(msg), MSG_DONTWAIT);
+    int body;
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0 || (g->query && g->qclient_asked)) {
+        query_drop(g);
+        return;
+    }
+    g->qclient_asked = 1;
+    /* Read, not checked: every node checks the credential. */
+    if (nodeq_make_room(&g->query, &g->query_old) < 0)
+        query_refuse(g, 0, "the previous query is still being answered");
+    else if ((body = auth_payload_len(msg, (size_t)n, err, sizeof(err))) < 0
+             || !(g->query = nodeq_create(g->f, msg, (size_t)n, (size_t)body,
+                                          err, sizeof(err))))
+        query_refuse(g, 0, err);
+    else
+        nodeq_start(g->query, NULL, on_event, g);
+}
+
+/* Hand the client the answer once it is complete. */
+static void query_serve(struct gw *g)
+{
+    static char msg[PROTO_MSG_MAX];
+    size_t len;
+
+    nodeq_reap(&g->query_old);
+    if (!g->query)
+        return;
+    while ((len = nodeq_take(g->query, mono_now(), msg)) > 0)
+        if (g->qclient >= 0 && send(g->qclient, msg, len, MSG_NOSIGNAL) < 0)
+            query_drop(g);
+    nodeq_reap(&g->query);
+}
+
+/* How long the query lets the gateway sleep: ts, or NULL for no limit. */
+static struct timespec *query_wait(struct gw *g, struct timespec *ts)
+{
+    long ns = nodeq_wait_ns(g->query, mono_now());
+
+    if (ns < 0)
+        return NULL;
+    *ts = (struct timespec){ ns / 1000000000L, ns % 1000000000L };
+    return ts;
+}
+
+static void query_accept(struct gw *g)
+{
+    if (g->qclient >= 0)
+        return;
+    if ((g->qclient = accept4(g->qsock, NULL, NULL, SOCK_CLOEXEC)) < 0)
+        return;
+    g->qclient_asked = 0;
+    epoll_ctl(g->ep, EPOLL_CTL_DEL, g->qsock, NULL);
+    watch(g, g->qclient);
+}
+
 static void on_ready(struct gw *g, int fd)
 {
     struct signalfd_siginfo si;
@@ -371,6 +477,10 @@ static void on_ready(struct gw *g, int fd)
         g->linger_until = mono_now() + LINGER_S;
     } else if (fd == g->client) {
         relay_down(g);
+    } else if (fd == g->qclient) {
+        query_read(g);
+    } else if (fd == g->qsock) {
+        query_accept(g);
     } else if (fd == g->lsock && g->client < 0) {
         g->client = accept4(g->lsock, NULL, NULL, SOCK_CLOEXEC);
     }
@@ -418,7 +528,7 @@ static void drain(struct gw *g)
 
 static void serve(struct gw *g)
 {
-    struct timespec tick = { 0, FAB_IDLE_MAX_NS };
+    struct timespec tick = { 0, FAB_IDLE_MAX_NS }, qts;
     struct epoll_event ev[8];
     int had_client = g->client >= 0;
 
@@ -435,9 +545,11 @@ static void serve(struct gw *g)
             }
         }
         had_client = g->client >= 0;
+        query_serve(g);
         busy = fab_sends_in_flight(g->f) > 0 || mono_now() < g->linger_until
                || !fab_can_sleep(g->f);
-        n = epoll_pwait2(g->ep, ev, 8, busy ? &tick : NULL, NULL);
+        n = epoll_pwait2(g->ep, ev, 8, busy ? &tick : query_wait(g, &qts),
+                         NULL);
         for (int i = 0; i < n; i++) {
             int was = g->client;
 
@@ -450,20 +562,28 @@ static void serve(struct gw *g)
     }
 }
 
-/* The cluster's socket, where vexec clients connect. */
-static int listen_cluster(struct gw *g, char *err, size_t errlen)
+/* A cluster socket of kind, where vexec clients connect: into *fd. */
+static int listen_kind(struct gw *g, const char *kind, int *fd, char *err,
+                       size_t errlen)
 {
     struct sockaddr_un sa;
-    socklen_t len = bell_sockaddr(GATEWAY_KIND, g->o->cluster, &sa);
+    socklen_t len = bell_sockaddr(kind, g->o->cluster, &sa);
 
-    if ((g->lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
+    if ((*fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
         return seterr(err, errlen, errno, "%s", strerror(errno));
-    if (bind(g->lsock, (struct sockaddr *)&sa, len) < 0
-        || listen(g->lsock, 64) < 0)
+    if (bind(*fd, (struct sockaddr *)&sa, len) < 0 || listen(*fd, 64) < 0)
         return seterr(err, errlen, errno, "gateway socket: %s",
                       strerror(errno));
-    return watch(g, g->lsock) < 0 ? seterr(err, errlen, errno, "epoll: %s",
-                                           strerror(errno)) : 0;
+    return watch(g, *fd) < 0 ? seterr(err, errlen, errno, "epoll: %s",
+                                      strerror(errno)) : 0;
+}
+
+/* The cluster's sockets: launches, and queries. */
+static int listen_cluster(struct gw *g, char *err, size_t errlen)
+{
+    if (listen_kind(g, GATEWAY_KIND, &g->lsock, err, errlen) < 0)
+        return -1;
+    return listen_kind(g, GATEWAY_QUERY_KIND, &g->qsock, err, errlen);
 }
 
 static int setup(struct gw *g, char *err, size_t errlen)
@@ -517,7 +637,7 @@ static void announce(struct gw *g)
 int gateway_run(const struct gateway_opts *o, char *err, size_t errlen)
 {
     struct gw g = { .o = o, .lsock = -1, .ep = -1, .sigfd = -1,
-                    .client = -1 };
+                    .client = -1, .qsock = -1, .qclient = -1 };
     int ret = 0;
 
     if (setup(&g, err, errlen) < 0) {
@@ -533,11 +653,16 @@ int gateway_run(const struct gateway_opts *o, char *err, size_t errlen)
             serve(&g);
     }
     drop_client(&g);
+    query_drop(&g);
+    nodeq_destroy(g.query);
+    nodeq_destroy(g.query_old);
     fab_destroy(g.f);
     free(g.up);
     free(g.down);
     if (g.lsock >= 0)
         close(g.lsock);
+    if (g.qsock >= 0)
+        close(g.qsock);
     if (g.ep >= 0)
         close(g.ep);
     if (g.sigfd >= 0)

@@ -30,6 +30,13 @@
 /* The "kind" of the gateway's socket name (bell.h): "vexec-gw.CLUSTER". */
 #define GATEWAY_KIND "gw"
 
+/* The kind of its second socket, "vexec-gwq.CLUSTER": node status queries
+ * (vexec nodes), served one at a time even while a launch runs.  A client
+ * sends one signed QUERY (proto.h) and reads the answer's batches: one
+ * NODE record per node asked (nodequery.h), or a FAIL record for no rank
+ * if the query could not be started. */
+#define GATEWAY_QUERY_KIND "gwq"
+
 struct gateway_opts {
     const char *cluster;    /* cluster name: socket "vexec-gw.CLUSTER" */
     const char *endpoint;   /* its fabric endpoint name */

@@ -6,7 +6,9 @@
 LAUNCHER_OBJS := $(B)/launcher/hostlist.o $(B)/launcher/proto.o \
 	$(B)/launcher/cluster.o $(B)/launcher/daemon.o $(B)/launcher/frontend.o \
 	$(B)/launcher/gateway.o $(B)/launcher/hosts.o \
-	$(B)/launcher/gwspawn.o $(B)/launcher/auth.o
+	$(B)/launcher/gwspawn.o $(B)/launcher/auth.o \
+	$(B)/launcher/nodestat.o $(B)/launcher/nodequery.o \
+	$(B)/launcher/nodes.o
 
 # Credentials (auth.c) use libsodium's HMAC-SHA256 and random bytes.
 LAUNCHER_LDLIBS := -lsodium
@@ -67,11 +69,12 @@ $(B)/fuzz/fuzz_hostlist: launcher/fuzz/fuzz_hostlist.c launcher/hostlist.c \
 FUZZERS += $(B)/fuzz/fuzz_proto
 
 $(B)/fuzz/fuzz_proto: launcher/fuzz/fuzz_proto.c launcher/proto.c \
-		launcher/proto.h launcher/hostlist.c fanout/topo.c common/err.c
+		launcher/proto.h launcher/hostlist.c fanout/topo.c common/err.c \
+		launcher/nodestat.c launcher/nodestat.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -D_GNU_SOURCE -I. $(FUZZ_FLAGS) $(WARN) -o $@ \
 		launcher/fuzz/fuzz_proto.c launcher/proto.c launcher/hostlist.c \
-		fanout/topo.c common/err.c -lm
+		launcher/nodestat.c fanout/topo.c common/err.c -lm
 
 UNIT_TESTS += $(B)/launcher/test/test_auth
 
@@ -94,3 +97,9 @@ $(B)/fuzz/fuzz_auth: launcher/fuzz/fuzz_auth.c launcher/auth.c launcher/auth.h \
 	$(FUZZ_CC) -D_GNU_SOURCE -I. $(FUZZ_FLAGS) $(WARN) -o $@ \
 		launcher/fuzz/fuzz_auth.c launcher/auth.c launcher/proto.c \
 		common/err.c -lsodium
+
+UNIT_TESTS += $(B)/launcher/test/test_nodestat
+
+$(B)/launcher/test/test_nodestat: $(B)/launcher/test/test_nodestat.o \
+		$(B)/liblauncher.a $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -8,6 +8,7 @@
  *                  tree "\0" origin "\0" nodes "\0"
  *     SIGNAL body: signal number i32
  *     STDIN body:  the bytes
+ *     QUERY body:  nnodes u32 | 0 u32 | tree "\0" origin "\0" nodes "\0"
  *   up:   magic "VXUP" u32 | record count u32 | job u64 | body length u32 |
  *         0 u32 | records
  *     record: type u32 | rank u32 | value i32 | data length u32 | data,
@@ -122,6 +123,31 @@ int proto_encode_stdin(void *buf, size_t size, uint64_t job,
     return total;
 }
 
+int proto_encode_query(void *buf, size_t size, uint64_t id,
+                       const struct proto_query *q, char *err,
+                       size_t errlen)
+{
+    uint32_t head[2] = { q->nnodes, 0 };
+    const char *s[3] = { q->tree, q->origin, q->nodes };
+    size_t len = sizeof(head);
+    char *p;
+    int total;
+
+    for (int i = 0; i < 3; i++)
+        len += strlen(s[i]) + 1;
+    if ((total = down_header(buf, size, PROTO_QUERY, id, len, err,
+                             errlen)) < 0)
+        return -1;
+    p = (char *)buf + sizeof(struct msg_hdr);
+    memcpy(p, head, sizeof(head));
+    p += sizeof(head);
+    for (int i = 0; i < 3; i++) {
+        memcpy(p, s[i], strlen(s[i]) + 1);
+        p += strlen(s[i]) + 1;
+    }
+    return total;
+}
+
 /* Take the next NUL-terminated string from [*p, end). */
 static const char *take_string(const char **p, const char *end)
 {
@@ -161,6 +187,30 @@ static int decode_launch(const char *body, size_t len, struct proto_down *d,
     return 0;
 }
 
+static int decode_query(const char *body, size_t len, struct proto_down *d,
+                        char *err, size_t errlen)
+{
+    const char *p = body + 2 * sizeof(uint32_t), *end = body + len;
+    uint32_t head[2];
+
+    if (len < sizeof(head))
+        return seterr(err, errlen, EPROTO, "query of %zu bytes is "
+                      "truncated", len);
+    memcpy(head, body, sizeof(head));
+    if (head[0] == 0 || head[1])
+        return seterr(err, errlen, EPROTO, "query for no nodes");
+    d->query.nnodes = head[0];
+    if (!(d->query.tree = take_string(&p, end))
+        || !(d->query.origin = take_string(&p, end))
+        || !(d->query.nodes = take_string(&p, end)))
+        return seterr(err, errlen, EPROTO, "query with a missing or "
+                      "unterminated name");
+    if (p != end)
+        return seterr(err, errlen, EPROTO, "query with %zu bytes of "
+                      "trailing garbage", (size_t)(end - p));
+    return 0;
+}
+
 int proto_decode_down(const void *msg, size_t len, struct proto_down *d,
                       char *err, size_t errlen)
 {
@@ -195,6 +245,8 @@ int proto_decode_down(const void *msg, size_t len, struct proto_down *d,
         d->data = body;
         d->len = h.len;
         return 0;
+    case PROTO_QUERY:
+        return decode_query(body, h.len, d, err, errlen);
     }
     return seterr(err, errlen, EPROTO, "unknown request type %u", h.type);
 }
@@ -314,7 +366,7 @@ static int walk(const char *p, const char *end, uint32_t count,
             return seterr(err, errlen, EPROTO, "record %u of %u is "
                           "truncated", i, count);
         memcpy(&r, p, sizeof(r));
-        if (r.type < PROTO_STARTED || r.type > PROTO_ACCEPTED)
+        if (r.type < PROTO_STARTED || r.type > PROTO_NODE)
             return seterr(err, errlen, EPROTO, "record %u has unknown type "
                           "%u", i, r.type);
         if (r.len > PROTO_MSG_MAX

@@ -7,7 +7,8 @@
  * (nodes, tree, image length and checksum, chunk); the image itself
  * follows as a broadcast (fanout/bcast.h).  SIGNAL asks
  * every node to signal its rank; STDIN carries bytes for rank 0 (an empty
- * body is end of file).
+ * body is end of file).  QUERY (vexec nodes) asks every node it names
+ * for its status, down a tree of those nodes (launcher/nodequery.h).
  *
  * Up the tree (each node to its parent, node 0 to the front end), tagged
  * PROTO_TAG_UP: a batch of records, each naming a rank: STARTED, OUT
@@ -15,7 +16,8 @@
  * record), IMAGE (the node holds the checked image), EXIT (its wait
  * status), FAIL (the node could not run the rank: a one-line reason; for
  * rank UINT32_MAX, the whole launch was refused), ACCEPTED (node 0 took
- * the LAUNCH: the root may start the broadcast).  A node merges its children's batches with its own
+ * the LAUNCH: the root may start the broadcast), NODE (the answer to a
+ * QUERY for the rank-th node it names: launcher/nodestat.h).  A node merges its children's batches with its own
  * records into its next batch, so the front end receives a few batches
  * per subtree instead of one message per rank and event.
  *
@@ -52,7 +54,8 @@
  * several records and the front end joins them. */
 #define PROTO_OUT_MAX (32u << 10)
 
-enum proto_down_type { PROTO_LAUNCH = 1, PROTO_SIGNAL, PROTO_STDIN };
+enum proto_down_type { PROTO_LAUNCH = 1, PROTO_SIGNAL, PROTO_STDIN,
+                       PROTO_QUERY };
 
 enum proto_rec_type {
     PROTO_STARTED = 1,
@@ -61,6 +64,7 @@ enum proto_rec_type {
     PROTO_FAIL,         /* value: errno; data: the reason */
     PROTO_IMAGE,        /* the node holds the checked image */
     PROTO_ACCEPTED,     /* node 0 accepted the LAUNCH */
+    PROTO_NODE,         /* value: state; data: a nodestat record */
 };
 
 struct proto_launch {
@@ -73,11 +77,20 @@ struct proto_launch {
     const char *nodes;      /* hostlist of endpoint names, rank order */
 };
 
+/* A QUERY: the nodes to ask, and the tree the question travels down. */
+struct proto_query {
+    uint32_t nnodes;
+    const char *tree;       /* topology spec */
+    const char *origin;     /* the front end's endpoint name */
+    const char *nodes;      /* hostlist of endpoint names, tree order */
+};
+
 /* A decoded down message; pointers point into the message buffer. */
 struct proto_down {
     uint16_t type;
-    uint64_t job;
+    uint64_t job;                   /* for a QUERY: the query's id */
     struct proto_launch launch;     /* PROTO_LAUNCH */
+    struct proto_query query;       /* PROTO_QUERY */
     int32_t signo;                  /* PROTO_SIGNAL */
     const void *data;               /* PROTO_STDIN */
     size_t len;
@@ -94,6 +107,11 @@ int proto_encode_signal(void *buf, size_t size, uint64_t job, int signo,
                         char *err, size_t errlen);
 int proto_encode_stdin(void *buf, size_t size, uint64_t job,
                        const void *data, size_t len, char *err,
+                       size_t errlen);
+
+/* Encode a QUERY with id; same returns. */
+int proto_encode_query(void *buf, size_t size, uint64_t id,
+                       const struct proto_query *q, char *err,
                        size_t errlen);
 
 /* Longest STDIN piece: what fits with the header and the credential. */

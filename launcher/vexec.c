@@ -4,6 +4,7 @@
  *   vexec [-n N] [-w LIST | --hosts LIST | -f HOSTFILE [--port BASE]]
  *         [--tree SHAPE] [--chunk SIZE] [-l] [--timing] [--key FILE]
  *         PROG [ARGS...]
+ *   vexec nodes [--tree SHAPE] [--key FILE] [LIST]      (nodes.h)
  *
  * The front end is the tree's parent of node 0: it sends node 0 the
  * LAUNCH and the image (as the root of the broadcast), node 0 passes both
@@ -27,6 +28,7 @@
 #include "launcher/frontend.h"
 #include "launcher/hostlist.h"
 #include "launcher/hosts.h"
+#include "launcher/nodes.h"
 #include "launcher/proto.h"
 #include "vmadump/vmadump.h"
 
@@ -156,6 +158,8 @@ int main(int argc, char **argv)
     struct fe_opts o = { .tree = "auto", .port = HOSTS_PORT_DEFAULT };
     int ret;
 
+    if (argc > 1 && !strcmp(argv[1], "nodes"))
+        return nodes_main(argc - 1, argv + 1);
     if ((ret = parse_args(argc, argv, &o)))
         return ret;
     return fe_run(&o);

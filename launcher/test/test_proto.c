@@ -44,6 +44,35 @@ static void test_launch(void)
        "a message with a foreign magic is refused");
 }
 
+static void test_query(void)
+{
+    const struct proto_query q = { .nnodes = 255, .tree = "kary:16",
+                                   .origin = "vx7.gw",
+                                   .nodes = "vx7.n[0-254]" };
+    struct proto_down d;
+    int len = proto_encode_query(msg, sizeof(msg), 42, &q, NULL, 0);
+    int refused = 0;
+
+    ok(len > 0 && proto_decode_down(msg, (size_t)len, &d, NULL, 0) == 0
+       && d.type == PROTO_QUERY && d.job == 42 && d.query.nnodes == 255
+       && !strcmp(d.query.tree, "kary:16") && !strcmp(d.query.origin, "vx7.gw")
+       && !strcmp(d.query.nodes, "vx7.n[0-254]"),
+       "a QUERY decodes to what was encoded");
+    for (int n = 0; n < len; n++)
+        refused += proto_decode_down(msg, (size_t)n, &d, NULL, 0) < 0;
+    ok(refused == len, "every truncation of a QUERY is refused (%d/%d)",
+       refused, len);
+    ok(proto_decode_down(msg, (size_t)len + 1, &d, NULL, 0) < 0,
+       "a QUERY with a byte too many is refused");
+    msg[len - 1] = 'x';
+    ok(proto_decode_down(msg, (size_t)len, &d, NULL, 0) < 0,
+       "a QUERY whose node list is unterminated is refused");
+    len = proto_encode_query(msg, sizeof(msg), 42, &q, NULL, 0);
+    memset(msg + 24, 0, 4);     /* nnodes */
+    ok(proto_decode_down(msg, (size_t)len, &d, NULL, 0) < 0
+       && errno == EPROTO, "a QUERY for no nodes is refused");
+}
+
 static void test_too_big(void)
 {
     char *nodes = malloc(PROTO_MSG_MAX);
@@ -176,6 +205,7 @@ static void test_bad_reports(void)
 int main(void)
 {
     test_launch();
+    test_query();
     test_too_big();
     test_signal_stdin();
     test_batches();
