@@ -17,6 +17,7 @@
 #include "fanout/fabric.h"
 #include "fanout/topo.h"
 #include "launcher/auth.h"
+#include "launcher/cli.h"
 #include "launcher/cluster.h"
 #include "launcher/frontend.h"
 #include "launcher/gateway.h"
@@ -29,7 +30,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,18 +95,6 @@ struct fe {
     double t0, t_dump, t_image, t_started, t_exited;
 };
 
-static int fail(int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fprintf(stderr, "vexec: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return code;
-}
-
 /* ---- choosing the nodes ---- */
 
 /* The name the user knows rank's node by. */
@@ -122,21 +110,21 @@ static int pick_named(struct fe *e, const char *expr)
     int count;
 
     if (!h)
-        return fail(2, "--nodes '%s': %s", expr, err);
+        return cli_fail(2, "--nodes '%s': %s", expr, err);
     count = hostlist_count(h);
     if (e->n == 0)
         e->n = count;
     if (e->n > count) {
         hostlist_destroy(h);
-        return fail(2, "%d ranks but --nodes names %d nodes", e->n, count);
+        return cli_fail(2, "%d ranks but --nodes names %d nodes", e->n, count);
     }
     if (!(e->node = calloc((size_t)e->n, sizeof(*e->node))))
-        return fail(1, "out of memory");
+        return cli_fail(1, "out of memory");
     for (int i = 0; i < e->n; i++) {
         const char *name = hostlist_nth(h, i);
 
         if ((e->node[i] = cluster_find(&e->c, name)) < 0) {
-            fail(2, "unknown node '%s' (the cluster in %s has n0..n%d)",
+            cli_fail(2, "unknown node '%s' (the cluster in %s has n0..n%d)",
                  name, e->c.dir, e->c.n - 1);
             hostlist_destroy(h);
             return 2;
@@ -157,16 +145,16 @@ static int pick_nodes(struct fe *e)
         if (e->n == 0)
             e->n = e->c.n;
         if (e->n > e->c.n)
-            return fail(2, "%d ranks but the cluster in %s has %d nodes",
+            return cli_fail(2, "%d ranks but the cluster in %s has %d nodes",
                         e->n, e->c.dir, e->c.n);
         if (!(e->node = calloc((size_t)e->n, sizeof(*e->node))))
-            return fail(1, "out of memory");
+            return cli_fail(1, "out of memory");
         for (int i = 0; i < e->n; i++)
             e->node[i] = i;
     }
     for (int i = 0; i < e->n; i++)
         if (!cluster_node_up(&e->c, e->node[i]))
-            return fail(1, "node %s is not running (its daemon, pid %d, is "
+            return cli_fail(1, "node %s is not running (its daemon, pid %d, is "
                         "gone; see vexec-cluster status)",
                         e->c.nodes[e->node[i]], (int)e->c.pids[e->node[i]]);
     return 0;
@@ -183,16 +171,16 @@ static int pick_hosts(struct fe *e)
                                     sizeof(err)) < 0)
         || (o->hostfile && hosts_add_file(&e->h, o->hostfile, o->port, err,
                                           sizeof(err)) < 0))
-        return fail(2, "%s%s", o->hosts ? "--hosts: " : "-f ", err);
+        return cli_fail(2, "%s%s", o->hosts ? "--hosts: " : "-f ", err);
     if (hosts_check_unique(&e->h, err, sizeof(err)) < 0)
-        return fail(2, "%s", err);
+        return cli_fail(2, "%s", err);
     if (e->n == 0)
         e->n = e->h.n;
     if (e->n > e->h.n)
-        return fail(2, "%d ranks but the host list names %d daemons", e->n,
+        return cli_fail(2, "%d ranks but the host list names %d daemons", e->n,
                     e->h.n);
     if (hosts_probe(&e->h, e->n, PROBE_S, err, sizeof(err)) < 0)
-        return fail(1, "%s", err);
+        return cli_fail(1, "%s", err);
     return 0;
 }
 
@@ -221,7 +209,7 @@ out:
         free(names[i]);
     if (!e->tcp)
         free(names);
-    return e->nodes_expr ? 0 : fail(1, "out of memory");
+    return e->nodes_expr ? 0 : cli_fail(1, "out of memory");
 }
 
 /* ---- the image ---- */
@@ -255,10 +243,10 @@ static int dump_program(struct fe *e)
     int ret = 0;
 
     if (!env)
-        return fail(1, "out of memory");
+        return cli_fail(1, "out of memory");
     if (vmad_dump_to_buffer(e->o->argv[0], e->o->argv, env, NULL, &buf, &len,
                             err, sizeof(err)) < 0) {
-        ret = fail(127, "%s", err);
+        ret = cli_fail(127, "%s", err);
         goto out;
     }
     /* Sealed: the gateway maps it, and nobody may change it then. */
@@ -266,7 +254,7 @@ static int dump_program(struct fe *e)
     if (e->image_fd < 0 || write(e->image_fd, buf, len) != (ssize_t)len
         || fcntl(e->image_fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW
                                            | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
-        ret = fail(1, "image memfd: %s", strerror(errno));
+        ret = cli_fail(1, "image memfd: %s", strerror(errno));
         goto out;
     }
     e->image_len = len;
@@ -408,7 +396,7 @@ static int read_reports(struct fe *e)
             return 1;
     }
     if (n == 0 || (errno != EAGAIN && errno != EINTR))
-        return fail(1, e->tcp ? "the gateway went away before every rank "
+        return cli_fail(1, e->tcp ? "the gateway went away before every rank "
                     "reported" : "the cluster's gateway went away before "
                     "every rank reported (see vexec-cluster status)");
     return 0;
@@ -438,7 +426,7 @@ static int start_gateway(struct fe *e)
                             sizeof(err)) < 0
         || gwspawn_start(ip, &e->sock, &e->gateway, e->origin,
                          sizeof(e->origin), err, sizeof(err)) < 0)
-        return fail(1, "%s", err);
+        return cli_fail(1, "%s", err);
     return 0;
 }
 
@@ -451,9 +439,9 @@ static int connect_gateway(struct fe *e)
         return start_gateway(e);
     snprintf(e->origin, sizeof(e->origin), "%s.%s", e->c.name, GATEWAY_KIND);
     if ((e->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
-        return fail(1, "socket: %s", strerror(errno));
+        return cli_fail(1, "socket: %s", strerror(errno));
     if (connect(e->sock, (struct sockaddr *)&sa, len) < 0)
-        return fail(1, "the gateway of the cluster in %s is not running (%s)",
+        return cli_fail(1, "the gateway of the cluster in %s is not running (%s)",
                     e->c.dir, strerror(errno));
     return 0;
 }
@@ -468,7 +456,7 @@ static int send_cancel(struct fe *e)
                                   0);
 
     if (len < 0 || send_down(e, msg, (size_t)len, sizeof(msg)) < 0)
-        return fail(1, "sending the launch to the gateway: %s",
+        return cli_fail(1, "sending the launch to the gateway: %s",
                     strerror(errno));
     return 0;
 }
@@ -493,19 +481,19 @@ static int send_launch(struct fe *e)
 
     /* A random job id: a stale signed SIGKILL names one job only. */
     if (getrandom(&e->job, sizeof(e->job), 0) != sizeof(e->job))
-        return fail(1, "getrandom: %s", strerror(errno));
+        return cli_fail(1, "getrandom: %s", strerror(errno));
     if ((len = proto_encode_launch(e->launch, sizeof(e->launch), e->job, &l,
                                    err, sizeof(err))) < 0
         || (len = auth_sign(e->auth, e->launch, (size_t)len,
                             sizeof(e->launch), err, sizeof(err))) < 0)
-        return fail(1, "%s", err);
+        return cli_fail(1, "%s", err);
     iov.iov_len = (size_t)len;
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &e->image_fd, sizeof(int));
     if (sendmsg(e->sock, &mh, MSG_NOSIGNAL) != len)
-        return fail(1, "sending the launch to the gateway: %s",
+        return cli_fail(1, "sending the launch to the gateway: %s",
                     strerror(errno));
     return send_cancel(e);
 }
@@ -581,7 +569,7 @@ static int setup_events(struct fe *e)
     if ((e->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0
         || (e->ep = epoll_create1(EPOLL_CLOEXEC)) < 0
         || watch(e, e->sigfd) < 0 || watch(e, e->sock) < 0)
-        return fail(1, "%s", strerror(errno));
+        return cli_fail(1, "%s", strerror(errno));
     e->in_fd = 0;
     /* A regular file or /dev/null cannot be epolled: always readable. */
     if (watch(e, 0) < 0)
@@ -618,7 +606,7 @@ static int wait_for_ranks(struct fe *e)
         if (mono_now() > next_check) {
             next_check = mono_now() + ALIVE_CHECK_MS / 1e3;
             if (!node0_up(e))
-                return fail(1, "node %s died; the ranks below it are lost",
+                return cli_fail(1, "node %s died; the ranks below it are lost",
                             node_label(e, 0));
         }
         n = epoll_wait(e->ep, ev, 8, timeout);
@@ -626,7 +614,7 @@ static int wait_for_ranks(struct fe *e)
             if (ev[i].data.fd == e->sigfd)
                 on_signalfd(e);
             if (e->interrupts >= 3)
-                return fail(130, "interrupted; %d of %d ranks never "
+                return cli_fail(130, "interrupted; %d of %d ranks never "
                             "reported", e->n - e->exited, e->n);
             else if (ev[i].data.fd == e->sock && read_reports(e))
                 return 1;
@@ -702,7 +690,7 @@ static int alloc_ranks(struct fe *e)
     e->status = calloc((size_t)e->n, sizeof(*e->status));
     e->part = calloc((size_t)e->n, sizeof(*e->part));
     if (!e->code || !e->status || !e->part)
-        return fail(1, "out of memory");
+        return cli_fail(1, "out of memory");
     for (int i = 0; i < e->n; i++)
         e->code[i] = -1;
     return 0;
@@ -729,45 +717,15 @@ static void fe_free(struct fe *e)
 
 static int check_tree(struct fe *e)
 {
-    char err[512];
-    struct topo *t = topo_create(e->o->tree, e->n, err, sizeof(err));
-    const int *kids;
-    int widest = 0;
-
-    if (!t)
-        return fail(2, "--tree '%s': %s", e->o->tree, err);
-    for (int i = 0; i < e->n; i++) {
-        int k = topo_children(t, i, &kids);
-
-        widest = k > widest ? k : widest;
-    }
-    topo_destroy(t);
-    /* A node talks to its parent and children over one shm endpoint. */
-    if (widest + 1 > FAB_MAX_PEERS)
-        return fail(2, "--tree '%s' gives a node %d children; one endpoint "
-                    "reaches at most %d peers", e->o->tree, widest,
-                    FAB_MAX_PEERS - 1);
-    return 0;
+    return cli_check_tree(e->o->tree, e->n, NULL);
 }
 
-/* The key we sign with: --key, else $VEXEC_KEY, else the cluster's. */
+/* The key we sign with: --key, else $VEXEC_KEY, else the cluster's (not
+ * for other hosts: they cannot share an emulated cluster's key). */
 static int load_key(struct fe *e)
 {
-    const char *env = getenv("VEXEC_KEY");
-    char path[4200], err[512];
-
-    if (e->o->key_file)
-        snprintf(path, sizeof(path), "%s", e->o->key_file);
-    else if (env && *env)
-        snprintf(path, sizeof(path), "%s", env);
-    else if (e->tcp)
-        return fail(2, "%s", "--hosts and -f need the cluster's key: "
-                    "--key FILE or VEXEC_KEY=FILE");
-    else
-        snprintf(path, sizeof(path), "%s/%s", e->c.dir, CLUSTER_KEY_FILE);
-    if (!(e->auth = auth_create(path, err, sizeof(err))))
-        return fail(1, "%s", err);
-    return 0;
+    return cli_load_key(e->o->key_file, e->tcp ? NULL : e->c.dir,
+                        "--hosts and -f", &e->auth);
 }
 
 int fe_run(const struct fe_opts *o)
@@ -783,7 +741,7 @@ int fe_run(const struct fe_opts *o)
         if ((ret = pick_hosts(&e)))
             goto out;
     } else if (cluster_load(cluster_dir(NULL), &e.c, err, sizeof(err)) < 0) {
-        ret = fail(1, "%s (start one with vexec-cluster up N)", err);
+        ret = cli_fail(1, "%s (start one with vexec-cluster up N)", err);
         goto out;
     } else if ((ret = pick_nodes(&e))) {
         goto out;

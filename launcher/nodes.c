@@ -17,6 +17,7 @@
 #include "fanout/fabric.h"
 #include "fanout/topo.h"
 #include "launcher/auth.h"
+#include "launcher/cli.h"
 #include "launcher/cluster.h"
 #include "launcher/gateway.h"
 #include "launcher/hostlist.h"
@@ -28,7 +29,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,18 +66,6 @@ struct nq {
     char msg[PROTO_MSG_MAX];
 };
 
-static int fail(int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fprintf(stderr, "vexec: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return code;
-}
-
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
@@ -97,14 +85,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
             printf("usage: vexec nodes [--tree SHAPE] [--key FILE] [LIST]\n");
             exit(0);
         default:
-            return fail(2, "nodes: unknown or incomplete option '%s' (see "
+            return cli_fail(2, "nodes: unknown or incomplete option '%s' (see "
                         "vexec nodes --help)", argv[optind - 1]);
         }
     }
     if (optind < argc)
         o->list = argv[optind++];
     if (optind < argc)
-        return fail(2, "nodes: one LIST only, '%s' is one too many",
+        return cli_fail(2, "nodes: one LIST only, '%s' is one too many",
                     argv[optind]);
     return 0;
 }
@@ -126,17 +114,17 @@ static int pick_nodes(struct nq *q)
     int ret = 0;
 
     if (q->o.list && !(h = hostlist_create(q->o.list, err, sizeof(err))))
-        return fail(2, "nodes '%s': %s", q->o.list, err);
+        return cli_fail(2, "nodes '%s': %s", q->o.list, err);
     q->n = h ? hostlist_count(h) : q->c.n;
     if (!(q->node = calloc((size_t)q->n, sizeof(*q->node)))) {
-        ret = fail(1, "out of memory");
+        ret = cli_fail(1, "out of memory");
         goto out;
     }
     for (int i = 0; i < q->n && !ret; i++) {
         int idx = h ? cluster_find(&q->c, hostlist_nth(h, i)) : i;
 
         if (idx < 0)
-            ret = fail(2, "unknown node '%s' (the cluster in %s has n0..n%d)",
+            ret = cli_fail(2, "unknown node '%s' (the cluster in %s has n0..n%d)",
                        hostlist_nth(h, i), q->c.dir, q->c.n - 1);
         else
             add_node(q, i, idx);
@@ -144,7 +132,7 @@ static int pick_nodes(struct nq *q)
     for (int i = 0; i < q->n && !ret; i++)
         for (int k = 0; k < i && !ret; k++)
             if (!strcmp(q->node[i].label, q->node[k].label))
-                ret = fail(2, "nodes '%s' names %s twice", q->o.list,
+                ret = cli_fail(2, "nodes '%s' names %s twice", q->o.list,
                            q->node[i].label);
 out:
     hostlist_destroy(h);
@@ -154,42 +142,13 @@ out:
 /* The tree's depth, checked as a launch checks it. */
 static int check_tree(struct nq *q)
 {
-    char err[512];
-    struct topo *t = topo_create(q->o.tree, q->n, err, sizeof(err));
-    const int *kids;
-    int widest = 0;
-
-    if (!t)
-        return fail(2, "--tree '%s': %s", q->o.tree, err);
-    for (int i = 0; i < q->n; i++) {
-        int k = topo_children(t, i, &kids);
-
-        widest = k > widest ? k : widest;
-    }
-    q->depth = topo_max_depth(t);
-    topo_destroy(t);
-    if (widest + 1 > FAB_MAX_PEERS)
-        return fail(2, "--tree '%s' gives a node %d children; one endpoint "
-                    "reaches at most %d peers", q->o.tree, widest,
-                    FAB_MAX_PEERS - 1);
-    return 0;
+    return cli_check_tree(q->o.tree, q->n, &q->depth);
 }
 
 /* The key we sign with: --key, else $VEXEC_KEY, else the cluster's. */
 static int load_key(struct nq *q)
 {
-    const char *env = getenv("VEXEC_KEY");
-    char path[4200], err[512];
-
-    if (q->o.key_file)
-        snprintf(path, sizeof(path), "%s", q->o.key_file);
-    else if (env && *env)
-        snprintf(path, sizeof(path), "%s", env);
-    else
-        snprintf(path, sizeof(path), "%s/%s", q->c.dir, CLUSTER_KEY_FILE);
-    if (!(q->auth = auth_create(path, err, sizeof(err))))
-        return fail(1, "%s", err);
-    return 0;
+    return cli_load_key(q->o.key_file, q->c.dir, "vexec nodes", &q->auth);
 }
 
 /* ---- asking ---- */
@@ -216,9 +175,9 @@ static int connect_gateway(struct nq *q)
     socklen_t len = bell_sockaddr(GATEWAY_QUERY_KIND, q->c.name, &sa);
 
     if ((q->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
-        return fail(1, "socket: %s", strerror(errno));
+        return cli_fail(1, "socket: %s", strerror(errno));
     if (connect(q->sock, (struct sockaddr *)&sa, len) < 0)
-        return fail(1, "the gateway of the cluster in %s is not running (%s)",
+        return cli_fail(1, "the gateway of the cluster in %s is not running (%s)",
                     q->c.dir, strerror(errno));
     return 0;
 }
@@ -232,7 +191,7 @@ static int send_query(struct nq *q)
 
     snprintf(origin, sizeof(origin), "%s.%s", q->c.name, GATEWAY_KIND);
     if (!expr)
-        return fail(1, "out of memory");
+        return cli_fail(1, "out of memory");
     if (getrandom(&q->id, sizeof(q->id), 0) == sizeof(q->id)
         && (len = proto_encode_query(q->msg, sizeof(q->msg), q->id, &pq, err,
                                      sizeof(err))) >= 0)
@@ -240,9 +199,9 @@ static int send_query(struct nq *q)
                         sizeof(err));
     free(expr);
     if (len < 0)
-        return fail(1, "%s", err);
+        return cli_fail(1, "%s", err);
     if (send(q->sock, q->msg, (size_t)len, MSG_NOSIGNAL) != len)
-        return fail(1, "sending the query to the gateway: %s",
+        return cli_fail(1, "sending the query to the gateway: %s",
                     strerror(errno));
     return 0;
 }
@@ -292,7 +251,7 @@ static int collect(struct nq *q)
         if (poll(&p, 1, (int)((end - mono_now()) * 1000) + 1) <= 0)
             continue;
         if ((n = recv(q->sock, q->msg, sizeof(q->msg), 0)) <= 0)
-            return fail(1, "the gateway went away before every node "
+            return cli_fail(1, "the gateway went away before every node "
                         "answered");
         ret = proto_each_rec(q->msg, (size_t)n, &id, on_record, q, err,
                              sizeof(err));
@@ -433,7 +392,7 @@ static int run(struct nq *q)
     int ret;
 
     if (cluster_load(cluster_dir(NULL), &q->c, err, sizeof(err)) < 0)
-        return fail(1, "%s (start one with vexec-cluster up N)", err);
+        return cli_fail(1, "%s (start one with vexec-cluster up N)", err);
     if ((ret = pick_nodes(q)) || (ret = check_tree(q))
         || (ret = load_key(q)) || (ret = connect_gateway(q))
         || (ret = send_query(q)) || (ret = collect(q)))

@@ -1,0 +1,66 @@
+/* cli.c - helpers shared by vexec's commands (cli.h). */
+#include "fanout/fabric.h"
+#include "fanout/topo.h"
+#include "launcher/cli.h"
+#include "launcher/cluster.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int cli_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "vexec: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+int cli_check_tree(const char *spec, int n, int *depth)
+{
+    char err[512];
+    struct topo *t = topo_create(spec, n, err, sizeof(err));
+    const int *kids;
+    int widest = 0;
+
+    if (!t)
+        return cli_fail(2, "--tree '%s': %s", spec, err);
+    for (int i = 0; i < n; i++) {
+        int k = topo_children(t, i, &kids);
+
+        widest = k > widest ? k : widest;
+    }
+    if (depth)
+        *depth = topo_max_depth(t);
+    topo_destroy(t);
+    /* A node talks to its parent and children over one shm endpoint. */
+    if (widest + 1 > FAB_MAX_PEERS)
+        return cli_fail(2, "--tree '%s' gives a node %d children; one "
+                        "endpoint reaches at most %d peers", spec, widest,
+                        FAB_MAX_PEERS - 1);
+    return 0;
+}
+
+int cli_load_key(const char *key_file, const char *cluster_dir,
+                 const char *need, struct auth **auth)
+{
+    const char *env = getenv("VEXEC_KEY");
+    char path[4200], err[512];
+
+    if (key_file)
+        snprintf(path, sizeof(path), "%s", key_file);
+    else if (env && *env)
+        snprintf(path, sizeof(path), "%s", env);
+    else if (!cluster_dir)
+        return cli_fail(2, "%s need the cluster's key: --key FILE or "
+                        "VEXEC_KEY=FILE", need);
+    else
+        snprintf(path, sizeof(path), "%s/%s", cluster_dir, CLUSTER_KEY_FILE);
+    if (!(*auth = auth_create(path, err, sizeof(err))))
+        return cli_fail(1, "%s", err);
+    return 0;
+}

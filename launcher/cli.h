@@ -1,0 +1,27 @@
+/* cli.h - what vexec's commands (a launch, `vexec nodes`) share: the
+ * one-line error, the check of a tree for a node list, and the key a
+ * request is signed with.  CLI code: these print to stderr and return
+ * the exit status to use; libraries never call them.
+ */
+#ifndef VEXEC_CLI_H
+#define VEXEC_CLI_H
+
+#include "launcher/auth.h"
+
+/* Print "vexec: " and the message on stderr as one line.  Returns code. */
+__attribute__((format(printf, 2, 3)))
+int cli_fail(int code, const char *fmt, ...);
+
+/* Check that SPEC is a tree for n nodes that one endpoint can serve (no
+ * node with more than FAB_MAX_PEERS - 1 children); *depth (may be NULL)
+ * gets its depth.  Returns 0, or 2 after one line naming the problem. */
+int cli_check_tree(const char *spec, int n, int *depth);
+
+/* The key to sign with: key_file, else $VEXEC_KEY, else the cluster's
+ * DIR/key (cluster_dir NULL: no such fallback, a missing key is a usage
+ * error naming need, exit 2).  Returns 0 with *auth set, or the exit
+ * status after one line (1: the key file is unusable). */
+int cli_load_key(const char *key_file, const char *cluster_dir,
+                 const char *need, struct auth **auth);
+
+#endif
