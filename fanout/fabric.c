@@ -8,6 +8,12 @@
  * wakes peers with doorbells; tcp names them by address, and its
  * completion queue has a kernel wait object (FI_WAIT_FD) that becomes
  * readable when data arrives, so no doorbell is needed.
+ *
+ * Every posted operation gets an entry of our own (struct op) as its
+ * libfabric context, which remembers the caller's ctx and the peer: so a
+ * peer can be given up (its sends stop counting, their completions are
+ * dropped) and receives can be withdrawn, without a late completion ever
+ * reaching a caller that no longer expects it.
  */
 #include "common/clock.h"
 #include "common/err.h"
@@ -17,6 +23,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +52,21 @@
 /* Huge-page size the buffers are aligned to. */
 #define HUGE_PAGE (2UL << 20)
 
+/* The doorbell's name prefix (bell.h): "vexec-bell.NAME". */
+#define BELL_PREFIX "vexec-bell."
+
+enum op_state { OP_FREE, OP_LIVE, OP_GONE };
+
+/* One posted operation; its address is the libfabric context. */
+struct op {
+    void *ctx;          /* the caller's */
+    uint64_t tag;
+    int peer;           /* sends: the peer; receives: -1 */
+    int recv;
+    enum op_state state;    /* OP_GONE: withdrawn, report nothing */
+    struct op *next;        /* free list */
+};
+
 struct fab {
     char name[FAB_NAME_MAX + 1];
     int tcp;            /* tcp;ofi_rxm, else shm */
@@ -58,7 +80,10 @@ struct fab {
     struct fid_ep *ep;
     fi_addr_t peers[FAB_MAX_PEERS];
     char peer_name[FAB_MAX_PEERS][FAB_NAME_MAX + 1];  /* "" = free slot */
+    int peer_pid[FAB_MAX_PEERS];  /* from its last ring, 0 unknown */
     int npeers;         /* slots ever used: 0..npeers-1 */
+    struct op *ops;     /* FAB_OPS entries */
+    struct op *free_ops;
     int in_flight;      /* sends posted, not completed */
     int idle;           /* empty polls in a row, for fab_idle */
 };
@@ -180,6 +205,11 @@ static int open_bell(struct fab *f, char *err, size_t errlen)
     if (f->bell < 0)
         return seterr(err, errlen, errno, "%s: doorbell socket: %s",
                       f->name, strerror(errno));
+    /* Each ring then carries its sender's pid, checked by the kernel. */
+    if (setsockopt(f->bell, SOL_SOCKET, SO_PASSCRED, &(int){ 1 },
+                   sizeof(int)) < 0)
+        return seterr(err, errlen, errno, "%s: SO_PASSCRED: %s", f->name,
+                      strerror(errno));
     if (bind(f->bell, (struct sockaddr *)&sa, len) < 0) {
         if (errno == EADDRINUSE)
             return seterr(err, errlen, EEXIST, "endpoint name '%s' is "
@@ -218,13 +248,57 @@ int fab_ring(struct fab *f, int peer)
     return -1;
 }
 
+/* Remember the pid a ring from a peer's doorbell carried. */
+static void note_ringer(struct fab *f, const struct sockaddr_un *sa,
+                        socklen_t salen, const struct msghdr *mh)
+{
+    size_t off = offsetof(struct sockaddr_un, sun_path) + 1;
+    size_t pre = strlen(BELL_PREFIX), n;
+    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+    char name[FAB_NAME_MAX + 1];
+    struct ucred cred;
+
+    if (!c || c->cmsg_type != SCM_CREDENTIALS || salen <= off + pre
+        || memcmp(sa->sun_path + 1, BELL_PREFIX, pre))
+        return;
+    n = salen - off - pre;
+    if (n > FAB_NAME_MAX)
+        return;
+    memcpy(name, sa->sun_path + 1 + pre, n);
+    name[n] = '\0';
+    memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+    for (int i = 0; i < f->npeers; i++)
+        if (!strcmp(f->peer_name[i], name))
+            f->peer_pid[i] = (int)cred.pid;
+}
+
 /* Empty our doorbell's queue: the rings have done their job once we poll. */
 void fab_bell_clear(struct fab *f)
 {
-    char c;
+    char cbuf[CMSG_SPACE(sizeof(struct ucred))], c;
+    struct sockaddr_un sa;
+    struct iovec iov = { &c, sizeof(c) };
+    struct msghdr mh;
 
-    while (!f->tcp && recv(f->bell, &c, sizeof(c), MSG_DONTWAIT) >= 0)
-        ;
+    while (!f->tcp) {
+        mh = (struct msghdr){ .msg_name = &sa, .msg_namelen = sizeof(sa),
+                              .msg_iov = &iov, .msg_iovlen = 1,
+                              .msg_control = cbuf,
+                              .msg_controllen = sizeof(cbuf) };
+        if (recvmsg(f->bell, &mh, MSG_DONTWAIT) < 0)
+            return;
+        note_ringer(f, &sa, mh.msg_namelen, &mh);
+    }
+}
+
+int fab_peer_pid(const struct fab *f, int peer)
+{
+    return peer >= 0 && peer < f->npeers ? f->peer_pid[peer] : 0;
+}
+
+const char *fab_peer_name(const struct fab *f, int peer)
+{
+    return peer >= 0 && peer < f->npeers ? f->peer_name[peer] : "";
 }
 
 int fab_can_sleep(struct fab *f)
@@ -310,6 +384,14 @@ struct fab *fab_create(const char *name, char *err, size_t errlen)
     }
     strcpy(f->name, name);
     f->bell = f->waitfd = -1;
+    if (!(f->ops = calloc(FAB_OPS, sizeof(*f->ops)))) {
+        seterr(err, errlen, ENOMEM, "out of memory");
+        goto error;
+    }
+    for (int i = FAB_OPS - 1; i >= 0; i--) {
+        f->ops[i].next = f->free_ops;
+        f->free_ops = &f->ops[i];
+    }
     f->tcp = netaddr_is_tcp(name);
     /* The doorbell first: it is the lock on the name, so a second process
      * with the same name fails before touching the first's /dev/shm file.
@@ -349,6 +431,7 @@ void fab_destroy(struct fab *f)
             fi_freeinfo(f->info);
         if (f->bell >= 0)
             close(f->bell);
+        free(f->ops);
         free(f);
     }
     errno = saved;
@@ -422,8 +505,12 @@ int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen)
                       "%s: fi_av_insert(%s): %s", f->name, name,
                       ret < 0 ? fi_strerror(-ret) : "not inserted");
     strcpy(f->peer_name[slot], name);
+    f->peer_pid[slot] = 0;
     if (slot == f->npeers)
         f->npeers++;
+    /* Tell the new peer our pid (a ring carries it); a peer gone since
+     * the check shows on the first send. */
+    fab_ring(f, slot);
     return slot;
 }
 
@@ -441,19 +528,75 @@ static int post_result(ssize_t ret)
     return -1;
 }
 
+/* A free op entry for ctx, or NULL (errno EAGAIN: too many posted). */
+static struct op *op_take(struct fab *f, void *ctx, uint64_t tag, int peer,
+                          int recv)
+{
+    struct op *op = f->free_ops;
+
+    if (!op) {
+        errno = EAGAIN;
+        return NULL;
+    }
+    f->free_ops = op->next;
+    *op = (struct op){ .ctx = ctx, .tag = tag, .peer = peer, .recv = recv,
+                       .state = OP_LIVE };
+    return op;
+}
+
+static void op_put(struct fab *f, struct op *op)
+{
+    op->state = OP_FREE;
+    op->next = f->free_ops;
+    f->free_ops = op;
+}
+
+int fab_cancel(struct fab *f, void *ctx)
+{
+    int n = 0;
+
+    for (int i = 0; i < FAB_OPS; i++) {
+        struct op *op = &f->ops[i];
+
+        if (op->state != OP_LIVE || !op->recv || op->ctx != ctx)
+            continue;
+        fi_cancel(&f->ep->fid, op);
+        op->state = OP_GONE;
+        n++;
+    }
+    return n;
+}
+
+void fab_drop_peer(struct fab *f, int peer)
+{
+    for (int i = 0; i < FAB_OPS; i++) {
+        struct op *op = &f->ops[i];
+
+        if (op->state == OP_LIVE && !op->recv && op->peer == peer) {
+            op->state = OP_GONE;
+            f->in_flight--;
+        }
+    }
+}
+
 int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
              size_t len, void *ctx)
 {
+    struct op *op;
     int ret;
 
     if (peer < 0 || peer >= f->npeers || !f->peer_name[peer][0]) {
         errno = EINVAL;
         return -1;
     }
+    if (!(op = op_take(f, ctx, tag, peer, 0)))
+        return -1;
     ret = post_result(fi_tsend(f->ep, buf, len, NULL, f->peers[peer], tag,
-                               ctx));
+                               op));
     if (ret == 0)
         f->in_flight++;
+    else
+        op_put(f, op);
     /* Ring after posting, and on EAGAIN too: the peer must poll for the
      * message to move, or before its first message can be posted. */
     if ((ret == 0 || errno == EAGAIN) && fab_ring(f, peer) < 0) {
@@ -469,6 +612,7 @@ int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
              void *ctx)
 {
     fi_addr_t src = FI_ADDR_UNSPEC;
+    struct op *op;
 
     if (peer >= f->npeers || peer < -1 || (peer >= 0 && !f->peer_name[peer][0])) {
         errno = EINVAL;
@@ -476,26 +620,40 @@ int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
     }
     if (peer >= 0)
         src = f->peers[peer];
-    return post_result(fi_trecv(f->ep, buf, len, NULL, src, tag, 0, ctx));
+    if (!(op = op_take(f, ctx, tag, -1, 1)))
+        return -1;
+    if (post_result(fi_trecv(f->ep, buf, len, NULL, src, tag, 0, op)) == 0)
+        return 0;
+    op_put(f, op);
+    return -1;
 }
 
-/* Fetch the failed operation behind -FI_EAVAIL and describe it. */
-static int poll_error(struct fab *f, char *err, size_t errlen)
+/* Fetch the failed operation behind -FI_EAVAIL into ev.  Returns 1, 0
+ * for a withdrawn one (reported to nobody), or -1. */
+static int poll_error(struct fab *f, struct fab_event *ev, char *err,
+                      size_t errlen)
 {
     struct fi_cq_err_entry e = { 0 };
     ssize_t ret = fi_cq_readerr(f->cq, &e, 0);
+    struct op *op = e.op_context;
 
-    if (ret > 0 && !(e.flags & FI_RECV))
-        f->in_flight--;
     if (ret < 0)
         return seterr(err, errlen, fi_errno((int)ret),
                       "%s: fi_cq_readerr: %s", f->name,
                       fi_strerror((int)-ret));
-    return seterr(err, errlen, e.err ? fi_errno(e.err) : EIO,
-                  "%s: %s of tag %#llx failed: %s", f->name,
-                  (e.flags & FI_RECV) ? "receive" : "send",
-                  (unsigned long long)e.tag,
-                  fi_cq_strerror(f->cq, e.prov_errno, e.err_data, NULL, 0));
+    if (!op)
+        return 0;
+    *ev = (struct fab_event){ .kind = FAB_FAILED, .ctx = op->ctx,
+                              .tag = op->tag, .recv = op->recv,
+                              .err = e.err ? fi_errno(e.err) : EIO };
+    if (op->state == OP_GONE) {
+        op_put(f, op);
+        return 0;
+    }
+    if (!op->recv)
+        f->in_flight--;
+    op_put(f, op);
+    return 1;
 }
 
 /* Completions are read in small batches; more wait for the next call. */
@@ -506,27 +664,32 @@ int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
 {
     struct fi_cq_tagged_entry c[POLL_BATCH];
     ssize_t n;
+    int k = 0;
 
     if (max > POLL_BATCH)
         max = POLL_BATCH;
     n = fi_cq_read(f->cq, c, max);
     if (n == -FI_EAGAIN)
         return 0;
+    f->idle = 0;
     if (n == -FI_EAVAIL)
-        return poll_error(f, err, errlen);
+        return poll_error(f, ev, err, errlen);
     if (n < 0)
         return seterr(err, errlen, fi_errno((int)n), "%s: fi_cq_read: %s",
                       f->name, fi_strerror((int)-n));
     for (ssize_t i = 0; i < n; i++) {
-        ev[i].kind = (c[i].flags & FI_RECV) ? FAB_RECEIVED : FAB_SENT;
-        if (ev[i].kind == FAB_SENT)
+        struct op *op = c[i].op_context;
+        int gone = op->state == OP_GONE;
+
+        if (!gone && !op->recv)
             f->in_flight--;
-        ev[i].ctx = c[i].op_context;
-        ev[i].len = c[i].len;
-        ev[i].tag = c[i].tag;
+        if (!gone)
+            ev[k++] = (struct fab_event){
+                .kind = op->recv ? FAB_RECEIVED : FAB_SENT, .ctx = op->ctx,
+                .len = c[i].len, .tag = c[i].tag };
+        op_put(f, op);
     }
-    f->idle = 0;
-    return (int)n;
+    return k;
 }
 
 int fab_send_wait(struct fab *f, int peer, uint64_t tag, const void *buf,
