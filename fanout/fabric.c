@@ -67,6 +67,17 @@ struct op {
     struct op *next;        /* free list */
 };
 
+/* Endpoints sends can move to (see fab_drop_peer), at most. */
+#define MAX_TX 16
+
+/* A send-only endpoint, opened when a dead peer blocked the last one. */
+struct txep {
+    struct fi_info *info;
+    struct fid_av *av;
+    struct fid_cq *cq;
+    struct fid_ep *ep;
+};
+
 struct fab {
     char name[FAB_NAME_MAX + 1];
     int tcp;            /* tcp;ofi_rxm, else shm */
@@ -84,6 +95,11 @@ struct fab {
     int npeers;         /* slots ever used: 0..npeers-1 */
     struct op *ops;     /* FAB_OPS entries */
     struct op *free_ops;
+    struct txep tx[MAX_TX];     /* sends go on tx[ntx - 1] (ep if none) */
+    int ntx;
+    fi_addr_t tx_peers[FAB_MAX_PEERS];  /* in tx[ntx - 1]'s AV */
+    struct fab_event *synth;    /* completions made up by a renewal */
+    int nsynth;
     int in_flight;      /* sends posted, not completed */
     int idle;           /* empty polls in a row, for fab_idle */
 };
@@ -421,6 +437,14 @@ void fab_destroy(struct fab *f)
     int saved = errno;
 
     if (f) {
+        for (int i = 0; i < f->ntx; i++) {
+            close_fid(f->tx[i].ep ? &f->tx[i].ep->fid : NULL);
+            close_fid(f->tx[i].av ? &f->tx[i].av->fid : NULL);
+            close_fid(f->tx[i].cq ? &f->tx[i].cq->fid : NULL);
+            if (f->tx[i].info)
+                fi_freeinfo(f->tx[i].info);
+        }
+        free(f->synth);
         /* The endpoint first: closing it unlinks /dev/shm/NAME. */
         close_fid(f->ep ? &f->ep->fid : NULL);
         close_fid(f->av ? &f->av->fid : NULL);
@@ -504,6 +528,9 @@ int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen)
         return seterr(err, errlen, ret < 0 ? fi_errno(ret) : EINVAL,
                       "%s: fi_av_insert(%s): %s", f->name, name,
                       ret < 0 ? fi_strerror(-ret) : "not inserted");
+    if (f->ntx && fi_av_insert(f->tx[f->ntx - 1].av, name, 1,
+                               &f->tx_peers[slot], 0, NULL) != 1)
+        f->tx_peers[slot] = FI_ADDR_NOTAVAIL;
     strcpy(f->peer_name[slot], name);
     f->peer_pid[slot] = 0;
     if (slot == f->npeers)
@@ -567,16 +594,82 @@ int fab_cancel(struct fab *f, void *ctx)
     return n;
 }
 
+/* Open a send-only endpoint "NAME~K" in our domain and insert every live
+ * peer into its address vector at the same index. */
+static int open_tx(struct fab *f)
+{
+    struct fi_av_attr av_attr = { .type = FI_AV_TABLE,
+                                  .count = FAB_MAX_PEERS };
+    struct fi_cq_attr cq_attr = { .format = FI_CQ_FORMAT_TAGGED,
+                                  .wait_obj = FI_WAIT_NONE };
+    struct txep *t = &f->tx[f->ntx];
+    char name[FAB_NAME_MAX + 16];
+
+    snprintf(name, sizeof(name), "%s~%d", f->name, f->ntx + 1);
+    if (f->ntx == MAX_TX || get_info(0, name, &t->info, NULL, 0) < 0)
+        return -1;
+    cq_attr.size = t->info->tx_attr->size;
+    if (fi_av_open(f->domain, &av_attr, &t->av, NULL)
+        || fi_cq_open(f->domain, &cq_attr, &t->cq, NULL)
+        || fi_endpoint(f->domain, t->info, &t->ep, NULL)
+        || fi_ep_bind(t->ep, &t->av->fid, 0)
+        || fi_ep_bind(t->ep, &t->cq->fid, FI_TRANSMIT | FI_RECV)
+        || fi_enable(t->ep))
+        return -1;      /* closed with the rest by fab_destroy */
+    f->ntx++;
+    for (int i = 0; i < f->npeers; i++)
+        if (!f->peer_name[i][0] || !bell_alive(f->peer_name[i])
+            || fi_av_insert(t->av, f->peer_name[i], 1, &f->tx_peers[i], 0,
+                            NULL) != 1)
+            f->tx_peers[i] = FI_ADDR_NOTAVAIL;
+    return 0;
+}
+
+/* A send to a peer that died or stopped stays at the head of shm's
+ * response queue, and shm completes the sends behind it only in order:
+ * nothing sent on this endpoint would complete again.  So sends move to a
+ * new endpoint; those still in flight to live peers are in those peers'
+ * queues and will be taken, so they are reported sent now (their buffers
+ * must stay unchanged until the peer has read them: in practice, until
+ * the next send to that peer completes). */
+static void renew(struct fab *f)
+{
+    int n = 0;
+
+    free(f->synth);
+    if (!(f->synth = calloc((size_t)f->in_flight + 1, sizeof(*f->synth))))
+        return;
+    for (int i = 0; i < FAB_OPS && n <= f->in_flight; i++) {
+        struct op *op = &f->ops[i];
+
+        if (op->state != OP_LIVE || op->recv)
+            continue;
+        f->synth[n++] = (struct fab_event){ .kind = FAB_SENT,
+                                            .ctx = op->ctx, .tag = op->tag };
+        op->state = OP_GONE;
+    }
+    f->nsynth = n;
+    f->in_flight = 0;
+    if (open_tx(f) < 0)
+        fprintf(stderr, "%s: no new endpoint for sends after a dead peer: "
+                "sends may stall\n", f->name);
+}
+
 void fab_drop_peer(struct fab *f, int peer)
 {
+    int abandoned = 0;
+
     for (int i = 0; i < FAB_OPS; i++) {
         struct op *op = &f->ops[i];
 
         if (op->state == OP_LIVE && !op->recv && op->peer == peer) {
             op->state = OP_GONE;
             f->in_flight--;
+            abandoned++;
         }
     }
+    if (abandoned && !f->tcp)
+        renew(f);
 }
 
 int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
@@ -589,10 +682,15 @@ int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
         errno = EINVAL;
         return -1;
     }
+    if (f->ntx && f->tx_peers[peer] == FI_ADDR_NOTAVAIL) {
+        errno = EHOSTDOWN;
+        return -1;
+    }
     if (!(op = op_take(f, ctx, tag, peer, 0)))
         return -1;
-    ret = post_result(fi_tsend(f->ep, buf, len, NULL, f->peers[peer], tag,
-                               op));
+    ret = post_result(fi_tsend(f->ntx ? f->tx[f->ntx - 1].ep : f->ep, buf,
+                               len, NULL, f->ntx ? f->tx_peers[peer]
+                                                 : f->peers[peer], tag, op));
     if (ret == 0)
         f->in_flight++;
     else
@@ -630,11 +728,11 @@ int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
 
 /* Fetch the failed operation behind -FI_EAVAIL into ev.  Returns 1, 0
  * for a withdrawn one (reported to nobody), or -1. */
-static int poll_error(struct fab *f, struct fab_event *ev, char *err,
-                      size_t errlen)
+static int poll_error(struct fab *f, struct fid_cq *cq, struct fab_event *ev,
+                      char *err, size_t errlen)
 {
     struct fi_cq_err_entry e = { 0 };
-    ssize_t ret = fi_cq_readerr(f->cq, &e, 0);
+    ssize_t ret = fi_cq_readerr(cq, &e, 0);
     struct op *op = e.op_context;
 
     if (ret < 0)
@@ -659,8 +757,9 @@ static int poll_error(struct fab *f, struct fab_event *ev, char *err,
 /* Completions are read in small batches; more wait for the next call. */
 #define POLL_BATCH 16
 
-int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
-             size_t errlen)
+/* Completions of one completion queue into ev. */
+static int poll_cq(struct fab *f, struct fid_cq *cq, struct fab_event *ev,
+                   int max, char *err, size_t errlen)
 {
     struct fi_cq_tagged_entry c[POLL_BATCH];
     ssize_t n;
@@ -668,12 +767,14 @@ int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
 
     if (max > POLL_BATCH)
         max = POLL_BATCH;
-    n = fi_cq_read(f->cq, c, max);
+    if (max <= 0)
+        return 0;
+    n = fi_cq_read(cq, c, max);
     if (n == -FI_EAGAIN)
         return 0;
     f->idle = 0;
     if (n == -FI_EAVAIL)
-        return poll_error(f, ev, err, errlen);
+        return poll_error(f, cq, ev, err, errlen);
     if (n < 0)
         return seterr(err, errlen, fi_errno((int)n), "%s: fi_cq_read: %s",
                       f->name, fi_strerror((int)-n));
@@ -690,6 +791,24 @@ int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
         op_put(f, op);
     }
     return k;
+}
+
+int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
+             size_t errlen)
+{
+    int k = 0, n;
+
+    while (f->nsynth > 0 && k < max)
+        ev[k++] = f->synth[--f->nsynth];
+    if ((n = poll_cq(f, f->cq, ev + k, max - k, err, errlen)) < 0)
+        return -1;
+    k += n;
+    if (!f->ntx)
+        return k;
+    if ((n = poll_cq(f, f->tx[f->ntx - 1].cq, ev + k, max - k, err,
+                     errlen)) < 0)
+        return -1;
+    return k + n;
 }
 
 int fab_send_wait(struct fab *f, int peer, uint64_t tag, const void *buf,

@@ -136,7 +136,7 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
     char *ctx = ev->ctx;
     uint64_t job;
 
-    if (ev->kind == FAB_SENT) {
+    if (ev->kind == FAB_SENT || (ev->kind == FAB_FAILED && !ev->recv)) {
         for (int i = 0; i < DOWN_SLOTS; i++)
             if (ctx == g->down[i])
                 g->down_busy[i] = 0;
@@ -146,9 +146,11 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
      * completions of its own behind. */
     if (ctx < g->up[0] || ctx > g->up[UP_RECVS - 1])
         return 0;
-    if (!g->answer)
+    if (ev->kind == FAB_FAILED)
+        ;   /* its sender died mid-copy: post it again */
+    else if (!g->answer)
         proto_each_rec(ctx, ev->len, &job, note_answer, g, NULL, 0);
-    if (g->client >= 0
+    if (ev->kind == FAB_RECEIVED && g->client >= 0
         && send(g->client, ctx, ev->len, MSG_NOSIGNAL) < 0)
         drop_client(g);
     if (fab_recv(g->f, -1, PROTO_TAG_UP, ctx, PROTO_MSG_MAX, ctx) < 0)
@@ -263,6 +265,7 @@ static int start(struct gw *g, char *err, size_t errlen)
         goto out;
     }
     g->job = d.job;
+    io.stream = proto_stream(d.job, 0);
     if (!(h = hostlist_create(d.launch.nodes, err, errlen))
         || (g->node0 = fab_add_peer(g->f, hostlist_nth(h, 0), err,
                                     errlen)) < 0)
