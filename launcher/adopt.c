@@ -239,15 +239,19 @@ static void post_adopts(struct daemon *d)
     }
 }
 
-/* Has child k died, stopped, or stopped answering?  Returns
- * PROTO_DEAD_* with *text saying which, or 0. */
-static int kid_lost(struct daemon *d, struct kid *k, const char **text)
+/* Has child k died or stopped, or left its adoption unanswered?  Returns
+ * PROTO_DEAD_* with *text saying which, or 0; *stuck: for how long it
+ * took nothing we sent, if this host cannot tell (else 0). */
+static int kid_lost(struct daemon *d, struct kid *k, const char **text,
+                    double *stuck)
 {
     struct job *j = d->job;
     enum verdict v = look_at(d, k->peer, &k->stopped);
     int failed = 0;
-    double stuck = j->bc ? bcast_kid_stuck(j->bc, k->peer, &failed) : 0;
 
+    *stuck = j->bc ? bcast_kid_stuck(j->bc, k->peer, &failed) : 0;
+    if (v != PEER_UNKNOWN)
+        *stuck = 0;
     if (v == PEER_DIED || failed) {
         *text = "died";
         return PROTO_DEAD_DIED;
@@ -260,28 +264,38 @@ static int kid_lost(struct daemon *d, struct kid *k, const char **text)
         *text = "did not answer its adoption";
         return PROTO_DEAD_SILENT;
     }
-    if (v == PEER_UNKNOWN && stuck > SILENT_S) {
-        *text = "stopped answering";
-        return PROTO_DEAD_SILENT;
-    }
     return 0;
 }
 
+/* Children that died or stopped are given up.  Of those that took
+ * nothing for SILENT_S where this host cannot tell why, only the one stuck
+ * longest is: shm completes sends in order, so one stopped child leaves
+ * every send posted after its own stuck, and giving it up frees the rest
+ * (fab_drop_peer). */
 static void check_kids(struct daemon *d)
 {
     struct job *j = d->job;
+    double worst = SILENT_S;
+    int silent = -1;
 
     /* By index: adopt_dead adds kids (and may move the array). */
     for (int i = 0; i < j->nkid; i++) {
         const char *text;
+        double stuck;
         int why;
 
         if (j->kid[i].state == KID_DEAD
             || !subtree_pending(j, j->kid[i].rank))
             continue;
-        if ((why = kid_lost(d, &j->kid[i], &text)))
+        if ((why = kid_lost(d, &j->kid[i], &text, &stuck)))
             adopt_dead(d, j->kid[i].rank, why, text);
+        else if (stuck > worst) {
+            worst = stuck;
+            silent = j->kid[i].rank;
+        }
     }
+    if (silent >= 0)
+        adopt_dead(d, silent, PROTO_DEAD_SILENT, "stopped answering");
 }
 
 /* Stop reporting to a parent that died or stopped; wait for an adopter. */

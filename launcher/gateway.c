@@ -236,13 +236,20 @@ static int wait_accepted(struct gw *g, char *err, size_t errlen)
 
 /* Start the client's job: LAUNCH to node 0, then the image once node 0
  * accepted it.  Returns 0, or -1 (see serve_client). */
+/* How long node 0 may take no chunk before the gateway gives up: as long
+ * as a daemon waits for its parent's data (daemon.c), since node 0 may be
+ * slow for the same reasons: on the first launch of a big image every
+ * node faults its whole buffer in at once (16 GB for 255 nodes x 64 MB).
+ * A node 0 that died is noticed sooner, by vexec. */
+#define GW_STALL_S 60.0
+
 static int start(struct gw *g, char *err, size_t errlen)
 {
     struct proto_down d;
     struct hostlist *h = NULL;
     void *image = MAP_FAILED;
     struct bcast_io io = { .nkids = 1, .parent = -1, .other = on_event,
-                           .arg = g };
+                           .arg = g, .stall_s = GW_STALL_S };
     int fd, ret = -1, body;
     ssize_t n = recv_launch(g, &fd);
 
