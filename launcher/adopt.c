@@ -19,6 +19,10 @@
  * the nearest live ancestor adopts every orphan.  A child that does not
  * answer its ADOPT within SILENT_S is dead as well.
  *
+ * A node whose job ended (its report sent to a parent that then stopped,
+ * so perhaps never passed on) keeps that job's record until its next job
+ * ends, and an ADOPT for it makes it send its exits to the adopter.
+ *
  * A node whose parent died kills nothing: it keeps its rank running and
  * its records, and waits ORPHAN_WAIT_S for an ADOPT; it then follows the
  * adopter, listens for the image on the adopter's epoch, and sends every
@@ -53,6 +57,11 @@
  * of the sends we posted, or leave our ADOPT unanswered.  Far above any
  * chunk's copy time on a loaded machine. */
 #define SILENT_S 30.0
+
+/* An ADOPT unanswered for this long is made and sent again, with a new
+ * credential: seen on this VM, rarely, an ADOPT reaching its node as a
+ * copy of an older one, which the node refuses as a replay. */
+#define ADOPT_RESEND_S 3.0
 
 /* How long an orphan waits for its adopter.  The adopter notices within
  * STOPPED_S + ADOPT_CHECK_S on this host, or SILENT_S elsewhere. */
@@ -149,7 +158,7 @@ static int make_adopt(struct daemon *d, struct kid *k, char *err,
     struct job *j = d->job;
     int len;
 
-    if (!(k->adopt = malloc(PROTO_MSG_MAX)))
+    if (!k->adopt && !(k->adopt = malloc(PROTO_MSG_MAX)))
         return seterr(err, errlen, ENOMEM, "out of memory");
     len = proto_encode_adopt(k->adopt, PROTO_MSG_MAX, j->id, k->epoch,
                              (uint32_t)j->rank, j->launch, j->launch_len,
@@ -229,11 +238,20 @@ static void post_adopts(struct daemon *d)
     for (int i = 0; i < j->nkid; i++) {
         struct kid *k = &j->kid[i];
 
-        if (k->state != KID_ADOPTING || k->adopt_sent)
+        if (k->state != KID_ADOPTING)
+            continue;
+        /* Its last send completed, so its buffer may be written again. */
+        if (k->adopt_sent && mono_now() - k->sent_at > ADOPT_RESEND_S
+            && fab_sends_in_flight(d->f) == 0
+            && make_adopt(d, k, NULL, 0) == 0)
+            k->adopt_sent = 0;
+        if (k->adopt_sent)
             continue;
         if (fab_send(d->f, k->peer, PROTO_TAG_DOWN, k->adopt, k->adopt_len,
-                     k->adopt) == 0)
+                     k->adopt) == 0) {
             k->adopt_sent = 1;
+            k->sent_at = mono_now();
+        }
         else if (errno != EAGAIN)
             adopt_dead(d, k->rank, PROTO_DEAD_DIED, "died");
     }
@@ -395,15 +413,20 @@ static void follow(struct daemon *d, int adopter, uint32_t epoch)
                adopter);
 }
 
-/* The LAUNCH of an ADOPT for a job this node never saw: checked as if it
- * came from vexec (credential, freshness, nonce), and for this job. */
+/* The LAUNCH of an ADOPT for a job this node does not run: checked as if
+ * it came from vexec (credential, freshness), and for this job.  Its nonce
+ * may have been seen already: the dead parent may have passed it on just
+ * before it died, too late for the job to start here (its parent gone).
+ * That is no replay: the ADOPT around it carried a fresh, unseen
+ * credential of its own (on_down). */
 static int admit_launch(struct daemon *d, const struct proto_down *m,
                         struct proto_down *l, char *why, size_t whylen)
 {
     struct auth_cred c;
     int n = auth_verify(d->auth, m->data, m->len, &c, why, whylen);
 
-    if (n < 0 || auth_admit(d->auth, &c, auth_now(), why, whylen) < 0
+    if (n < 0 || (auth_admit(d->auth, &c, auth_now(), why, whylen) < 0
+                  && errno != EALREADY)
         || proto_decode_down(m->data, (size_t)n, l, why, whylen) < 0)
         return -1;
     if (l->type != PROTO_LAUNCH || l->job != m->job)
@@ -417,6 +440,12 @@ void adopt_on_request(struct daemon *d, const struct proto_down *m)
     struct proto_down l;
     char why[256];
 
+    if (!j && d->done && d->done->id == m->job) {
+        /* Ended here, its report maybe lost with the dead parent: the
+         * job lives again until its exits are sent to the adopter. */
+        d->job = j = d->done;
+        d->done = NULL;
+    }
     if (j && j->id == m->job) {
         /* Ours already: the very LAUNCH we accepted, not a replay. */
         if (m->len != j->launch_len || memcmp(m->data, j->launch, m->len)) {

@@ -235,6 +235,7 @@ static void begin_broadcast(struct daemon *d, size_t chunk)
     io.nkids = n;
     if (!buf || !(j->bc = bcast_create(d->f, &io, buf, j->image_len, chunk,
                                        err, sizeof(err)))) {
+        daemon_log(d, "cannot take the image: %s", err);
         j->image_done = 1;
         fail_own(j, errno ? errno : EIO, err);
     }
@@ -486,7 +487,8 @@ static void on_down(struct daemon *d, size_t len)
     if (n < 0 || (!admitted && !is_kill(&m))) {
         daemon_log(d, "refused %s of job %#llx: %s", type_name(m.type),
                (unsigned long long)m.job, why);
-        if (m.type == PROTO_LAUNCH)
+        /* A second copy of a LAUNCH whose job ran here is not answered. */
+        if (m.type == PROTO_LAUNCH && !(d->done && d->done->id == m.job))
             answer_refused_launch(d, &m, len, why);
         return;
     }
@@ -570,6 +572,7 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
     else
         return seterr(err, errlen, EPROTO, "completion of an unknown "
                       "receive");
+    memset(ctx, 0, 64);
     if (fab_recv(d->f, -1, ctx == d->down ? PROTO_TAG_DOWN : PROTO_TAG_UP,
                  ctx, PROTO_MSG_MAX, ctx) < 0)
         return seterr(err, errlen, errno, "reposting a receive: %s",
@@ -599,7 +602,14 @@ static void maybe_end_job(struct daemon *d)
         return;
     if (d->image_size > IMAGE_KEEP_MAX)
         image_buffer_drop(d);
-    job_free(j);
+    /* Kept until the next job ends: a parent that stopped may have taken
+     * our last report with it, and an adopter then asks again (adopt.c). */
+    bcast_destroy(j->bc);
+    j->bc = NULL;
+    job_free(d->done);
+    d->done = j->orphan ? NULL : j;
+    if (j->orphan)
+        job_free(j);
     d->job = NULL;
 }
 
@@ -767,6 +777,7 @@ static void teardown(struct daemon *d)
         waitpid(j->pid, NULL, 0);
     }
     job_free(j);
+    job_free(d->done);
     image_buffer_drop(d);
     fab_destroy(d->f);
     auth_destroy(d->auth);

@@ -54,6 +54,7 @@ struct kid {
     double since;               /* KID_ADOPTING: when the ADOPT was made */
     double stopped;             /* first seen stopped, 0 if not */
     int adopt_sent;             /* KID_ADOPTING: the ADOPT is posted */
+    double sent_at;             /* when it was */
     char *adopt;                /* the ADOPT message, kept for the job */
     size_t adopt_len;
 };
@@ -103,6 +104,7 @@ struct daemon {
     int ep, sigfd;
     int stop;
     struct job *job;
+    struct job *done;                   /* the last job that ended here */
     double linger_until;
     char down[PROTO_MSG_MAX];           /* the posted down receive */
     char (*up)[PROTO_MSG_MAX];          /* UP_RECVS posted up receives */
@@ -174,7 +176,8 @@ void adopt_dead(struct daemon *d, int rank, int why, const char *text);
 void adopt_tick(struct daemon *d);
 
 /* An ADOPT whose own credential verified (m: its decoding): check the
- * LAUNCH it carries and follow the new parent. */
+ * LAUNCH it carries and follow the new parent (for a job that ended here,
+ * send its exits again). */
 void adopt_on_request(struct daemon *d, const struct proto_down *m);
 
 /* An ADOPTED record from a child we adopted. */
