@@ -1,14 +1,20 @@
 /* bcast.c - the pipelined broadcast: post receives ahead, forward what has
- * arrived, poll until everything is in and out.
+ * arrived, as an object an event loop drives (bcast_run drives it alone).
  *
  * Messages: a 16-byte header (length and chunk size, so nodes that
  * disagree fail instead of waiting for chunks that never come), then one
- * message per chunk, tagged with its index.  Receives for the next
- * BCAST_MAX_RECVS chunks are always posted, straight into their place in
- * buf, so shm's single copy lands where the data belongs.  A chunk is
- * forwarded once it and every chunk before it have arrived; sends go out
- * chunk by chunk, each chunk to every child in topo_children order, with at
- * most BCAST_MAX_SENDS in flight.
+ * message per chunk, tagged with the stream and its index.  Receives for
+ * the next BCAST_MAX_RECVS chunks are always posted, straight into their
+ * place in buf, so shm's single copy lands where the data belongs.  A
+ * chunk is forwarded once it and every chunk before it have arrived;
+ * sends go out chunk by chunk, each chunk to every child in order, with
+ * at most BCAST_MAX_SENDS in flight, BCAST_KID_SENDS per child.
+ *
+ * Children can be added while it runs (an adopted node, sent everything
+ * from the chunk it reported missing first) and dropped (a dead one);
+ * a node whose parent changed listens on the new parent's stream
+ * (bcast_resume), so a late message from the dead parent, on the old
+ * stream, matches nothing.
  */
 #include "common/clock.h"
 #include "common/err.h"
@@ -21,115 +27,165 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Tags: the top byte says "broadcast"; bit 55 marks the header, the low
- * bits hold the chunk index.  Receives take these tags from any sender: a
- * node has one parent, and a directed receive names the parent by its
- * address-vector slot, which shm may have given out differently when the
- * parent sent to us before we inserted it (suspected when 7 children of
- * one node waited for chunks in vain on a first launch to 1023 nodes). */
+/* Tags: the top byte says "broadcast"; bit 55 marks the header; bits
+ * 24..54 hold the stream, the low 24 bits the chunk index.  Receives take
+ * these tags from any sender: a node has one parent at a time, and a
+ * directed receive names the parent by its address-vector slot, which
+ * shm may have given out differently when the parent sent to us before
+ * we inserted it. */
 #define TAG_BCAST (UINT64_C(0xbc) << 56)
-#define TAG_HEADER (TAG_BCAST | (UINT64_C(1) << 55))
-#define TAG_CHUNK_MASK ((UINT64_C(1) << 55) - 1)
+#define TAG_HEADER (UINT64_C(1) << 55)
+#define STREAM_SHIFT 24
+#define CHUNK_BITS 24
+#define TAG_CHUNK_MASK ((UINT64_C(1) << CHUNK_BITS) - 1)
+
+enum chunk_state { C_WANT, C_POSTED, C_IN };
 
 struct header {
     uint64_t len;
     uint64_t chunk;
 };
 
-/* One node's state during one broadcast. */
-struct bc {
-    struct fab *f;
-    const struct bcast_io *io;
-    char *buf;
-    size_t len, chunk, nchunks;
-    int parent;                 /* fab peer index, -1 at the root */
-    int nkids;
-    const int *kid_peer;        /* fab peer index per child */
-    size_t *kid_sent;           /* messages posted per child: header, chunks */
-    struct header hdr;          /* what this node sends and expects */
-    struct header got;          /* what the parent sent */
-    int hdr_in;                 /* header received (or not needed) */
-    size_t posted;              /* chunk receives posted */
-    size_t have;                /* chunks 0..have-1 have arrived */
-    unsigned char *arrived;     /* per chunk, for out-of-order completions */
-    size_t sends_posted, sends_done;
+/* One child: what has been posted to it and completed. */
+struct kid {
+    int peer;
+    uint32_t stream;
+    int gone;               /* dropped: nothing more is sent or awaited */
+    int hdr_sent;
+    size_t from;            /* first chunk it needs */
+    size_t next;            /* next chunk to post */
+    size_t posted, done;    /* sends */
+    int failed;             /* a send to it failed */
+    double last;            /* last completion, or first post into idle */
 };
 
-static size_t chunk_len(const struct bc *b, size_t c)
+struct bcast {
+    struct fab *f;
+    char *buf;
+    size_t len, chunk, nchunks;
+    int parent;             /* fab peer index, -1 at the root */
+    uint32_t stream;        /* what we receive on */
+    struct header hdr;      /* what this node sends and expects */
+    struct header got;      /* what the parent sent */
+    int hdr_in, hdr_posted;
+    size_t have;            /* chunks 0..have-1 have arrived */
+    unsigned char *state;   /* enum chunk_state per chunk */
+    size_t in_flight;       /* sends to children not dropped */
+    double last;            /* anything moved */
+    char rctx;              /* its address: the context of our receives */
+    int nkids;
+    struct kid kid[FAB_MAX_PEERS];
+};
+
+static uint64_t chunk_tag(uint32_t stream, size_t c)
+{
+    return TAG_BCAST | (uint64_t)stream << STREAM_SHIFT | c;
+}
+
+static uint64_t header_tag(uint32_t stream)
+{
+    return TAG_BCAST | TAG_HEADER | (uint64_t)stream << STREAM_SHIFT;
+}
+
+static size_t chunk_len(const struct bcast *b, size_t c)
 {
     return c + 1 < b->nchunks ? b->chunk : b->len - c * b->chunk;
 }
 
-/* Keep BCAST_MAX_RECVS chunk receives posted ahead of the arrivals. */
-static int post_receives(struct bc *b, char *err, size_t errlen)
+static int post_header(struct bcast *b, char *err, size_t errlen)
+{
+    if (b->hdr_posted)
+        return 0;
+    if (fab_recv(b->f, -1, header_tag(b->stream), &b->got, sizeof(b->got),
+                 &b->rctx) < 0)
+        return errno == EAGAIN ? 0 : seterr(err, errlen, errno, "posting "
+                                            "header receive: %s",
+                                            strerror(errno));
+    b->hdr_posted = 1;
+    return 0;
+}
+
+/* Keep the next BCAST_MAX_RECVS missing chunks' receives posted. */
+static int post_receives(struct bcast *b, char *err, size_t errlen)
 {
     if (b->parent < 0)
         return 0;       /* the root receives nothing */
-    while (b->posted < b->nchunks && b->posted < b->have + BCAST_MAX_RECVS) {
-        size_t c = b->posted;
-
-        if (fab_recv(b->f, -1, TAG_BCAST | c, b->buf + c * b->chunk,
-                     chunk_len(b, c), b) < 0) {
+    if (post_header(b, err, errlen) < 0)
+        return -1;
+    for (size_t c = b->have; c < b->nchunks && c < b->have + BCAST_MAX_RECVS;
+         c++) {
+        if (b->state[c] != C_WANT)
+            continue;
+        if (fab_recv(b->f, -1, chunk_tag(b->stream, c),
+                     b->buf + c * b->chunk, chunk_len(b, c), &b->rctx) < 0) {
             if (errno == EAGAIN)
                 return 0;
             return seterr(err, errlen, errno, "posting receive of chunk "
                           "%zu: %s", c, strerror(errno));
         }
-        b->posted++;
+        b->state[c] = C_POSTED;
     }
     return 0;
 }
 
+/* Does child k have a message to be sent now? */
+static int kid_ready(const struct bcast *b, const struct kid *k)
+{
+    if (k->gone || k->posted - k->done >= BCAST_KID_SENDS)
+        return 0;
+    return !k->hdr_sent || (k->next < b->nchunks && k->next < b->have);
+}
+
 /* Post child k's next message: the header, then chunk after chunk.
  * Returns 1 if posted, 0 if the provider said EAGAIN, -1 on error. */
-static int send_one(struct bc *b, int k, char *err, size_t errlen)
+static int send_one(struct bcast *b, struct kid *k, char *err, size_t errlen)
 {
     const void *data = &b->hdr;
-    size_t c = 0, n = sizeof(b->hdr);
-    uint64_t tag = TAG_HEADER;
+    size_t n = sizeof(b->hdr);
+    uint64_t tag = header_tag(k->stream);
 
-    if (b->kid_sent[k] > 0) {
-        c = b->kid_sent[k] - 1;
-        data = b->buf + c * b->chunk;
-        n = chunk_len(b, c);
-        tag = TAG_BCAST | c;
+    if (k->hdr_sent) {
+        data = b->buf + k->next * b->chunk;
+        n = chunk_len(b, k->next);
+        tag = chunk_tag(k->stream, k->next);
     }
-    if (fab_send(b->f, b->kid_peer[k], tag, data, n, b) < 0) {
+    if (fab_send(b->f, k->peer, tag, data, n, k) < 0) {
         if (errno == EAGAIN)
             return 0;
-        return seterr(err, errlen, errno, "sending to child %d: %s", k,
+        /* A child that is gone is found and dropped by the caller. */
+        if (errno == EHOSTDOWN) {
+            k->failed = 1;
+            return 0;
+        }
+        return seterr(err, errlen, errno, "sending to peer %d: %s", k->peer,
                       strerror(errno));
     }
-    b->kid_sent[k]++;
-    b->sends_posted++;
+    if (k->posted == k->done)
+        k->last = mono_now();
+    if (k->hdr_sent)
+        k->next++;
+    k->hdr_sent = 1;
+    k->posted++;
+    b->in_flight++;
     return 1;
 }
 
-/* Does child k have a message to be sent now: its header, or a chunk
- * that has arrived? */
-static int kid_ready(const struct bc *b, int k)
-{
-    return b->kid_sent[k] == 0 || b->kid_sent[k] - 1 < b->have;
-}
-
 /* Post sends in rounds, one per ready child per round, so chunk c goes to
- * every child before c+1 goes to any; stop at BCAST_MAX_SENDS in flight.
- * A send that hit EAGAIN (the child has not polled yet) is tried again in
- * the next round while others progress, and in the next call otherwise. */
-static int post_sends(struct bc *b, char *err, size_t errlen)
+ * every child before c+1 goes to any; stop at BCAST_MAX_SENDS in flight. */
+static int post_sends(struct bcast *b, char *err, size_t errlen)
 {
     int progress = 1;
 
     while (progress) {
         progress = 0;
-        for (int k = 0; k < b->nkids; k++) {
+        for (int i = 0; i < b->nkids; i++) {
             int r;
 
-            if (b->sends_posted - b->sends_done >= BCAST_MAX_SENDS)
+            if (b->in_flight >= BCAST_MAX_SENDS)
                 return 0;
-            if (!kid_ready(b, k))
+            if (!kid_ready(b, &b->kid[i]))
                 continue;
-            if ((r = send_one(b, k, err, errlen)) < 0)
+            if ((r = send_one(b, &b->kid[i], err, errlen)) < 0)
                 return -1;
             progress |= r;
         }
@@ -137,7 +193,14 @@ static int post_sends(struct bc *b, char *err, size_t errlen)
     return 0;
 }
 
-static int check_header(struct bc *b, size_t n, char *err, size_t errlen)
+int bcast_step(struct bcast *b, char *err, size_t errlen)
+{
+    if (post_receives(b, err, errlen) < 0)
+        return -1;
+    return post_sends(b, err, errlen);
+}
+
+static int check_header(struct bcast *b, size_t n, char *err, size_t errlen)
 {
     if (n != sizeof(b->got) || b->got.len != b->hdr.len
         || b->got.chunk != b->hdr.chunk)
@@ -149,142 +212,268 @@ static int check_header(struct bc *b, size_t n, char *err, size_t errlen)
     return 0;
 }
 
-static int on_received(struct bc *b, const struct fab_event *ev, char *err,
-                       size_t errlen)
+static int on_received(struct bcast *b, const struct fab_event *ev,
+                       char *err, size_t errlen)
 {
     size_t c = ev->tag & TAG_CHUNK_MASK;
 
-    if (ev->tag == TAG_HEADER)
-        return check_header(b, ev->len, err, errlen);
-    if (c >= b->nchunks || ev->len != chunk_len(b, c) || b->arrived[c])
+    if (ev->tag & TAG_HEADER) {
+        if (ev->kind == FAB_FAILED) {
+            b->hdr_posted = 0;      /* the sender died mid-copy: again */
+            return 1;
+        }
+        return check_header(b, ev->len, err, errlen) < 0 ? -1 : 1;
+    }
+    if (c >= b->nchunks || b->state[c] != C_POSTED
+        || (ev->kind == FAB_RECEIVED && ev->len != chunk_len(b, c)))
         return seterr(err, errlen, EPROTO, "unexpected chunk %zu of %zu "
                       "bytes", c, ev->len);
-    b->arrived[c] = 1;
-    while (b->have < b->nchunks && b->arrived[b->have])
+    b->state[c] = ev->kind == FAB_FAILED ? C_WANT : C_IN;
+    while (b->have < b->nchunks && b->state[b->have] == C_IN)
         b->have++;
+    return 1;
+}
+
+static int on_sent(struct bcast *b, struct kid *k, const struct fab_event *ev)
+{
+    if (k->gone)
+        return 1;
+    if (ev->kind == FAB_FAILED)
+        k->failed = 1;
+    k->done++;
+    k->last = mono_now();
+    b->in_flight--;
+    return 1;
+}
+
+int bcast_event(struct bcast *b, const struct fab_event *ev, char *err,
+                size_t errlen)
+{
+    const char *ctx = ev->ctx;
+
+    if (ctx == &b->rctx) {
+        b->last = mono_now();
+        return on_received(b, ev, err, errlen);
+    }
+    if (ctx >= (const char *)&b->kid[0]
+        && ctx < (const char *)&b->kid[b->nkids]) {
+        b->last = mono_now();
+        return on_sent(b, (struct kid *)ev->ctx, ev);
+    }
     return 0;
 }
 
-static int finished(const struct bc *b)
+int bcast_have_all(const struct bcast *b)
 {
-    return b->hdr_in && b->have == b->nchunks
-           && b->sends_done == (size_t)b->nkids * (b->nchunks + 1);
+    return b->hdr_in && b->have == b->nchunks;
 }
 
-/* Route one completion: ours carry ctx b, the caller's go to io->other. */
-static int on_event(struct bc *b, const struct fab_event *ev, char *err,
-                    size_t errlen)
+int bcast_done(const struct bcast *b)
 {
-    if (ev->ctx != b) {
-        if (b->io->other)
-            return b->io->other(b->io->arg, ev, err, errlen);
-        return seterr(err, errlen, EPROTO, "unexpected message with tag "
-                      "%#" PRIx64, ev->tag);
-    }
-    if (ev->kind == FAB_SENT) {
-        b->sends_done++;
+    if (!bcast_have_all(b))
         return 0;
+    for (int i = 0; i < b->nkids; i++) {
+        const struct kid *k = &b->kid[i];
+
+        if (!k->gone && k->done < 1 + b->nchunks - k->from)
+            return 0;
     }
-    return on_received(b, ev, err, errlen);
+    return 1;
 }
 
-static int stalled(const struct bc *b, double stall, char *err,
+double bcast_quiet(const struct bcast *b)
+{
+    return mono_now() - b->last;
+}
+
+long bcast_resume(struct bcast *b, uint32_t stream, char *err,
+                  size_t errlen)
+{
+    if (bcast_have_all(b))
+        return (long)b->nchunks;
+    fab_cancel(b->f, &b->rctx);
+    b->stream = stream & BCAST_STREAM_MASK;
+    b->hdr_posted = 0;
+    for (size_t c = b->have; c < b->nchunks; c++)
+        b->state[c] = C_WANT;
+    b->last = mono_now();
+    if (post_receives(b, err, errlen) < 0)
+        return -1;
+    return (long)b->have;
+}
+
+int bcast_add_kid(struct bcast *b, int peer, uint32_t stream, size_t from)
+{
+    if (b->nkids == FAB_MAX_PEERS || from > b->nchunks) {
+        errno = b->nkids == FAB_MAX_PEERS ? ENOSPC : EINVAL;
+        return -1;
+    }
+    b->kid[b->nkids++] = (struct kid){ .peer = peer,
+                                       .stream = stream & BCAST_STREAM_MASK,
+                                       .from = from, .next = from };
+    return 0;
+}
+
+void bcast_drop_kid(struct bcast *b, int peer)
+{
+    for (int i = 0; i < b->nkids; i++) {
+        struct kid *k = &b->kid[i];
+
+        if (k->peer == peer && !k->gone) {
+            k->gone = 1;
+            b->in_flight -= k->posted - k->done;
+        }
+    }
+}
+
+double bcast_kid_stuck(const struct bcast *b, int peer, int *failed)
+{
+    double stuck = 0;
+
+    *failed = 0;
+    for (int i = 0; i < b->nkids; i++) {
+        const struct kid *k = &b->kid[i];
+
+        if (k->peer != peer || k->gone)
+            continue;
+        *failed |= k->failed;
+        if (k->posted > k->done && mono_now() - k->last > stuck)
+            stuck = mono_now() - k->last;
+    }
+    return stuck;
+}
+
+static int check_args(const struct bcast_io *io, const void *buf, size_t len,
+                      size_t chunk, char *err, size_t errlen)
+{
+    if (!io || !buf || io->nkids < 0 || io->nkids > FAB_MAX_PEERS
+        || (io->nkids > 0 && !io->kids))
+        return seterr(err, errlen, EINVAL, "no buffer or peer table");
+    if (chunk < BCAST_CHUNK_MIN || chunk > BCAST_CHUNK_MAX)
+        return seterr(err, errlen, EINVAL, "chunk size %zu outside "
+                      "%lu..%lu", chunk, BCAST_CHUNK_MIN, BCAST_CHUNK_MAX);
+    if ((len + chunk - 1) / chunk > TAG_CHUNK_MASK)
+        return seterr(err, errlen, EINVAL, "%zu bytes in chunks of %zu are "
+                      "too many chunks", len, chunk);
+    return 0;
+}
+
+void bcast_destroy(struct bcast *b)
+{
+    int saved = errno;
+
+    if (b) {
+        fab_cancel(b->f, &b->rctx);
+        free(b->state);
+        free(b);
+    }
+    errno = saved;
+}
+
+struct bcast *bcast_create(struct fab *f, const struct bcast_io *io,
+                           void *buf, size_t len, size_t chunk, char *err,
+                           size_t errlen)
+{
+    struct bcast *b;
+
+    chunk = chunk ? chunk : BCAST_CHUNK_DEFAULT;
+    if (check_args(io, buf, len, chunk, err, errlen) < 0)
+        return NULL;
+    if (!(b = calloc(1, sizeof(*b)))) {
+        seterr(err, errlen, ENOMEM, "out of memory");
+        return NULL;
+    }
+    *b = (struct bcast){ .f = f, .buf = buf, .len = len, .chunk = chunk,
+                         .nchunks = (len + chunk - 1) / chunk,
+                         .parent = io->parent, .last = mono_now(),
+                         .stream = io->stream & BCAST_STREAM_MASK };
+    b->hdr = (struct header){ .len = len, .chunk = chunk };
+    b->hdr_in = b->parent < 0;
+    b->have = b->parent < 0 ? b->nchunks : 0;
+    for (int i = 0; i < io->nkids; i++)
+        bcast_add_kid(b, io->kids[i], b->stream, 0);
+    if (!(b->state = calloc(b->nchunks + 1, 1))) {
+        seterr(err, errlen, ENOMEM, "out of memory");
+        goto error;
+    }
+    if (post_receives(b, err, errlen) < 0)
+        goto error;
+    return b;
+error:
+    bcast_destroy(b);
+    return NULL;
+}
+
+static int stalled(const struct bcast *b, double stall, char *err,
                    size_t errlen)
 {
-    if (b->have < b->nchunks || !b->hdr_in)
+    size_t done = 0, want = 0;
+
+    if (!bcast_have_all(b))
         return seterr(err, errlen, ETIMEDOUT, "no data from the parent "
                       "for %.0f s (%zu of %zu chunks in)", stall, b->have,
                       b->nchunks);
+    for (int i = 0; i < b->nkids; i++) {
+        done += b->kid[i].done;
+        want += 1 + b->nchunks - b->kid[i].from;
+    }
     return seterr(err, errlen, ETIMEDOUT, "children took nothing for %.0f s "
-                  "(%zu of %zu sends done)", stall, b->sends_done,
-                  (size_t)b->nkids * (b->nchunks + 1));
+                  "(%zu of %zu sends done)", stall, done, want);
 }
 
-/* Progress until finished: post what can be posted, poll, and wait on
- * the doorbell only briefly when nothing happened. */
-static int run(struct bc *b, char *err, size_t errlen)
+/* Hand one event to the broadcast, or to io->other. */
+static int route(struct bcast *b, const struct bcast_io *io,
+                 const struct fab_event *ev, char *err, size_t errlen)
 {
-    double stall = b->io->stall_s > 0 ? b->io->stall_s : BCAST_STALL_DEFAULT_S;
-    double last = mono_now();
+    int r = bcast_event(b, ev, err, errlen);
+
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+    if (io->other)
+        return io->other(io->arg, ev, err, errlen);
+    return seterr(err, errlen, EPROTO, "unexpected message with tag %#"
+                  PRIx64, ev->tag);
+}
+
+/* Progress until done: post what can be posted, poll, and wait on the
+ * doorbell only briefly when nothing happened. */
+static int run(struct bcast *b, const struct bcast_io *io, char *err,
+               size_t errlen)
+{
+    double stall = io->stall_s > 0 ? io->stall_s : BCAST_STALL_DEFAULT_S;
     struct fab_event ev[16];
 
-    while (!finished(b)) {
+    while (!bcast_done(b)) {
         int n;
 
-        if (post_receives(b, err, errlen) < 0
-            || post_sends(b, err, errlen) < 0)
-            return -1;
-        if ((n = fab_poll(b->f, ev, 16, err, errlen)) < 0)
+        if (bcast_step(b, err, errlen) < 0
+            || (n = fab_poll(b->f, ev, 16, err, errlen)) < 0)
             return -1;
         for (int i = 0; i < n; i++)
-            if (on_event(b, &ev[i], err, errlen) < 0)
+            if (route(b, io, &ev[i], err, errlen) < 0)
                 return -1;
-        if (n > 0) {
-            last = mono_now();
+        for (int i = 0; i < b->nkids; i++)
+            if (b->kid[i].failed)
+                return seterr(err, errlen, EHOSTDOWN, "child %d is gone",
+                              i);
+        if (n > 0)
             continue;
-        }
-        if (mono_now() - last > stall)
+        if (bcast_quiet(b) > stall)
             return stalled(b, stall, err, errlen);
         fab_idle(b->f);
     }
     return 0;
 }
 
-static int check_args(const struct bcast_io *io, const void *buf,
-                      size_t chunk, char *err, size_t errlen)
-{
-    if (!io || !buf || io->nkids < 0 || (io->nkids > 0 && !io->kids))
-        return seterr(err, errlen, EINVAL, "no buffer or peer table");
-    if (chunk < BCAST_CHUNK_MIN || chunk > BCAST_CHUNK_MAX)
-        return seterr(err, errlen, EINVAL, "chunk size %zu outside "
-                      "%lu..%lu", chunk, BCAST_CHUNK_MIN, BCAST_CHUNK_MAX);
-    return 0;
-}
-
-static void bc_free(struct bc *b)
-{
-    free(b->kid_sent);
-    free(b->arrived);
-}
-
-static int bc_init(struct bc *b, char *err, size_t errlen)
-{
-    b->nchunks = (b->len + b->chunk - 1) / b->chunk;
-    b->hdr = (struct header){ .len = b->len, .chunk = b->chunk };
-    b->parent = b->io->parent;
-    b->hdr_in = b->parent < 0;
-    b->have = b->parent < 0 ? b->nchunks : 0;
-    b->nkids = b->io->nkids;
-    b->kid_peer = b->io->kids;
-    b->kid_sent = calloc((size_t)b->nkids + 1, sizeof(*b->kid_sent));
-    b->arrived = calloc(b->nchunks + 1, 1);
-    if (!b->kid_sent || !b->arrived)
-        return seterr(err, errlen, ENOMEM, "out of memory");
-    return 0;
-}
-
 int bcast_run(struct fab *f, const struct bcast_io *io, void *buf,
               size_t len, size_t chunk, char *err, size_t errlen)
 {
-    struct bc b = { .f = f, .io = io, .buf = buf, .len = len };
+    struct bcast *b = bcast_create(f, io, buf, len, chunk, err, errlen);
     int ret;
 
-    b.chunk = chunk ? chunk : BCAST_CHUNK_DEFAULT;
-    if (check_args(io, buf, b.chunk, err, errlen) < 0)
+    if (!b)
         return -1;
-    if (bc_init(&b, err, errlen) < 0) {
-        bc_free(&b);
-        return -1;
-    }
-    /* Chunk receives are posted by run(); tags keep them apart. */
-    if (b.parent >= 0 && fab_recv(f, -1, TAG_HEADER, &b.got,
-                                  sizeof(b.got), &b) < 0) {
-        ret = seterr(err, errlen, errno, "posting header receive: %s",
-                     strerror(errno));
-        bc_free(&b);
-        return ret;
-    }
-    ret = run(&b, err, errlen);
-    bc_free(&b);
+    ret = run(b, io, err, errlen);
+    bcast_destroy(b);
     return ret;
 }

@@ -11,7 +11,9 @@
  * Every node calls bcast_run with its parent and children in one tree
  * (fanout/topo.h) and the same length and chunk size; the chunks travel as tagged fabric messages (fabric.h), and a
  * mismatch in length or chunk size is detected and reported, not
- * silently accepted.  The run polls the fabric only while it lasts.
+ * silently accepted.  bcast_run polls the fabric only while it lasts;
+ * bcast_create and its friends below let an event loop drive it instead,
+ * with children that come and go.
  *
  * Errors: -1 with errno set, plus a one-line message in err (may be NULL).
  */
@@ -19,6 +21,7 @@
 #define VEXEC_BCAST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fanout/fabric.h"
 
@@ -43,33 +46,102 @@
  * where a user would give up on a launch. */
 #define BCAST_STALL_DEFAULT_S 10.0
 
+/* A sender keeps at most this many sends in flight to one child, so a
+ * child that stopped cannot take the whole window from its siblings. */
+#define BCAST_KID_SENDS 16
+
 /* One node's place in a broadcast and what else it is waiting for. */
 struct bcast_io {
     int parent;             /* fab peer index of the parent; -1: the root */
     const int *kids;        /* fab peer indices of the children, in the */
     int nkids;              /* order to send to them (topo_children's) */
+    uint32_t stream;        /* tag space (BCAST_STREAM_MASK bits): every
+                               node of one broadcast uses the same, and a
+                               new one per broadcast keeps a failed one's
+                               messages from matching the next */
     /* Completions of operations the broadcast did not post (the caller's
      * own receives and sends on the same endpoint) go here; return 0 to go
      * on, or -1 with errno set and err filled to abort the broadcast.
-     * NULL: such a completion is an error (EPROTO). */
+     * NULL: such a completion is an error (EPROTO).  bcast_run only. */
     fab_handler_fn other;
     void *arg;
-    double stall_s;         /* 0: BCAST_STALL_DEFAULT_S */
+    double stall_s;         /* 0: BCAST_STALL_DEFAULT_S (bcast_run only) */
 };
 
-/* Take part in one broadcast.  The root (io->parent < 0) sends
- * buf[0..len); every other node receives into buf[0..len) from its parent
- * and forwards each chunk to io->kids.  chunk is the chunk size (0:
- * BCAST_CHUNK_DEFAULT).  Returns 0 once this node has its whole copy and
- * every send to its children has completed; -1 with errno EINVAL (bad
- * arguments), EPROTO (the parent broadcasts another length or chunk size,
- * or a chunk of the wrong length arrived), ETIMEDOUT (nothing moved for
- * io->stall_s seconds: err names whom we waited for), EHOSTDOWN (a peer's
- * process is gone), what io->other returned, or the fabric's error.
- * After a failure the endpoint may still hold receives into buf and into
- * bcast_run's own frame: destroy it (fab_destroy) before buf is reused,
- * and do not call bcast_run on it again. */
+/* Stream ids have 31 bits. */
+#define BCAST_STREAM_MASK 0x7fffffffu
+
+/* Take part in one broadcast to the end, polling the fabric.  The root
+ * (io->parent < 0) sends buf[0..len); every other node receives into
+ * buf[0..len) from its parent and forwards each chunk to io->kids.  chunk
+ * is the chunk size (0: BCAST_CHUNK_DEFAULT).  Returns 0 once this node
+ * has its whole copy and every send to its children has completed; -1
+ * with errno EINVAL (bad arguments), EPROTO (the parent broadcasts another
+ * length or chunk size, or a chunk of the wrong length arrived), ETIMEDOUT
+ * (nothing moved for io->stall_s seconds: err names whom we waited for),
+ * what io->other returned, or the fabric's error.  Its receives are
+ * withdrawn before it returns, so buf may be reused; sends still in
+ * flight (to a child that stopped) may read buf until the endpoint is
+ * destroyed or the child is given up. */
 int bcast_run(struct fab *f, const struct bcast_io *io, void *buf,
               size_t len, size_t chunk, char *err, size_t errlen);
+
+/* ---- the same broadcast as an object, for an event loop ----
+ *
+ * A daemon drives its broadcast among everything else it does, and its
+ * tree can change while it runs: a child that died is dropped, the
+ * orphaned children are added to the nearest live ancestor's broadcast
+ * (bcast_add_kid, from the chunk they already have), and the adopted node
+ * listens on a new stream (bcast_resume) so that late messages of its
+ * dead parent cannot match.  The caller polls the fabric and hands every
+ * event to bcast_event, and calls bcast_step after that. */
+struct bcast;
+
+/* A broadcast as for bcast_run (io->other and io->stall_s unused), its
+ * receives posted.  Returns it, or NULL (EINVAL, ENOMEM, fabric errors). */
+struct bcast *bcast_create(struct fab *f, const struct bcast_io *io,
+                           void *buf, size_t len, size_t chunk, char *err,
+                           size_t errlen);
+
+/* Withdraw its receives and free it.  Sends still in flight are the
+ * caller's to give up (fab_drop_peer) or wait for.  Accepts NULL. */
+void bcast_destroy(struct bcast *b);
+
+/* Post the receives and sends that can be posted now.  Returns 0, or -1
+ * on a fabric error. */
+int bcast_step(struct bcast *b, char *err, size_t errlen);
+
+/* Take ev if it is the broadcast's.  Returns 1 if it was (consumed), 0 if
+ * not, -1 with err set on a protocol error (EPROTO). */
+int bcast_event(struct bcast *b, const struct fab_event *ev, char *err,
+                size_t errlen);
+
+/* Has the whole buffer arrived (always, at the root)? */
+int bcast_have_all(const struct bcast *b);
+
+/* Has it arrived and every send to every child not dropped completed? */
+int bcast_done(const struct bcast *b);
+
+/* Seconds since anything of the broadcast last moved. */
+double bcast_quiet(const struct bcast *b);
+
+/* A new parent (stream: the one it will send on): withdraw the posted
+ * receives and post them again on stream, from the first chunk missing.
+ * Returns that chunk (the number of chunks if none is missing: then
+ * nothing more is expected), or -1 on a fabric error. */
+long bcast_resume(struct bcast *b, uint32_t stream, char *err, size_t errlen);
+
+/* A new child at fab peer, listening on stream: send it the header, then
+ * every chunk from chunk from on, as they are here.  Returns 0, or -1
+ * (ENOSPC: FAB_MAX_PEERS children, EINVAL). */
+int bcast_add_kid(struct bcast *b, int peer, uint32_t stream, size_t from);
+
+/* Stop sending to the child at fab peer (it died); its sends in flight no
+ * longer count.  The caller also gives the peer up (fab_drop_peer). */
+void bcast_drop_kid(struct bcast *b, int peer);
+
+/* Seconds the child at peer has had sends in flight with none completing
+ * (0 when none is in flight), and whether one of them failed. */
+double bcast_kid_stuck(const struct bcast *b, int peer, int *failed);
 
 #endif

@@ -8,6 +8,12 @@
  * wakes peers with doorbells; tcp names them by address, and its
  * completion queue has a kernel wait object (FI_WAIT_FD) that becomes
  * readable when data arrives, so no doorbell is needed.
+ *
+ * Every posted operation gets an entry of our own (struct op) as its
+ * libfabric context, which remembers the caller's ctx and the peer: so a
+ * peer can be given up (its sends stop counting, their completions are
+ * dropped) and receives can be withdrawn, without a late completion ever
+ * reaching a caller that no longer expects it.
  */
 #include "common/clock.h"
 #include "common/err.h"
@@ -17,6 +23,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +52,32 @@
 /* Huge-page size the buffers are aligned to. */
 #define HUGE_PAGE (2UL << 20)
 
+/* The doorbell's name prefix (bell.h): "vexec-bell.NAME". */
+#define BELL_PREFIX "vexec-bell."
+
+enum op_state { OP_FREE, OP_LIVE, OP_GONE };
+
+/* One posted operation; its address is the libfabric context. */
+struct op {
+    void *ctx;          /* the caller's */
+    uint64_t tag;
+    int peer;           /* sends: the peer; receives: -1 */
+    int recv;
+    enum op_state state;    /* OP_GONE: withdrawn, report nothing */
+    struct op *next;        /* free list */
+};
+
+/* Endpoints sends can move to (see fab_drop_peer), at most. */
+#define MAX_TX 16
+
+/* A send-only endpoint, opened when a dead peer blocked the last one. */
+struct txep {
+    struct fi_info *info;
+    struct fid_av *av;
+    struct fid_cq *cq;
+    struct fid_ep *ep;
+};
+
 struct fab {
     char name[FAB_NAME_MAX + 1];
     int tcp;            /* tcp;ofi_rxm, else shm */
@@ -58,7 +91,15 @@ struct fab {
     struct fid_ep *ep;
     fi_addr_t peers[FAB_MAX_PEERS];
     char peer_name[FAB_MAX_PEERS][FAB_NAME_MAX + 1];  /* "" = free slot */
+    int peer_pid[FAB_MAX_PEERS];  /* from its last ring, 0 unknown */
     int npeers;         /* slots ever used: 0..npeers-1 */
+    struct op *ops;     /* FAB_OPS entries */
+    struct op *free_ops;
+    struct txep tx[MAX_TX];     /* sends go on tx[ntx - 1] (ep if none) */
+    int ntx;
+    fi_addr_t tx_peers[FAB_MAX_PEERS];  /* in tx[ntx - 1]'s AV */
+    struct fab_event *synth;    /* completions made up by a renewal */
+    int nsynth;
     int in_flight;      /* sends posted, not completed */
     int idle;           /* empty polls in a row, for fab_idle */
 };
@@ -180,6 +221,11 @@ static int open_bell(struct fab *f, char *err, size_t errlen)
     if (f->bell < 0)
         return seterr(err, errlen, errno, "%s: doorbell socket: %s",
                       f->name, strerror(errno));
+    /* Each ring then carries its sender's pid, checked by the kernel. */
+    if (setsockopt(f->bell, SOL_SOCKET, SO_PASSCRED, &(int){ 1 },
+                   sizeof(int)) < 0)
+        return seterr(err, errlen, errno, "%s: SO_PASSCRED: %s", f->name,
+                      strerror(errno));
     if (bind(f->bell, (struct sockaddr *)&sa, len) < 0) {
         if (errno == EADDRINUSE)
             return seterr(err, errlen, EEXIST, "endpoint name '%s' is "
@@ -218,13 +264,57 @@ int fab_ring(struct fab *f, int peer)
     return -1;
 }
 
+/* Remember the pid a ring from a peer's doorbell carried. */
+static void note_ringer(struct fab *f, const struct sockaddr_un *sa,
+                        socklen_t salen, const struct msghdr *mh)
+{
+    size_t off = offsetof(struct sockaddr_un, sun_path) + 1;
+    size_t pre = strlen(BELL_PREFIX), n;
+    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+    char name[FAB_NAME_MAX + 1];
+    struct ucred cred;
+
+    if (!c || c->cmsg_type != SCM_CREDENTIALS || salen <= off + pre
+        || memcmp(sa->sun_path + 1, BELL_PREFIX, pre))
+        return;
+    n = salen - off - pre;
+    if (n > FAB_NAME_MAX)
+        return;
+    memcpy(name, sa->sun_path + 1 + pre, n);
+    name[n] = '\0';
+    memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+    for (int i = 0; i < f->npeers; i++)
+        if (!strcmp(f->peer_name[i], name))
+            f->peer_pid[i] = (int)cred.pid;
+}
+
 /* Empty our doorbell's queue: the rings have done their job once we poll. */
 void fab_bell_clear(struct fab *f)
 {
-    char c;
+    char cbuf[CMSG_SPACE(sizeof(struct ucred))], c;
+    struct sockaddr_un sa;
+    struct iovec iov = { &c, sizeof(c) };
+    struct msghdr mh;
 
-    while (!f->tcp && recv(f->bell, &c, sizeof(c), MSG_DONTWAIT) >= 0)
-        ;
+    while (!f->tcp) {
+        mh = (struct msghdr){ .msg_name = &sa, .msg_namelen = sizeof(sa),
+                              .msg_iov = &iov, .msg_iovlen = 1,
+                              .msg_control = cbuf,
+                              .msg_controllen = sizeof(cbuf) };
+        if (recvmsg(f->bell, &mh, MSG_DONTWAIT) < 0)
+            return;
+        note_ringer(f, &sa, mh.msg_namelen, &mh);
+    }
+}
+
+int fab_peer_pid(const struct fab *f, int peer)
+{
+    return peer >= 0 && peer < f->npeers ? f->peer_pid[peer] : 0;
+}
+
+const char *fab_peer_name(const struct fab *f, int peer)
+{
+    return peer >= 0 && peer < f->npeers ? f->peer_name[peer] : "";
 }
 
 int fab_can_sleep(struct fab *f)
@@ -310,6 +400,14 @@ struct fab *fab_create(const char *name, char *err, size_t errlen)
     }
     strcpy(f->name, name);
     f->bell = f->waitfd = -1;
+    if (!(f->ops = calloc(FAB_OPS, sizeof(*f->ops)))) {
+        seterr(err, errlen, ENOMEM, "out of memory");
+        goto error;
+    }
+    for (int i = FAB_OPS - 1; i >= 0; i--) {
+        f->ops[i].next = f->free_ops;
+        f->free_ops = &f->ops[i];
+    }
     f->tcp = netaddr_is_tcp(name);
     /* The doorbell first: it is the lock on the name, so a second process
      * with the same name fails before touching the first's /dev/shm file.
@@ -339,6 +437,14 @@ void fab_destroy(struct fab *f)
     int saved = errno;
 
     if (f) {
+        for (int i = 0; i < f->ntx; i++) {
+            close_fid(f->tx[i].ep ? &f->tx[i].ep->fid : NULL);
+            close_fid(f->tx[i].av ? &f->tx[i].av->fid : NULL);
+            close_fid(f->tx[i].cq ? &f->tx[i].cq->fid : NULL);
+            if (f->tx[i].info)
+                fi_freeinfo(f->tx[i].info);
+        }
+        free(f->synth);
         /* The endpoint first: closing it unlinks /dev/shm/NAME. */
         close_fid(f->ep ? &f->ep->fid : NULL);
         close_fid(f->av ? &f->av->fid : NULL);
@@ -349,6 +455,7 @@ void fab_destroy(struct fab *f)
             fi_freeinfo(f->info);
         if (f->bell >= 0)
             close(f->bell);
+        free(f->ops);
         free(f);
     }
     errno = saved;
@@ -421,9 +528,16 @@ int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen)
         return seterr(err, errlen, ret < 0 ? fi_errno(ret) : EINVAL,
                       "%s: fi_av_insert(%s): %s", f->name, name,
                       ret < 0 ? fi_strerror(-ret) : "not inserted");
+    if (f->ntx && fi_av_insert(f->tx[f->ntx - 1].av, name, 1,
+                               &f->tx_peers[slot], 0, NULL) != 1)
+        f->tx_peers[slot] = FI_ADDR_NOTAVAIL;
     strcpy(f->peer_name[slot], name);
+    f->peer_pid[slot] = 0;
     if (slot == f->npeers)
         f->npeers++;
+    /* Tell the new peer our pid (a ring carries it); a peer gone since
+     * the check shows on the first send. */
+    fab_ring(f, slot);
     return slot;
 }
 
@@ -441,19 +555,146 @@ static int post_result(ssize_t ret)
     return -1;
 }
 
+/* A free op entry for ctx, or NULL (errno EAGAIN: too many posted). */
+static struct op *op_take(struct fab *f, void *ctx, uint64_t tag, int peer,
+                          int recv)
+{
+    struct op *op = f->free_ops;
+
+    if (!op) {
+        errno = EAGAIN;
+        return NULL;
+    }
+    f->free_ops = op->next;
+    *op = (struct op){ .ctx = ctx, .tag = tag, .peer = peer, .recv = recv,
+                       .state = OP_LIVE };
+    return op;
+}
+
+static void op_put(struct fab *f, struct op *op)
+{
+    op->state = OP_FREE;
+    op->next = f->free_ops;
+    f->free_ops = op;
+}
+
+int fab_cancel(struct fab *f, void *ctx)
+{
+    int n = 0;
+
+    for (int i = 0; i < FAB_OPS; i++) {
+        struct op *op = &f->ops[i];
+
+        if (op->state != OP_LIVE || !op->recv || op->ctx != ctx)
+            continue;
+        fi_cancel(&f->ep->fid, op);
+        op->state = OP_GONE;
+        n++;
+    }
+    return n;
+}
+
+/* Open a send-only endpoint "NAME~K" in our domain and insert every live
+ * peer into its address vector at the same index. */
+static int open_tx(struct fab *f)
+{
+    struct fi_av_attr av_attr = { .type = FI_AV_TABLE,
+                                  .count = FAB_MAX_PEERS };
+    struct fi_cq_attr cq_attr = { .format = FI_CQ_FORMAT_TAGGED,
+                                  .wait_obj = FI_WAIT_NONE };
+    struct txep *t = &f->tx[f->ntx];
+    char name[FAB_NAME_MAX + 16];
+
+    snprintf(name, sizeof(name), "%s~%d", f->name, f->ntx + 1);
+    if (f->ntx == MAX_TX || get_info(0, name, &t->info, NULL, 0) < 0)
+        return -1;
+    cq_attr.size = t->info->tx_attr->size;
+    if (fi_av_open(f->domain, &av_attr, &t->av, NULL)
+        || fi_cq_open(f->domain, &cq_attr, &t->cq, NULL)
+        || fi_endpoint(f->domain, t->info, &t->ep, NULL)
+        || fi_ep_bind(t->ep, &t->av->fid, 0)
+        || fi_ep_bind(t->ep, &t->cq->fid, FI_TRANSMIT | FI_RECV)
+        || fi_enable(t->ep))
+        return -1;      /* closed with the rest by fab_destroy */
+    f->ntx++;
+    for (int i = 0; i < f->npeers; i++)
+        if (!f->peer_name[i][0] || !bell_alive(f->peer_name[i])
+            || fi_av_insert(t->av, f->peer_name[i], 1, &f->tx_peers[i], 0,
+                            NULL) != 1)
+            f->tx_peers[i] = FI_ADDR_NOTAVAIL;
+    return 0;
+}
+
+/* A send to a peer that died or stopped stays at the head of shm's
+ * response queue, and shm completes the sends behind it only in order:
+ * nothing sent on this endpoint would complete again.  So sends move to a
+ * new endpoint; those still in flight to live peers are in those peers'
+ * queues and will be taken, so they are reported sent now (their buffers
+ * must stay unchanged until the peer has read them: in practice, until
+ * the next send to that peer completes). */
+static void renew(struct fab *f)
+{
+    int n = 0;
+
+    free(f->synth);
+    if (!(f->synth = calloc((size_t)f->in_flight + 1, sizeof(*f->synth))))
+        return;
+    for (int i = 0; i < FAB_OPS && n <= f->in_flight; i++) {
+        struct op *op = &f->ops[i];
+
+        if (op->state != OP_LIVE || op->recv)
+            continue;
+        f->synth[n++] = (struct fab_event){ .kind = FAB_SENT,
+                                            .ctx = op->ctx, .tag = op->tag };
+        op->state = OP_GONE;
+    }
+    f->nsynth = n;
+    f->in_flight = 0;
+    if (open_tx(f) < 0)
+        fprintf(stderr, "%s: no new endpoint for sends after a dead peer: "
+                "sends may stall\n", f->name);
+}
+
+void fab_drop_peer(struct fab *f, int peer)
+{
+    int abandoned = 0;
+
+    for (int i = 0; i < FAB_OPS; i++) {
+        struct op *op = &f->ops[i];
+
+        if (op->state == OP_LIVE && !op->recv && op->peer == peer) {
+            op->state = OP_GONE;
+            f->in_flight--;
+            abandoned++;
+        }
+    }
+    if (abandoned && !f->tcp)
+        renew(f);
+}
+
 int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
              size_t len, void *ctx)
 {
+    struct op *op;
     int ret;
 
     if (peer < 0 || peer >= f->npeers || !f->peer_name[peer][0]) {
         errno = EINVAL;
         return -1;
     }
-    ret = post_result(fi_tsend(f->ep, buf, len, NULL, f->peers[peer], tag,
-                               ctx));
+    if (f->ntx && f->tx_peers[peer] == FI_ADDR_NOTAVAIL) {
+        errno = EHOSTDOWN;
+        return -1;
+    }
+    if (!(op = op_take(f, ctx, tag, peer, 0)))
+        return -1;
+    ret = post_result(fi_tsend(f->ntx ? f->tx[f->ntx - 1].ep : f->ep, buf,
+                               len, NULL, f->ntx ? f->tx_peers[peer]
+                                                 : f->peers[peer], tag, op));
     if (ret == 0)
         f->in_flight++;
+    else
+        op_put(f, op);
     /* Ring after posting, and on EAGAIN too: the peer must poll for the
      * message to move, or before its first message can be posted. */
     if ((ret == 0 || errno == EAGAIN) && fab_ring(f, peer) < 0) {
@@ -469,6 +710,7 @@ int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
              void *ctx)
 {
     fi_addr_t src = FI_ADDR_UNSPEC;
+    struct op *op;
 
     if (peer >= f->npeers || peer < -1 || (peer >= 0 && !f->peer_name[peer][0])) {
         errno = EINVAL;
@@ -476,57 +718,97 @@ int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
     }
     if (peer >= 0)
         src = f->peers[peer];
-    return post_result(fi_trecv(f->ep, buf, len, NULL, src, tag, 0, ctx));
+    if (!(op = op_take(f, ctx, tag, -1, 1)))
+        return -1;
+    if (post_result(fi_trecv(f->ep, buf, len, NULL, src, tag, 0, op)) == 0)
+        return 0;
+    op_put(f, op);
+    return -1;
 }
 
-/* Fetch the failed operation behind -FI_EAVAIL and describe it. */
-static int poll_error(struct fab *f, char *err, size_t errlen)
+/* Fetch the failed operation behind -FI_EAVAIL into ev.  Returns 1, 0
+ * for a withdrawn one (reported to nobody), or -1. */
+static int poll_error(struct fab *f, struct fid_cq *cq, struct fab_event *ev,
+                      char *err, size_t errlen)
 {
     struct fi_cq_err_entry e = { 0 };
-    ssize_t ret = fi_cq_readerr(f->cq, &e, 0);
+    ssize_t ret = fi_cq_readerr(cq, &e, 0);
+    struct op *op = e.op_context;
 
-    if (ret > 0 && !(e.flags & FI_RECV))
-        f->in_flight--;
     if (ret < 0)
         return seterr(err, errlen, fi_errno((int)ret),
                       "%s: fi_cq_readerr: %s", f->name,
                       fi_strerror((int)-ret));
-    return seterr(err, errlen, e.err ? fi_errno(e.err) : EIO,
-                  "%s: %s of tag %#llx failed: %s", f->name,
-                  (e.flags & FI_RECV) ? "receive" : "send",
-                  (unsigned long long)e.tag,
-                  fi_cq_strerror(f->cq, e.prov_errno, e.err_data, NULL, 0));
+    if (!op)
+        return 0;
+    *ev = (struct fab_event){ .kind = FAB_FAILED, .ctx = op->ctx,
+                              .tag = op->tag, .recv = op->recv,
+                              .err = e.err ? fi_errno(e.err) : EIO };
+    if (op->state == OP_GONE) {
+        op_put(f, op);
+        return 0;
+    }
+    if (!op->recv)
+        f->in_flight--;
+    op_put(f, op);
+    return 1;
 }
 
 /* Completions are read in small batches; more wait for the next call. */
 #define POLL_BATCH 16
 
-int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
-             size_t errlen)
+/* Completions of one completion queue into ev. */
+static int poll_cq(struct fab *f, struct fid_cq *cq, struct fab_event *ev,
+                   int max, char *err, size_t errlen)
 {
     struct fi_cq_tagged_entry c[POLL_BATCH];
     ssize_t n;
+    int k = 0;
 
     if (max > POLL_BATCH)
         max = POLL_BATCH;
-    n = fi_cq_read(f->cq, c, max);
+    if (max <= 0)
+        return 0;
+    n = fi_cq_read(cq, c, max);
     if (n == -FI_EAGAIN)
         return 0;
+    f->idle = 0;
     if (n == -FI_EAVAIL)
-        return poll_error(f, err, errlen);
+        return poll_error(f, cq, ev, err, errlen);
     if (n < 0)
         return seterr(err, errlen, fi_errno((int)n), "%s: fi_cq_read: %s",
                       f->name, fi_strerror((int)-n));
     for (ssize_t i = 0; i < n; i++) {
-        ev[i].kind = (c[i].flags & FI_RECV) ? FAB_RECEIVED : FAB_SENT;
-        if (ev[i].kind == FAB_SENT)
+        struct op *op = c[i].op_context;
+        int gone = op->state == OP_GONE;
+
+        if (!gone && !op->recv)
             f->in_flight--;
-        ev[i].ctx = c[i].op_context;
-        ev[i].len = c[i].len;
-        ev[i].tag = c[i].tag;
+        if (!gone)
+            ev[k++] = (struct fab_event){
+                .kind = op->recv ? FAB_RECEIVED : FAB_SENT, .ctx = op->ctx,
+                .len = c[i].len, .tag = c[i].tag };
+        op_put(f, op);
     }
-    f->idle = 0;
-    return (int)n;
+    return k;
+}
+
+int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
+             size_t errlen)
+{
+    int k = 0, n;
+
+    while (f->nsynth > 0 && k < max)
+        ev[k++] = f->synth[--f->nsynth];
+    if ((n = poll_cq(f, f->cq, ev + k, max - k, err, errlen)) < 0)
+        return -1;
+    k += n;
+    if (!f->ntx)
+        return k;
+    if ((n = poll_cq(f, f->tx[f->ntx - 1].cq, ev + k, max - k, err,
+                     errlen)) < 0)
+        return -1;
+    return k + n;
 }
 
 int fab_send_wait(struct fab *f, int peer, uint64_t tag, const void *buf,

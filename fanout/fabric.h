@@ -57,14 +57,18 @@
 
 struct fab;
 
-/* What fab_poll reports: one completed operation. */
-enum fab_kind { FAB_SENT, FAB_RECEIVED };
+/* What fab_poll reports: one completed operation, or one that failed
+ * (a receive whose sender died mid-copy, a send the provider refused).
+ * Operations withdrawn by fab_cancel or fab_drop_peer report nothing. */
+enum fab_kind { FAB_SENT, FAB_RECEIVED, FAB_FAILED };
 
 struct fab_event {
     enum fab_kind kind;
     void *ctx;          /* the ctx given to fab_send / fab_recv */
     size_t len;         /* bytes received (FAB_RECEIVED) */
-    uint64_t tag;       /* the message's tag (FAB_RECEIVED) */
+    uint64_t tag;       /* the message's tag (FAB_RECEIVED, FAB_FAILED) */
+    int recv;           /* FAB_FAILED: 1 a receive, 0 a send */
+    int err;            /* FAB_FAILED: errno */
 };
 
 /* Load libfabric's providers (fi_getinfo's first call, for shm).  Debian's
@@ -107,7 +111,8 @@ void fab_bell_clear(struct fab *f);
 int fab_can_sleep(struct fab *f);
 
 
-/* Make the endpoint named name reachable.  Call only once that endpoint
+/* Make the endpoint named name reachable, and ring it once so that it
+ * learns our process id (fab_peer_pid).  Call only once that endpoint
  * exists.  Adding a name that is already a peer returns its index again.
  * Returns the peer's index (0, 1, ... in the order added), or -1 with errno
  * ENOSPC (FAB_MAX_PEERS reached), EHOSTDOWN (no endpoint of that name
@@ -134,10 +139,9 @@ int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
 int fab_recv(struct fab *f, int peer, uint64_t tag, void *buf, size_t len,
              void *ctx);
 
-/* Make progress and collect up to max completed operations into ev.
- * Returns how many (0 when nothing completed), or -1 when an operation
- * failed: errno is the provider's error (ECANCELED, EMSGSIZE for a message
- * longer than its receive buffer, ...) and err says which. */
+/* Make progress and collect up to max completed or failed operations
+ * into ev.  Returns how many (0 when nothing completed), or -1 when the
+ * completion queue itself failed (err says how). */
 int fab_poll(struct fab *f, struct fab_event *ev, int max, char *err,
              size_t errlen);
 
@@ -171,8 +175,35 @@ void fab_idle(struct fab *f);
  * guards against a ring lost to a full doorbell queue. */
 #define FAB_IDLE_QUIET_NS 5000000
 
-/* Sends posted and not yet completed. */
+/* Sends posted and not yet completed (sends to dropped peers excluded). */
 int fab_sends_in_flight(const struct fab *f);
+
+/* Withdraw every receive posted with ctx that has not completed: it will
+ * write nothing more into its buffer and report nothing (fi_cancel; a
+ * completion already queued is dropped too, so a caller that re-posts
+ * may receive that message again).  Returns how many were withdrawn. */
+int fab_cancel(struct fab *f, void *ctx);
+
+/* Give up peer (its process died or stopped): sends to it that have not
+ * completed stop counting as in flight and will report nothing, even if
+ * the peer comes back and completes them.  Their buffers may still be
+ * read if it does, so keep them unchanged or let them be.  The peer stays
+ * addressable.  shm keeps each abandoned send queued in the endpoint,
+ * which holds FAB_OPS entries in all. */
+void fab_drop_peer(struct fab *f, int peer);
+
+/* Operations an endpoint tracks at once, posted and abandoned ones
+ * together: shm's transmit and receive queues hold 1024 each. */
+#define FAB_OPS 4096
+
+/* The process id of peer's endpoint owner on this host, as the kernel
+ * reported it with the peer's last doorbell ring (SCM_CREDENTIALS), or 0
+ * if it never rang us (and always for tcp).  For telling a peer that is
+ * stopped from one that is slow (/proc/PID/stat). */
+int fab_peer_pid(const struct fab *f, int peer);
+
+/* Returns peer's name as added. */
+const char *fab_peer_name(const struct fab *f, int peer);
 
 /* Allocate a transfer buffer of len bytes: anonymous, 2 MiB aligned,
  * transparent huge pages requested.  Cross-memory copies into and out of

@@ -14,25 +14,20 @@
  * wait for ranks that will never run.
  *
  * A job on this node: LAUNCH arrives -> forward it to the children ->
- * broadcast (bcast_run; its other completions come back to on_event) ->
- * check the image -> spawn the rank -> collect output lines and children's
- * batches into one up batch, sent one message at a time -> the job ends
- * when our rank has exited and every rank of our subtree has reported its
- * exit.  Nodes that cannot be reached, an image that fails its check, or
- * a broadcast that fails are reported as FAIL + EXIT records for the ranks
- * concerned, so the front end always hears of every rank exactly once.
+ * the image broadcast (a bcast object the loop drives) -> once the image
+ * is in, check it and spawn the rank (sends to the children go on) ->
+ * collect output lines and children's batches into one up batch, sent
+ * one message at a time -> the job ends when our rank has exited, every
+ * rank of our subtree has reported its exit (counted once per rank) and
+ * every send is done.  Nodes that cannot be reached, an image that fails
+ * its check, or a broadcast that fails are reported as FAIL + EXIT records
+ * for the ranks concerned, so the front end always hears of every rank.
+ * A child that dies, and a parent that dies, are adopt.c's: the tree is
+ * repaired around them while the job runs.
  */
 #include "common/clock.h"
 #include "common/err.h"
-#include "fanout/bcast.h"
-#include "fanout/fabric.h"
-#include "fanout/topo.h"
-#include "launcher/auth.h"
-#include "launcher/daemon.h"
-#include "launcher/hostlist.h"
-#include "launcher/nodequery.h"
-#include "launcher/nodestat.h"
-#include "launcher/proto.h"
+#include "launcher/daemon_priv.h"
 #include "vmadump/vmadump.h"
 
 #include <errno.h>
@@ -49,85 +44,19 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Up receives kept posted: a child has at most one batch in flight, and
- * more wait in shm's unexpected queue until a receive is free. */
-#define UP_RECVS 8
-
 /* After a ring, keep polling this long: shm may need a few progress calls
  * to finish a receive that the ring announced. */
 #define LINGER_S 0.002
 
-#define HUGE_PAGE (2UL << 20)
-
-/* Image buffers up to this size are kept from job to job (at most this
- * much idle memory per node); larger ones are freed when the job ends. */
-#define IMAGE_KEEP_MAX (16UL << 20)
-
 /* Poll interval while lingering or with sends in flight: fab_idle's bound. */
 #define BUSY_WAIT_NS FAB_IDLE_MAX_NS
 
-/* Signals in flight down the tree at once (each needs its own buffer). */
-#define SIG_SLOTS 8
+/* A receiving broadcast with no data for this long fails our rank.  Far
+ * above the 10 s of a plain broadcast: a parent may itself wait for its
+ * own dead parent's adoption (adopt.c's bounds) before data flows again. */
+#define RECV_STALL_S 60.0
 
-/* A signed SIGNAL message: header, signal number, credential. */
-#define SIG_MSG_MAX 128
-
-/* Our rank's stdout or stderr, read into whole lines. */
-struct stream {
-    int fd;                     /* -1 once at end of file */
-    int id;                     /* 1 stdout, 2 stderr */
-    size_t len;
-    char buf[PROTO_OUT_MAX];
-};
-
-struct job {
-    uint64_t id;
-    int rank, n;
-    struct topo *t;
-    struct hostlist *nodes;
-    int parent;                 /* fab peer; the front end for rank 0 */
-    int *kids, nkids;           /* fab peers of the reachable children */
-    int subtree;                /* ranks in our subtree, ours included */
-    int exits;                  /* EXIT records sent up for the subtree */
-    int own_done;               /* our rank's EXIT is in the batch */
-    int orphan;                 /* the parent is gone: report nothing */
-    pid_t pid;                  /* our rank, 0 before it starts */
-    int exited, status;
-    int pending_signal;         /* arrived before the rank started */
-    struct stream out, errs;
-    int in_fd;                  /* rank 0's stdin, -1 otherwise */
-    struct proto_batch in;      /* stdin bytes not yet written */
-    int in_eof;
-    size_t image_len;
-    uint64_t image_sum;         /* the checksum the LAUNCH was signed with */
-    char *launch;               /* the LAUNCH message, forwarded as is */
-    size_t launch_len;
-    struct proto_batch batch;   /* up records not yet sent */
-    char sig[SIG_SLOTS][SIG_MSG_MAX];
-    int next_sig;
-    struct nodestat_last *last;  /* the daemon's record of its launches */
-};
-
-struct daemon {
-    const struct daemon_opts *o;
-    struct auth *auth;                  /* the cluster key, our nonce cache */
-    struct fab *f;
-    int ep, sigfd;
-    int stop;
-    struct job *job;
-    double linger_until;
-    char down[PROTO_MSG_MAX];           /* the posted down receive */
-    char (*up)[PROTO_MSG_MAX];          /* UP_RECVS posted up receives */
-    char sendbuf[PROTO_MSG_MAX];        /* the up batch in flight */
-    int sending;
-    void *image;                        /* the image buffer, kept */
-    size_t image_size;
-    struct nodeq *query;                /* a QUERY being answered */
-    struct nodeq *query_old;            /* the last, its sends in flight */
-    struct nodestat_last last;          /* our last launch, for queries */
-};
-
-static void logmsg(struct daemon *d, const char *fmt, ...)
+void daemon_log(struct daemon *d, const char *fmt, ...)
 {
     va_list ap;
 
@@ -140,8 +69,8 @@ static void logmsg(struct daemon *d, const char *fmt, ...)
 
 /* ---- reporting up ---- */
 
-static void add_rec(struct job *j, uint32_t type, int rank, int32_t value,
-                    const void *data, size_t len)
+void job_rec(struct job *j, uint32_t type, int rank, int32_t value,
+             const void *data, size_t len)
 {
     if (j->last && rank == j->rank)
         nodestat_last_note(j->last, type, value, mono_now());
@@ -150,25 +79,35 @@ static void add_rec(struct job *j, uint32_t type, int rank, int32_t value,
         fprintf(stderr, "vexecd: out of memory for a report\n");
 }
 
+int job_note_exit(struct job *j, int rank, int status)
+{
+    if (rank < 0 || rank >= j->n || j->exited[rank])
+        return 0;
+    j->exited[rank] = 1;
+    j->status[rank] = status;
+    j->exits++;
+    return 1;
+}
+
 /* The ranks of i's subtree cannot run: FAIL and EXIT for each. */
-static void fail_subtree(struct job *j, int i, const char *why)
+void job_fail_subtree(struct job *j, int i, const char *why)
 {
     const int *kids;
     int n = topo_children(j->t, i, &kids);
 
-    add_rec(j, PROTO_FAIL, i, EHOSTDOWN, why, strlen(why));
-    add_rec(j, PROTO_EXIT, i, 127 << 8, NULL, 0);
-    j->exits++;
+    job_rec(j, PROTO_FAIL, i, EHOSTDOWN, why, strlen(why));
+    job_rec(j, PROTO_EXIT, i, 127 << 8, NULL, 0);
+    job_note_exit(j, i, 127 << 8);
     for (int k = 0; k < n; k++)
-        fail_subtree(j, kids[k], why);
+        job_fail_subtree(j, kids[k], why);
 }
 
 /* Our own rank cannot run. */
 static void fail_own(struct job *j, int errnum, const char *why)
 {
-    add_rec(j, PROTO_FAIL, j->rank, errnum, why, strlen(why));
-    add_rec(j, PROTO_EXIT, j->rank, 127 << 8, NULL, 0);
-    j->exits++;
+    job_rec(j, PROTO_FAIL, j->rank, errnum, why, strlen(why));
+    job_rec(j, PROTO_EXIT, j->rank, 127 << 8, NULL, 0);
+    job_note_exit(j, j->rank, 127 << 8);
     j->own_done = 1;
 }
 
@@ -178,7 +117,7 @@ static void flush_up(struct daemon *d)
     struct job *j = d->job;
     size_t len;
 
-    if (!j || d->sending || j->orphan || j->batch.len == 0)
+    if (!j || d->sending || j->orphan || j->parent_lost || j->batch.len == 0)
         return;
     len = proto_batch_take(&j->batch, j->id, d->sendbuf);
     if (fab_send(d->f, j->parent, PROTO_TAG_UP, d->sendbuf, len,
@@ -190,214 +129,11 @@ static void flush_up(struct daemon *d)
         proto_batch_unget(&j->batch, d->sendbuf, len);
         return;
     }
-    logmsg(d, "parent gone (%s): killing rank %d", strerror(errno), j->rank);
-    j->orphan = 1;
-    if (j->pid > 0 && !j->exited)
-        kill(j->pid, SIGKILL);
-}
-
-/* ---- the rank's output ---- */
-
-static void stream_emit(struct job *j, struct stream *s, size_t len)
-{
-    add_rec(j, PROTO_OUT, j->rank, s->id, s->buf, len);
-    memmove(s->buf, s->buf + len, s->len - len);
-    s->len -= len;
-}
-
-/* Read what the pipe has; pass on whole lines, or a full buffer's worth
- * of a line longer than the buffer, or the rest at end of file. */
-static void stream_read(struct daemon *d, struct stream *s)
-{
-    struct job *j = d->job;
-    ssize_t n;
-
-    while (s->fd >= 0) {
-        char *nl;
-
-        n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n <= 0) {
-            epoll_ctl(d->ep, EPOLL_CTL_DEL, s->fd, NULL);
-            close(s->fd);
-            s->fd = -1;
-            if (s->len)
-                stream_emit(j, s, s->len);
-            return;
-        }
-        s->len += (size_t)n;
-        if ((nl = memrchr(s->buf, '\n', s->len)))
-            stream_emit(j, s, (size_t)(nl - s->buf) + 1);
-        else if (s->len == sizeof(s->buf))
-            stream_emit(j, s, s->len);
-    }
-}
-
-/* Our rank has exited and its pipes are drained: report its status. */
-static void maybe_report_exit(struct job *j)
-{
-    if (j->own_done || !j->exited || j->out.fd >= 0 || j->errs.fd >= 0)
-        return;
-    add_rec(j, PROTO_EXIT, j->rank, j->status, NULL, 0);
-    j->exits++;
-    j->own_done = 1;
-}
-
-/* Write pending stdin bytes to rank 0; close its stdin at end of file. */
-static void stdin_write(struct daemon *d)
-{
-    struct job *j = d->job;
-
-    while (j->in_fd >= 0 && j->in.len) {
-        ssize_t n = write(j->in_fd, j->in.buf, j->in.len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n < 0) {                /* EPIPE: rank 0 closed its stdin */
-            j->in.len = 0;
-            j->in_eof = 1;
-            break;
-        }
-        memmove(j->in.buf, j->in.buf + n, j->in.len - (size_t)n);
-        j->in.len -= (size_t)n;
-    }
-    if (j->in_fd >= 0 && j->in_eof && j->in.len == 0) {
-        epoll_ctl(d->ep, EPOLL_CTL_DEL, j->in_fd, NULL);
-        close(j->in_fd);
-        j->in_fd = -1;
-    }
-}
-
-/* ---- starting the rank ---- */
-
-static int watch(struct daemon *d, int fd, uint32_t events)
-{
-    struct epoll_event ev = { .events = events, .data.fd = fd };
-
-    return epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &ev);
-}
-
-static int set_nonblock(int fd)
-{
-    return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-}
-
-/* Pipes for the rank's stdio: ours are non-blocking and close-on-exec. */
-static int make_pipes(struct job *j, int child[3])
-{
-    int out[2], errp[2], in[2] = { -1, -1 };
-
-    if (pipe2(out, O_CLOEXEC) < 0)
-        return -1;
-    if (pipe2(errp, O_CLOEXEC) < 0)
-        goto close_out;
-    if (j->rank == 0 && pipe2(in, O_CLOEXEC) < 0)
-        goto close_err;
-    j->out = (struct stream){ .fd = out[0], .id = 1 };
-    j->errs = (struct stream){ .fd = errp[0], .id = 2 };
-    j->in_fd = in[1];
-    child[0] = in[0];
-    child[1] = out[1];
-    child[2] = errp[1];
-    set_nonblock(out[0]);
-    set_nonblock(errp[0]);
-    if (in[1] >= 0)
-        set_nonblock(in[1]);
-    return 0;
-close_err:
-    close(errp[0]);
-    close(errp[1]);
-close_out:
-    close(out[0]);
-    close(out[1]);
-    return -1;
-}
-
-static int spawn_rank(struct daemon *d, size_t len, char *err, size_t errlen)
-{
-    struct job *j = d->job;
-    struct vmad_restore_opts ro = { .rank = j->rank, .verified = 1,
-                                    .label = d->o->node };
-    /* The rank gets its own process group, so a signal for the job
-     * reaches whatever it starts too. */
-    struct vmad_spawn_io io = { .new_pgroup = 1, .lean = 1 };
-    int ret;
-
-    if (make_pipes(j, io.fds) < 0)
-        return seterr(err, errlen, errno, "pipe: %s", strerror(errno));
-    ret = vmad_spawn_image(d->image, len, &ro, &io, &j->pid, err, errlen);
-    for (int i = 0; i < 3; i++)
-        if (io.fds[i] >= 0)
-            close(io.fds[i]);
-    if (ret < 0)
-        return -1;
-    watch(d, j->out.fd, EPOLLIN);
-    watch(d, j->errs.fd, EPOLLIN);
-    if (j->in_fd >= 0)
-        watch(d, j->in_fd, EPOLLOUT | EPOLLET);   /* no spin while stdin is empty */
-    add_rec(j, PROTO_STARTED, j->rank, 0, NULL, 0);
-    if (j->pending_signal)
-        kill(-j->pid, j->pending_signal);
-    return 0;
-}
-
-static size_t huge_round(size_t len)
-{
-    return (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-}
-
-/* Anonymous private memory for images up to size bytes, 2 MiB aligned
- * with huge pages requested: cross-memory copies into huge pages are
- * several times faster.  Returns it, or NULL. */
-static void *new_image_buffer(size_t size)
-{
-    char *area = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), *buf;
-
-    if (area == MAP_FAILED)
-        return NULL;
-    buf = (char *)(((uintptr_t)area + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
-    if (buf > area)
-        munmap(area, (size_t)(buf - area));
-    munmap(buf + size, (size_t)(area + HUGE_PAGE - buf));
-    madvise(buf, size, MADV_HUGEPAGE);
-    /* Fault every page in now, before the broadcast: faults taken inside
-     * the cross-memory copies of the first launch (a few GB at once on a
-     * 1023-node cluster) stalled whole subtrees past the 10 s limit. */
-    madvise(buf, size, MADV_POPULATE_WRITE);
-    return buf;
-}
-
-static void drop_image_buffer(struct daemon *d)
-{
-    if (d->image)
-        munmap(d->image, d->image_size);
-    d->image = NULL;
-    d->image_size = 0;
-}
-
-/* The buffer for this job's image: the one kept from the last job if it
- * is large enough — its pages are already allocated, and ranks started
- * from it hold copy-on-write pages of their own (vmad_spawn_image) —,
- * else a new one. */
-static void *image_buffer(struct daemon *d, size_t len, char *err,
-                          size_t errlen)
-{
-    if (d->image && d->image_size >= len)
-        return d->image;
-    drop_image_buffer(d);
-    if (!(d->image = new_image_buffer(huge_round(len)))) {
-        seterr(err, errlen, ENOMEM, "mapping a %zu-byte image: %s", len,
+    /* Kill nothing: adopt.c waits for the adopter. */
+    proto_batch_unget(&j->batch, d->sendbuf, len);
+    daemon_log(d, "parent unreachable (%s): waiting to be adopted",
                strerror(errno));
-        return NULL;
-    }
-    d->image_size = huge_round(len);
-    return d->image;
+    j->parent_lost = mono_now();
 }
 
 /* ---- the job ---- */
@@ -421,14 +157,13 @@ static void forward_launch(struct daemon *d)
         if (peer >= 0 && fab_send_wait(d->f, peer, PROTO_TAG_DOWN, j->launch,
                                        j->launch_len, j->launch,
                                        BCAST_STALL_DEFAULT_S, on_event, d,
-                                       err, sizeof(err)) == 0) {
-            j->kids[j->nkids++] = peer;
+                                       err, sizeof(err)) == 0
+            && adopt_add_kid(j, kids[k], peer) == 0)
             continue;
-        }
-        snprintf(why, sizeof(why), "node %s unreachable from %s: %s", name,
-                 d->o->node, err);
-        logmsg(d, "%s", why);
-        fail_subtree(j, kids[k], why);
+        snprintf(why, sizeof(why), "unreachable from %s: %s", d->o->node,
+                 err);
+        daemon_log(d, "node %s %s", name, why);
+        adopt_dead(d, kids[k], PROTO_DEAD_DIED, why);
     }
 }
 
@@ -446,41 +181,94 @@ static int image_is_signed(struct daemon *d, const void *buf, size_t len,
     seterr(err, errlen, EACCES, "the image received is not the one the "
            "launch was signed for (checksum %#llx, signed %#llx)",
            (unsigned long long)sum, (unsigned long long)j->image_sum);
-    logmsg(d, "refused the image of job %#llx: %s",
+    daemon_log(d, "refused the image of job %#llx: %s",
            (unsigned long long)j->id, err);
     return -1;
 }
 
-/* Receive the image into buf (NULL: it could not be had, err says why),
- * check it and start our rank from it. */
-static void receive_and_start(struct daemon *d, void *buf, size_t len,
-                              size_t chunk, char *err, size_t errlen)
+/* The image is in: check it and start our rank from it. */
+static void start_from_image(struct daemon *d)
 {
     struct job *j = d->job;
-    struct bcast_io io = { .parent = j->parent, .kids = j->kids,
-                           .nkids = j->nkids, .other = on_event, .arg = d };
+    char err[512];
 
-    if (!buf)
+    j->image_done = 1;
+    if (vmad_check(d->image, j->image_len, err, sizeof(err)) < 0
+        || image_is_signed(d, d->image, j->image_len, err, sizeof(err)) < 0)
         goto fail;
-    if (bcast_run(d->f, &io, buf, len, chunk, err, errlen) < 0) {
-        /* The endpoint may still hold receives into buf: keep it mapped
-         * (leaked) rather than let a late copy land in freed or reused
-         * memory. */
-        logmsg(d, "broadcast failed: %s", err);
-        d->image = NULL;
-        d->image_size = 0;
-        goto fail;
-    }
-    if (vmad_check(buf, len, err, errlen) < 0
-        || image_is_signed(d, buf, len, err, errlen) < 0)
-        goto fail;
-    add_rec(j, PROTO_IMAGE, j->rank, 0, NULL, 0);
+    job_rec(j, PROTO_IMAGE, j->rank, 0, NULL, 0);
     if (j->pending_signal == SIGKILL)
-        snprintf(err, errlen, "cancelled before start");
-    else if (spawn_rank(d, len, err, errlen) == 0)
+        snprintf(err, sizeof(err), "cancelled before start");
+    else if (rank_spawn(d, j->image_len, err, sizeof(err)) == 0)
         return;
 fail:
     fail_own(j, errno ? errno : EIO, err);
+}
+
+/* Our part of the broadcast cannot go on: our rank fails; sends still in
+ * flight to the children may read the buffer, which is kept. */
+static void broadcast_failed(struct daemon *d, const char *why)
+{
+    struct job *j = d->job;
+
+    daemon_log(d, "broadcast failed: %s", why);
+    bcast_destroy(j->bc);
+    j->bc = NULL;
+    if (!j->image_done) {
+        j->image_done = 1;
+        fail_own(j, EIO, why);
+    }
+}
+
+/* Start taking part in the image broadcast, into buf (NULL: there is
+ * none, err says why). */
+static void begin_broadcast(struct daemon *d, void *buf, size_t chunk,
+                            char *err, size_t errlen)
+{
+    struct job *j = d->job;
+    int peers[FAB_MAX_PEERS], n = 0;
+    struct bcast_io io = { .parent = j->parent,
+                           .stream = proto_stream(j->id, 0) };
+
+    for (int k = 0; k < j->nkid && n < FAB_MAX_PEERS; k++)
+        if (j->kid[k].state == KID_LIVE)
+            peers[n++] = j->kid[k].peer;
+    io.kids = peers;
+    io.nkids = n;
+    if (!buf || !(j->bc = bcast_create(d->f, &io, buf, j->image_len, chunk,
+                                       err, errlen))) {
+        daemon_log(d, "cannot take the image: %s", err);
+        j->image_done = 1;
+        fail_own(j, errno ? errno : EIO, err);
+    }
+}
+
+/* Move the broadcast on; start the rank once the image is in. */
+static void drive_broadcast(struct daemon *d)
+{
+    struct job *j = d->job;
+    char err[512];
+
+    if (!j || !j->bc)
+        return;
+    if (bcast_step(j->bc, err, sizeof(err)) < 0) {
+        broadcast_failed(d, err);
+        return;
+    }
+    if (!j->image_done && bcast_have_all(j->bc))
+        start_from_image(d);
+    else if (!j->image_done && !j->parent_lost
+             && bcast_quiet(j->bc) > RECV_STALL_S) {
+        snprintf(err, sizeof(err), "no image data from the parent for "
+                 "%.0f s", RECV_STALL_S);
+        broadcast_failed(d, err);
+    }
+}
+
+/* Is a broadcast still moving data (poll the fabric closely)? */
+static int broadcasting(const struct daemon *d)
+{
+    return d->job && d->job->bc && !bcast_done(d->job->bc);
 }
 
 static void job_free(struct job *j)
@@ -493,19 +281,25 @@ static void job_free(struct job *j)
         close(j->errs.fd);
     if (j->in_fd >= 0)
         close(j->in_fd);
+    bcast_destroy(j->bc);
     topo_destroy(j->t);
     hostlist_destroy(j->nodes);
     proto_batch_free(&j->batch);
     proto_batch_free(&j->in);
-    free(j->kids);
+    for (int k = 0; k < j->nkid; k++)
+        free(j->kid[k].adopt);
+    free(j->kid);
+    free(j->exited);
+    free(j->status);
     free(j->launch);
     free(j);
 }
 
-/* Set up the job of a LAUNCH: our rank, the tree, our parent. */
+/* Set up the job of a LAUNCH: our rank, the tree, our parent (the
+ * tree's for parent_rank -2). */
 static struct job *job_create(struct daemon *d, const struct proto_down *m,
-                              const void *msg, size_t len, char *err,
-                              size_t errlen)
+                              const void *msg, size_t len, int parent_rank,
+                              char *err, size_t errlen)
 {
     const struct proto_launch *l = &m->launch;
     struct job *j = calloc(1, sizeof(*j));
@@ -533,11 +327,13 @@ static struct job *job_create(struct daemon *d, const struct proto_down *m,
         goto error;
     }
     j->subtree = topo_subtree_size(j->t, j->rank);
-    if (!(j->kids = calloc((size_t)j->subtree, sizeof(*j->kids))))
+    if (!(j->exited = calloc((size_t)j->n, 1))
+        || !(j->status = calloc((size_t)j->n, sizeof(*j->status))))
         goto nomem;
+    j->parent_rank = parent_rank == -2 ? topo_parent(j->t, j->rank)
+                                       : parent_rank;
     j->parent = fab_add_peer(d->f, j->rank ? hostlist_nth(j->nodes,
-                             topo_parent(j->t, j->rank)) : l->origin,
-                             err, errlen);
+                             j->parent_rank) : l->origin, err, errlen);
     if (j->parent < 0)
         goto error;
     return j;
@@ -557,30 +353,32 @@ static void send_accepted(struct daemon *d)
     char err[256];
     size_t len;
 
-    add_rec(j, PROTO_ACCEPTED, j->rank, 0, NULL, 0);
+    job_rec(j, PROTO_ACCEPTED, j->rank, 0, NULL, 0);
     len = proto_batch_take(&j->batch, j->id, d->sendbuf);
     if (fab_send_wait(d->f, j->parent, PROTO_TAG_UP, d->sendbuf, len,
                       d->sendbuf, BCAST_STALL_DEFAULT_S, on_event, d, err,
                       sizeof(err)) == 0)
         d->sending = 1;
     else
-        logmsg(d, "telling the root the launch is accepted: %s", err);
+        daemon_log(d, "telling the root the launch is accepted: %s", err);
 }
 
-static void start_job(struct daemon *d, const struct proto_down *m,
-                      const void *msg, size_t len)
+int daemon_start_job(struct daemon *d, const struct proto_down *m,
+                     const void *msg, size_t len, int parent_rank)
 {
     char err[512];
     void *buf;
 
     if (d->job) {
-        logmsg(d, "refusing job %#llx: job %#llx is running",
-               (unsigned long long)m->job, (unsigned long long)d->job->id);
-        return;
+        daemon_log(d, "refusing job %#llx: job %#llx is running",
+                   (unsigned long long)m->job,
+                   (unsigned long long)d->job->id);
+        return -1;
     }
-    if (!(d->job = job_create(d, m, msg, len, err, sizeof(err)))) {
-        logmsg(d, "refusing launch: %s", err);
-        return;
+    if (!(d->job = job_create(d, m, msg, len, parent_rank, err,
+                              sizeof(err)))) {
+        daemon_log(d, "refusing launch: %s", err);
+        return -1;
     }
     nodestat_last_begin(&d->last, m->job, d->job->rank, mono_now());
     d->job->last = &d->last;
@@ -592,8 +390,8 @@ static void start_job(struct daemon *d, const struct proto_down *m,
      * through its parent's faults as well as its own. */
     buf = image_buffer(d, m->launch.image_len, err, sizeof(err));
     forward_launch(d);
-    receive_and_start(d, buf, m->launch.image_len, m->launch.chunk, err,
-                      sizeof(err));
+    begin_broadcast(d, buf, m->launch.chunk, err, sizeof(err));
+    return 0;
 }
 
 /* Answer a LAUNCH whose credential was refused, so that a real sender
@@ -607,7 +405,8 @@ static void answer_refused_launch(struct daemon *d, const struct proto_down *m,
     struct job *j;
     char text[512], err[256];
 
-    if (d->job || !(j = job_create(d, m, d->down, len, err, sizeof(err))))
+    if (d->job || !(j = job_create(d, m, d->down, len, -2, err,
+                                   sizeof(err))))
         return;
     d->job = j;
     j->image_len = 0;
@@ -615,10 +414,11 @@ static void answer_refused_launch(struct daemon *d, const struct proto_down *m,
              d->o->node, why);
     if (j->rank == 0) {
         /* Rank -1 is UINT32_MAX on the wire: the whole launch. */
-        add_rec(j, PROTO_FAIL, -1, EACCES, text, strlen(text));
-        j->exits = j->subtree;
+        job_rec(j, PROTO_FAIL, -1, EACCES, text, strlen(text));
+        for (int i = 0; i < j->n; i++)
+            job_note_exit(j, i, 127 << 8);
     } else {
-        fail_subtree(j, j->rank, text);
+        job_fail_subtree(j, j->rank, text);
     }
     j->own_done = 1;
 }
@@ -631,10 +431,13 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
     char *slot = j->sig[j->next_sig++ % SIG_SLOTS];
 
     memcpy(slot, msg, len);
-    for (int k = 0; k < j->nkids; k++)
-        if (fab_send(d->f, j->kids[k], PROTO_TAG_DOWN, slot, len, slot) < 0)
-            logmsg(d, "passing signal %d down: %s", signo, strerror(errno));
-    if (j->pid > 0 && !j->exited)
+    for (int k = 0; k < j->nkid; k++)
+        if (j->kid[k].state == KID_LIVE
+            && fab_send(d->f, j->kid[k].peer, PROTO_TAG_DOWN, slot, len,
+                        slot) < 0)
+            daemon_log(d, "passing signal %d down: %s", signo,
+                       strerror(errno));
+    if (j->pid > 0 && !j->rank_exited)
         kill(-j->pid, signo);
     else
         j->pending_signal = signo;
@@ -651,14 +454,14 @@ static void answer_query(struct daemon *d, const struct proto_down *m,
     char err[256];
 
     if (nodeq_make_room(&d->query, &d->query_old) < 0) {
-        logmsg(d, "refusing query %#llx: query %#llx is being answered",
-               (unsigned long long)m->job,
-               (unsigned long long)nodeq_id(d->query));
+        daemon_log(d, "refusing query %#llx: query %#llx is being answered",
+                   (unsigned long long)m->job,
+                   (unsigned long long)nodeq_id(d->query));
         return;
     }
     if (!(d->query = nodeq_create(d->f, d->down, len, signed_len, err,
                                   sizeof(err)))) {
-        logmsg(d, "refusing query: %s", err);
+        daemon_log(d, "refusing query: %s", err);
         return;
     }
     nodestat_self(&d->last, d->job != NULL, mono_now(), &own);
@@ -671,20 +474,9 @@ static void serve_query(struct daemon *d)
     char err[256];
 
     if (d->query && nodeq_flush(d->query, mono_now(), err, sizeof(err)) < 0)
-        logmsg(d, "%s", err);
+        daemon_log(d, "%s", err);
     nodeq_reap(&d->query);
     nodeq_reap(&d->query_old);
-}
-
-/* How long the query lets us sleep: ts, or NULL for no limit. */
-static struct timespec *query_wait(struct daemon *d, struct timespec *ts)
-{
-    long ns = nodeq_wait_ns(d->query, mono_now());
-
-    if (ns < 0)
-        return NULL;
-    *ts = (struct timespec){ ns / 1000000000L, ns % 1000000000L };
-    return ts;
 }
 
 static const char *type_name(uint16_t type)
@@ -693,6 +485,7 @@ static const char *type_name(uint16_t type)
     case PROTO_LAUNCH: return "LAUNCH";
     case PROTO_SIGNAL: return "SIGNAL";
     case PROTO_STDIN: return "STDIN";
+    case PROTO_ADOPT: return "ADOPT";
     case PROTO_QUERY: return "QUERY";
     }
     return "request";
@@ -734,19 +527,24 @@ static void on_down(struct daemon *d, size_t len)
      * it in the log (and to answer a LAUNCH's sender). */
     if (proto_decode_down(d->down, body >= 0 ? (size_t)body : len, &m, err,
                           sizeof(err)) < 0) {
-        logmsg(d, "refused a malformed request: %s (%s)", err,
+        daemon_log(d, "refused a malformed request: %s (%s)", err,
                n < 0 ? why : "credential valid");
         return;
     }
     if (n < 0 || (!admitted && !is_kill(&m))) {
-        logmsg(d, "refused %s of job %#llx: %s", type_name(m.type),
+        daemon_log(d, "refused %s of job %#llx: %s", type_name(m.type),
                (unsigned long long)m.job, why);
-        if (m.type == PROTO_LAUNCH)
+        /* A second copy of a LAUNCH whose job ran here is not answered. */
+        if (m.type == PROTO_LAUNCH && !(d->done && d->done->id == m.job))
             answer_refused_launch(d, &m, len, why);
         return;
     }
     if (m.type == PROTO_LAUNCH) {
-        start_job(d, &m, d->down, len);
+        daemon_start_job(d, &m, d->down, len, -2);
+        return;
+    }
+    if (m.type == PROTO_ADOPT) {
+        adopt_on_request(d, &m);
         return;
     }
     if (m.type == PROTO_QUERY) {
@@ -762,14 +560,20 @@ static void on_down(struct daemon *d, size_t len)
             d->job->in_eof = 1;
         else
             proto_batch_append(&d->job->in, m.data, m.len);
-        stdin_write(d);
+        rank_write_stdin(d);
     }
 }
 
-static int count_exit(void *arg, const struct proto_rec *r)
+/* Exits are counted once per rank: an adopted node sends again the exits
+ * it had sent to its dead parent. */
+static int count_rec(void *arg, const struct proto_rec *r)
 {
+    struct daemon *d = arg;
+
     if (r->type == PROTO_EXIT)
-        (*(int *)arg)++;
+        job_note_exit(d->job, (int)r->rank, r->value);
+    else if (r->type == PROTO_ADOPTED)
+        adopt_on_adopted(d, r);
     return 0;
 }
 
@@ -777,19 +581,17 @@ static void on_up(struct daemon *d, const char *msg, size_t len)
 {
     struct job *j = d->job;
     uint64_t job;
-    int exits = 0;
     char err[256];
 
-    if (proto_each_rec(msg, len, &job, count_exit, &exits, err,
-                       sizeof(err)) < 0) {
-        logmsg(d, "bad report: %s", err);
+    if (proto_each_rec(msg, len, &job, NULL, NULL, err, sizeof(err)) < 0) {
+        daemon_log(d, "bad report: %s", err);
         return;
     }
     if (nodeq_on_up(d->query, msg, len) || nodeq_on_up(d->query_old, msg, len))
         return;
     if (!j || job != j->id)
         return;
-    j->exits += exits;
+    proto_each_rec(msg, len, &job, count_rec, d, NULL, 0);
     if (!j->orphan)
         proto_batch_merge(&j->batch, msg, len);
 }
@@ -800,21 +602,32 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
 {
     struct daemon *d = arg;
     char *ctx = ev->ctx;
+    int r = d->job && d->job->bc ? bcast_event(d->job->bc, ev, err, errlen)
+                                 : 0;
 
-    if (ev->kind == FAB_SENT) {
+    if (r != 0) {
+        if (r < 0)
+            broadcast_failed(d, err);
+        return 0;
+    }
+    if (ev->kind == FAB_SENT || (ev->kind == FAB_FAILED && !ev->recv)) {
         if (ctx == d->sendbuf)
             d->sending = 0;
         nodeq_on_sent(d->query, ctx);
         nodeq_on_sent(d->query_old, ctx);
         return 0;
     }
-    if (ctx == d->down)
+    if (ev->kind == FAB_FAILED && (ctx == d->down || (ctx >= d->up[0]
+                                       && ctx <= d->up[UP_RECVS - 1])))
+        ;   /* its sender died mid-copy: post it again */
+    else if (ctx == d->down)
         on_down(d, ev->len);
     else if (ctx >= d->up[0] && ctx <= d->up[UP_RECVS - 1])
         on_up(d, ctx, ev->len);
     else
         return seterr(err, errlen, EPROTO, "completion of an unknown "
                       "receive");
+    memset(ctx, 0, 64);
     if (fab_recv(d->f, -1, ctx == d->down ? PROTO_TAG_DOWN : PROTO_TAG_UP,
                  ctx, PROTO_MSG_MAX, ctx) < 0)
         return seterr(err, errlen, errno, "reposting a receive: %s",
@@ -832,19 +645,26 @@ static void maybe_end_job(struct daemon *d)
 
     if (!j)
         return;
-    maybe_report_exit(j);
+    rank_report_exit(j);
     if (j->orphan) {
-        if (j->pid > 0 && !j->exited)
+        if (j->pid > 0 && !j->rank_exited)
             return;
     } else if (!j->own_done || j->exits < j->subtree || j->batch.len
-               || d->sending) {
+               || d->sending || (j->bc && !bcast_done(j->bc))) {
         return;
     }
     if (fab_sends_in_flight(d->f) > 0)
         return;
     if (d->image_size > IMAGE_KEEP_MAX)
-        drop_image_buffer(d);
-    job_free(j);
+        image_buffer_drop(d);
+    /* Kept until the next job ends: a parent that stopped may have taken
+     * our last report with it, and an adopter then asks again (adopt.c). */
+    bcast_destroy(j->bc);
+    j->bc = NULL;
+    job_free(d->done);
+    d->done = j->orphan ? NULL : j;
+    if (j->orphan)
+        job_free(j);
     d->job = NULL;
 }
 
@@ -858,10 +678,10 @@ static int progress(struct daemon *d)
         total += n;
         for (int i = 0; i < n; i++)
             if (on_event(d, &ev[i], err, sizeof(err)) < 0)
-                logmsg(d, "%s", err);
+                daemon_log(d, "%s", err);
     }
     if (n < 0)
-        logmsg(d, "%s", err);
+        daemon_log(d, "%s", err);
     return total;
 }
 
@@ -873,8 +693,8 @@ static void reap(struct daemon *d)
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
         if (j && pid == j->pid) {
-            j->exited = 1;
-            j->status = status;
+            j->rank_exited = 1;
+            j->rank_status = status;
         }
 }
 
@@ -900,11 +720,11 @@ static void on_ready_fd(struct daemon *d, int fd, uint32_t events)
     } else if (fd == d->sigfd) {
         on_signalfd(d);
     } else if (j && fd == j->out.fd) {
-        stream_read(d, &j->out);
+        rank_read_stream(d, &j->out);
     } else if (j && fd == j->errs.fd) {
-        stream_read(d, &j->errs);
+        rank_read_stream(d, &j->errs);
     } else if (j && fd == j->in_fd && (events & (EPOLLOUT | EPOLLERR))) {
-        stdin_write(d);
+        rank_write_stdin(d);
     }
 }
 
@@ -913,26 +733,55 @@ static int busy(struct daemon *d)
 {
     if (fab_sends_in_flight(d->f) > 0 || !fab_can_sleep(d->f))
         return 1;
-    if (d->job && d->job->batch.len && !d->sending && !d->job->orphan)
+    if (d->job && d->job->batch.len && !d->sending && !d->job->orphan
+        && !d->job->parent_lost)
         return 1;
     return mono_now() < d->linger_until;
 }
 
+/* How long epoll may sleep: not at all while a broadcast moves (fab_idle
+ * has waited already), a tick while busy, until adopt_tick's next look
+ * while a job runs or a query's next deadline, else until woken. */
+static struct timespec *wait_time(struct daemon *d, int moved,
+                                  struct timespec *ts)
+{
+    double next = adopt_next(d);
+    long qns = nodeq_wait_ns(d->query, mono_now());
+
+    if (qns >= 0 && (next < 0 || qns < next * 1e9))
+        next = qns / 1e9;
+
+    if (broadcasting(d)) {
+        if (!moved)
+            fab_idle(d->f);
+        *ts = (struct timespec){ 0, 0 };
+    } else if (busy(d)) {
+        *ts = (struct timespec){ 0, BUSY_WAIT_NS };
+    } else if (next >= 0) {
+        *ts = (struct timespec){ (time_t)next,
+                                 (long)((next - (double)(time_t)next) * 1e9) };
+    } else {
+        return NULL;
+    }
+    return ts;
+}
+
 static void serve(struct daemon *d)
 {
-    struct timespec tick = { 0, BUSY_WAIT_NS }, qts;
     struct epoll_event ev[16];
+    struct timespec ts;
 
     while (!d->stop) {
-        int n;
+        int n, moved = progress(d) > 0;
 
-        if (progress(d) > 0)
+        if (moved)
             d->linger_until = mono_now() + LINGER_S;
+        drive_broadcast(d);
+        adopt_tick(d);
         flush_up(d);
         maybe_end_job(d);
         serve_query(d);
-        n = epoll_pwait2(d->ep, ev, 16, busy(d) ? &tick : query_wait(d, &qts),
-                         NULL);
+        n = epoll_pwait2(d->ep, ev, 16, wait_time(d, moved, &ts), NULL);
         for (int i = 0; i < n; i++)
             on_ready_fd(d, ev[i].data.fd, ev[i].events);
     }
@@ -973,7 +822,8 @@ static int setup(struct daemon *d, char *err, size_t errlen)
         return -1;
     if (!(d->f = fab_create(d->o->endpoint, err, errlen)))
         return -1;
-    if (watch(d, fab_fd(d->f), EPOLLIN) < 0 || watch(d, d->sigfd, EPOLLIN) < 0)
+    if (rank_watch(d, fab_fd(d->f), EPOLLIN) < 0
+        || rank_watch(d, d->sigfd, EPOLLIN) < 0)
         return seterr(err, errlen, errno, "epoll: %s", strerror(errno));
     return post_receives(d, err, errlen);
 }
@@ -982,14 +832,15 @@ static void teardown(struct daemon *d)
 {
     struct job *j = d->job;
 
-    if (j && j->pid > 0 && !j->exited) {
+    if (j && j->pid > 0 && !j->rank_exited) {
         kill(-j->pid, SIGKILL);
         waitpid(j->pid, NULL, 0);
     }
     job_free(j);
+    job_free(d->done);
     nodeq_destroy(d->query);
     nodeq_destroy(d->query_old);
-    drop_image_buffer(d);
+    image_buffer_drop(d);
     fab_destroy(d->f);
     auth_destroy(d->auth);
     free(d->up);
@@ -1013,7 +864,7 @@ int daemon_run(const struct daemon_opts *o, char *err, size_t errlen)
     } else {
         if (o->ready_fd >= 0) {
             if (write(o->ready_fd, "1", 1) != 1)
-                logmsg(d, "ready pipe: %s", strerror(errno));
+                daemon_log(d, "ready pipe: %s", strerror(errno));
             close(o->ready_fd);
         }
         serve(d);

@@ -9,9 +9,10 @@
  * from job to job; check the image; start its rank from it (a forked
  * child that becomes the restorer, vmad_spawn_image; rank substituted);
  * send the rank's output, its exit status and its subtree's reports up,
- * merged; pass SIGNALs down and to its rank.  A parent that disappears
- * mid-job makes it kill its rank.  SIGTERM or SIGINT to the daemon kills
- * a running rank and ends the daemon.
+ * merged; pass SIGNALs down and to its rank.  A child that dies or stops
+ * mid-job is reported and its children adopted; a parent that does is
+ * replaced by the adopter that comes (adopt.c).  SIGTERM or SIGINT to the
+ * daemon kills a running rank and ends the daemon.
  *
  * vexecd (vexecd.c) and vexec-cluster (which forks its daemons after
  * loading libfabric once) both call daemon_run.

@@ -87,6 +87,10 @@ struct fe {
     char msg[PROTO_MSG_MAX];
     int *code;                  /* per rank: -1 running, else its code */
     int *status;                /* per rank: wait status */
+    unsigned char *began;       /* per rank: STARTED seen */
+    unsigned char *lost;        /* per rank: its node died first */
+    char **dead;                /* per rank: why its node died, or NULL */
+    int ndead;
     struct partial (*part)[2];
     int exited, started, imaged;
     int ep, sigfd, in_fd, in_poll;  /* in_poll: stdin cannot be epolled */
@@ -338,6 +342,22 @@ static int rank_code(int status)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+/* A node died: remember why, and that its rank's exit (if it had none
+ * yet) is its adopter's word, not the rank's. */
+static void on_dead(struct fe *e, const struct proto_rec *r)
+{
+    char why[256];
+
+    if (e->dead[r->rank])
+        return;
+    snprintf(why, sizeof(why), "%.*s %s", (int)r->len, (const char *)r->data,
+             e->began[r->rank] ? "while its rank ran" : "during the launch");
+    if ((e->dead[r->rank] = strdup(why)))
+        e->ndead++;
+    if (e->code[r->rank] < 0)
+        e->lost[r->rank] = 1;
+}
+
 static int on_record(void *arg, const struct proto_rec *r)
 {
     struct fe *e = arg;
@@ -357,8 +377,12 @@ static int on_record(void *arg, const struct proto_rec *r)
             e->t_image = mono_now();
         break;
     case PROTO_STARTED:
+        e->began[r->rank] = 1;
         if (++e->started == e->n)
             e->t_started = mono_now();
+        break;
+    case PROTO_DEAD:
+        on_dead(e, r);
         break;
     case PROTO_FAIL:
         fprintf(stderr, "vexec: rank %u (node %s): %.*s\n", r->rank,
@@ -635,7 +659,33 @@ static const char *describe(int status, char *buf, size_t size)
     return buf;
 }
 
-/* The highest rank code, and one line naming the failed ranks. */
+/* One line naming the dead nodes: "vexec: 1 node failed: n5 (died
+ * during the launch)". */
+static void dead_summary(struct fe *e)
+{
+    char line[2048];
+    size_t len = 0;
+    int shown = 0;
+
+    for (int i = 0; i < e->n && len < sizeof(line); i++) {
+        if (!e->dead[i])
+            continue;
+        if (shown++ == SUMMARY_RANKS) {
+            snprintf(line + len, sizeof(line) - len, " and %d more",
+                     e->ndead - SUMMARY_RANKS);
+            break;
+        }
+        len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s (%s)",
+                                shown > 1 ? ", " : "", node_label(e, i),
+                                e->dead[i]);
+    }
+    fprintf(stderr, "vexec: %d node%s failed: %s\n", e->ndead,
+            e->ndead == 1 ? "" : "s", line);
+}
+
+/* The highest code of a rank that ran (1 if there is none but a node
+ * died, unless --keep-going), one line naming the failed ranks (those
+ * lost with their node too), and one naming the dead nodes. */
 static int summary(struct fe *e)
 {
     int worst = 0, failed = 0, shown = 0;
@@ -643,15 +693,19 @@ static int summary(struct fe *e)
     size_t len = 0;
 
     for (int i = 0; i < e->n; i++) {
-        if (e->code[i] > worst)
+        if (!e->lost[i] && e->code[i] > worst)
             worst = e->code[i];
-        if (e->code[i] == 0)
+        if (e->code[i] == 0 && !e->lost[i])
             continue;
-        if (failed++ < SUMMARY_RANKS)
-            len += (size_t)snprintf(line + len, sizeof(line) - len,
-                                    "%srank %d %s", shown++ ? ", " : "", i,
-                                    describe(e->status[i], what,
-                                             sizeof(what)));
+        if (failed++ >= SUMMARY_RANKS)
+            continue;
+        if (e->lost[i])
+            snprintf(what, sizeof(what), "lost with node %s",
+                     node_label(e, i));
+        else
+            describe(e->status[i], what, sizeof(what));
+        len += (size_t)snprintf(line + len, sizeof(line) - len,
+                                "%srank %d %s", shown++ ? ", " : "", i, what);
     }
     if (failed > SUMMARY_RANKS)
         snprintf(line + len, sizeof(line) - len, " and %d more",
@@ -659,7 +713,9 @@ static int summary(struct fe *e)
     if (failed)
         fprintf(stderr, "vexec: %d of %d ranks failed: %s\n", failed, e->n,
                 line);
-    return worst;
+    if (e->ndead)
+        dead_summary(e);
+    return worst || !e->ndead || e->o->keep_going ? worst : 1;
 }
 
 /* A phase's time since start, or "not reached". */
@@ -689,7 +745,11 @@ static int alloc_ranks(struct fe *e)
     e->code = malloc(sizeof(*e->code) * (size_t)e->n);
     e->status = calloc((size_t)e->n, sizeof(*e->status));
     e->part = calloc((size_t)e->n, sizeof(*e->part));
-    if (!e->code || !e->status || !e->part)
+    e->began = calloc((size_t)e->n, 1);
+    e->lost = calloc((size_t)e->n, 1);
+    e->dead = calloc((size_t)e->n, sizeof(*e->dead));
+    if (!e->code || !e->status || !e->part || !e->began || !e->lost
+        || !e->dead)
         return cli_fail(1, "out of memory");
     for (int i = 0; i < e->n; i++)
         e->code[i] = -1;
@@ -709,6 +769,11 @@ static void fe_free(struct fe *e)
     free(e->part);
     free(e->code);
     free(e->status);
+    for (int i = 0; e->dead && i < e->n; i++)
+        free(e->dead[i]);
+    free(e->dead);
+    free(e->began);
+    free(e->lost);
     free(e->node);
     free(e->nodes_expr);
     auth_destroy(e->auth);

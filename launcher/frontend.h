@@ -15,6 +15,7 @@ struct fe_opts {
     size_t chunk;           /* 0: BCAST_CHUNK_DEFAULT */
     int label;              /* -l: prefix lines with "[RANK] " */
     int timing;             /* --timing */
+    int keep_going;         /* --keep-going: dead nodes alone do not fail */
     const char *key_file;   /* --key, or NULL: $VEXEC_KEY or the cluster's */
     char **argv;            /* PROG ARGS... */
 };

@@ -144,7 +144,7 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
     char *ctx = ev->ctx;
     uint64_t job;
 
-    if (ev->kind == FAB_SENT) {
+    if (ev->kind == FAB_SENT || (ev->kind == FAB_FAILED && !ev->recv)) {
         for (int i = 0; i < DOWN_SLOTS; i++)
             if (ctx == g->down[i])
                 g->down_busy[i] = 0;
@@ -156,12 +156,14 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
      * completions of its own behind. */
     if (ctx < g->up[0] || ctx > g->up[UP_RECVS - 1])
         return 0;
-    if (nodeq_on_up(g->query, ctx, ev->len)
-        || nodeq_on_up(g->query_old, ctx, ev->len))
+    if (ev->kind == FAB_FAILED)
+        ;   /* its sender died mid-copy: post it again */
+    else if (nodeq_on_up(g->query, ctx, ev->len)
+             || nodeq_on_up(g->query_old, ctx, ev->len))
         goto repost;            /* an answer to the query, for its client */
-    if (!g->answer)
+    else if (!g->answer)
         proto_each_rec(ctx, ev->len, &job, note_answer, g, NULL, 0);
-    if (g->client >= 0
+    if (ev->kind == FAB_RECEIVED && g->client >= 0
         && send(g->client, ctx, ev->len, MSG_NOSIGNAL) < 0)
         drop_client(g);
 repost:
@@ -248,13 +250,20 @@ static int wait_accepted(struct gw *g, char *err, size_t errlen)
 
 /* Start the client's job: LAUNCH to node 0, then the image once node 0
  * accepted it.  Returns 0, or -1 (see serve_client). */
+/* How long node 0 may take no chunk before the gateway gives up: as long
+ * as a daemon waits for its parent's data (daemon.c), since node 0 may be
+ * slow for the same reasons: on the first launch of a big image every
+ * node faults its whole buffer in at once (16 GB for 255 nodes x 64 MB).
+ * A node 0 that died is noticed sooner, by vexec. */
+#define GW_STALL_S 60.0
+
 static int start(struct gw *g, char *err, size_t errlen)
 {
     struct proto_down d;
     struct hostlist *h = NULL;
     void *image = MAP_FAILED;
     struct bcast_io io = { .nkids = 1, .parent = -1, .other = on_event,
-                           .arg = g };
+                           .arg = g, .stall_s = GW_STALL_S };
     int fd, ret = -1, body;
     ssize_t n = recv_launch(g, &fd);
 
@@ -277,6 +286,7 @@ static int start(struct gw *g, char *err, size_t errlen)
         goto out;
     }
     g->job = d.job;
+    io.stream = proto_stream(d.job, 0);
     if (!(h = hostlist_create(d.launch.nodes, err, errlen))
         || (g->node0 = fab_add_peer(g->f, hostlist_nth(h, 0), err,
                                     errlen)) < 0)

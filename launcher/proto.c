@@ -9,6 +9,7 @@
  *     SIGNAL body: signal number i32
  *     STDIN body:  the bytes
  *     QUERY body:  nnodes u32 | 0 u32 | tree "\0" origin "\0" nodes "\0"
+ *     ADOPT body:  epoch u32 | adopter rank u32 | the signed LAUNCH
  *   up:   magic "VXUP" u32 | record count u32 | job u64 | body length u32 |
  *         0 u32 | records
  *     record: type u32 | rank u32 | value i32 | data length u32 | data,
@@ -148,6 +149,49 @@ int proto_encode_query(void *buf, size_t size, uint64_t id,
     return total;
 }
 
+uint32_t proto_stream(uint64_t job, uint32_t epoch)
+{
+    uint64_t x = job ^ ((uint64_t)epoch * UINT64_C(0x9e3779b97f4a7c15));
+
+    /* A 64-bit mix (splitmix64's finaliser), folded to 31 bits. */
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    x ^= x >> 31;
+    return (uint32_t)(x ^ (x >> 32)) & 0x7fffffffu;
+}
+
+int proto_encode_adopt(void *buf, size_t size, uint64_t job, uint32_t epoch,
+                       uint32_t adopter, const void *launch, size_t len,
+                       char *err, size_t errlen)
+{
+    uint32_t head[2] = { epoch, adopter };
+    int total = down_header(buf, size, PROTO_ADOPT, job, sizeof(head) + len,
+                            err, errlen);
+    char *p = (char *)buf + sizeof(struct msg_hdr);
+
+    if (total < 0)
+        return -1;
+    memcpy(p, head, sizeof(head));
+    memcpy(p + sizeof(head), launch, len);
+    return total;
+}
+
+static int decode_adopt(const char *body, size_t len, struct proto_down *d,
+                        char *err, size_t errlen)
+{
+    uint32_t head[2];
+
+    if (len < sizeof(head) + sizeof(struct msg_hdr))
+        return seterr(err, errlen, EPROTO, "adopt request of %zu bytes is "
+                      "truncated", len);
+    memcpy(head, body, sizeof(head));
+    d->epoch = head[0];
+    d->adopter = head[1];
+    d->data = body + sizeof(head);
+    d->len = len - sizeof(head);
+    return 0;
+}
+
 /* Take the next NUL-terminated string from [*p, end). */
 static const char *take_string(const char **p, const char *end)
 {
@@ -247,6 +291,8 @@ int proto_decode_down(const void *msg, size_t len, struct proto_down *d,
         return 0;
     case PROTO_QUERY:
         return decode_query(body, h.len, d, err, errlen);
+    case PROTO_ADOPT:
+        return decode_adopt(body, h.len, d, err, errlen);
     }
     return seterr(err, errlen, EPROTO, "unknown request type %u", h.type);
 }
@@ -366,7 +412,7 @@ static int walk(const char *p, const char *end, uint32_t count,
             return seterr(err, errlen, EPROTO, "record %u of %u is "
                           "truncated", i, count);
         memcpy(&r, p, sizeof(r));
-        if (r.type < PROTO_STARTED || r.type > PROTO_NODE)
+        if (r.type < PROTO_STARTED || r.type > PROTO_ADOPTED)
             return seterr(err, errlen, EPROTO, "record %u has unknown type "
                           "%u", i, r.type);
         if (r.len > PROTO_MSG_MAX

@@ -9,6 +9,11 @@
  * every node to signal its rank; STDIN carries bytes for rank 0 (an empty
  * body is end of file).  QUERY (vexec nodes) asks every node it names
  * for its status, down a tree of those nodes (launcher/nodequery.h).
+ * ADOPT comes from a daemon, not vexec: the
+ * nearest live ancestor of a dead node tells each of the dead node's
+ * children that it is their parent now; it carries vexec's signed LAUNCH
+ * unchanged, the adopter's rank and the new broadcast epoch, and is
+ * signed by the adopter (launcher/adopt.h).
  *
  * Up the tree (each node to its parent, node 0 to the front end), tagged
  * PROTO_TAG_UP: a batch of records, each naming a rank: STARTED, OUT
@@ -17,8 +22,11 @@
  * status), FAIL (the node could not run the rank: a one-line reason; for
  * rank UINT32_MAX, the whole launch was refused), ACCEPTED (node 0 took
  * the LAUNCH: the root may start the broadcast), NODE (the answer to a
- * QUERY for the rank-th node it names: launcher/nodestat.h).  A node merges its children's batches with its own
- * records into its next batch, so the front end receives a few batches
+ * QUERY for the rank-th node it names: launcher/nodestat.h), DEAD (the
+ * node of that rank died or stopped: value PROTO_DEAD_*, data the reason;
+ * sent by its adopter), ADOPTED (the node of that rank took its adopter's
+ * ADOPT: value the first image chunk it still needs, -1 none).  A node
+ * merges its children's batches with its own records into its next batch, so the front end receives a few batches
  * per subtree instead of one message per rank and event.
  *
  * Every decoder checks lengths, counts and string termination before it
@@ -55,7 +63,7 @@
 #define PROTO_OUT_MAX (32u << 10)
 
 enum proto_down_type { PROTO_LAUNCH = 1, PROTO_SIGNAL, PROTO_STDIN,
-                       PROTO_QUERY };
+                       PROTO_QUERY, PROTO_ADOPT };
 
 enum proto_rec_type {
     PROTO_STARTED = 1,
@@ -65,7 +73,13 @@ enum proto_rec_type {
     PROTO_IMAGE,        /* the node holds the checked image */
     PROTO_ACCEPTED,     /* node 0 accepted the LAUNCH */
     PROTO_NODE,         /* value: state; data: a nodestat record */
+    PROTO_DEAD,         /* value: PROTO_DEAD_*; data: the reason */
+    PROTO_ADOPTED,      /* value: first chunk needed, -1 none */
 };
+
+/* Why a node is reported dead. */
+enum proto_dead_why { PROTO_DEAD_DIED = 1, PROTO_DEAD_STOPPED,
+                      PROTO_DEAD_SILENT };
 
 struct proto_launch {
     uint32_t nnodes;
@@ -92,9 +106,21 @@ struct proto_down {
     struct proto_launch launch;     /* PROTO_LAUNCH */
     struct proto_query query;       /* PROTO_QUERY */
     int32_t signo;                  /* PROTO_SIGNAL */
-    const void *data;               /* PROTO_STDIN */
-    size_t len;
+    const void *data;               /* PROTO_STDIN; PROTO_ADOPT: the */
+    size_t len;                     /* signed LAUNCH, credential included */
+    uint32_t epoch;                 /* PROTO_ADOPT */
+    uint32_t adopter;               /* PROTO_ADOPT: the adopter's rank */
 };
+
+/* The broadcast stream (fanout/bcast.h) of a job's image towards nodes
+ * adopted at epoch (0: the tree as launched). */
+uint32_t proto_stream(uint64_t job, uint32_t epoch);
+
+/* Encode an ADOPT of job carrying the len-byte signed LAUNCH.  Returns its
+ * length, or -1 (EMSGSIZE). */
+int proto_encode_adopt(void *buf, size_t size, uint64_t job, uint32_t epoch,
+                       uint32_t adopter, const void *launch, size_t len,
+                       char *err, size_t errlen);
 
 /* Encode a LAUNCH into buf.  Returns its length, or -1 (EMSGSIZE). */
 int proto_encode_launch(void *buf, size_t size, uint64_t job,

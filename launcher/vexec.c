@@ -44,7 +44,8 @@ static void usage_line(FILE *f)
     fprintf(f, "usage: vexec [-n N] [-w|--nodes LIST | --hosts LIST | "
             "-f HOSTFILE [--port BASE]]\n"
             "             [--tree SHAPE] [--chunk SIZE] [-l] [--timing] "
-            "[--key FILE] PROG [ARGS...]\n");
+            "[--keep-going]\n"
+            "             [--key FILE] PROG [ARGS...]\n");
 }
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -104,6 +105,7 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
         { "tree", required_argument, NULL, 't' },
         { "chunk", required_argument, NULL, 'c' },
         { "timing", no_argument, NULL, 'T' },
+        { "keep-going", no_argument, NULL, 'K' },
         { "key", required_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -135,6 +137,7 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
             break;
         case 'l': o->label = 1; break;
         case 'T': o->timing = 1; break;
+        case 'K': o->keep_going = 1; break;
         case 'k': o->key_file = optarg; break;
         case 'h':
             usage_line(stdout);

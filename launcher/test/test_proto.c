@@ -202,6 +202,29 @@ static void test_bad_reports(void)
     proto_batch_free(&b);
 }
 
+/* An ADOPT carries the LAUNCH bytes unchanged, with the epoch and the
+ * adopter; a new epoch gives the job a new broadcast stream. */
+static void test_adopt(void)
+{
+    static char inner[PROTO_MSG_MAX];
+    struct proto_down d;
+    int n = proto_encode_launch(inner, sizeof(inner), 7, &launch, NULL, 0);
+    int len = proto_encode_adopt(msg, sizeof(msg), 7, 4097, 3, inner,
+                                 (size_t)n, NULL, 0);
+
+    ok(n > 0 && len > n && proto_decode_down(msg, (size_t)len, &d, NULL, 0) == 0
+       && d.type == PROTO_ADOPT && d.job == 7 && d.epoch == 4097
+       && d.adopter == 3 && d.len == (size_t)n && !memcmp(d.data, inner, d.len),
+       "an ADOPT round-trips with the LAUNCH it carries unchanged");
+    ok(proto_decode_down(msg, 24 + 8, &d, NULL, 0) < 0,
+       "an ADOPT with no LAUNCH in it is refused");
+    ok(proto_stream(7, 0) != proto_stream(7, 4097)
+       && proto_stream(7, 0) != proto_stream(8, 0)
+       && proto_stream(7, 0) == proto_stream(7, 0)
+       && proto_stream(7, 0) <= 0x7fffffffu,
+       "broadcast streams differ per job and epoch, and fit 31 bits");
+}
+
 int main(void)
 {
     test_launch();
@@ -211,6 +234,7 @@ int main(void)
     test_batches();
     test_unget_and_merge();
     test_bad_reports();
+    test_adopt();
     done_testing();
     return 0;
 }

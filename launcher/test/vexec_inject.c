@@ -205,9 +205,10 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
 
     (void)err;
     (void)errlen;
-    if (ev->kind == FAB_SENT)
+    if (ev->kind != FAB_RECEIVED && !ev->recv)
         return 0;
-    proto_each_rec(ev->ctx, ev->len, &job, on_rec, s, NULL, 0);
+    if (ev->kind == FAB_RECEIVED)
+        proto_each_rec(ev->ctx, ev->len, &job, on_rec, s, NULL, 0);
     return fab_recv(s->f, -1, PROTO_TAG_UP, ev->ctx, PROTO_MSG_MAX, ev->ctx);
 }
 
@@ -234,7 +235,8 @@ static int run(const struct opts *o, struct inj *s, const struct cluster *c,
 {
     char origin[FAB_NAME_MAX + 1], ep[FAB_NAME_MAX + 1], err[512];
     double end = mono_now() + (o->wait_s > 0 ? o->wait_s : 10);
-    int peer, n, node = cluster_find(c, o->to);
+    int peer, n, body, node = cluster_find(c, o->to);
+    struct proto_down m;
     struct bcast_io io = { .parent = -1, .nkids = 1, .other = on_event,
                            .arg = s };
 
@@ -250,6 +252,9 @@ static int run(const struct opts *o, struct inj *s, const struct cluster *c,
         return 2;
     if (o->save && save(o->save, msg, (size_t)n) < 0)
         return die(o->save, strerror(errno));
+    if ((body = auth_payload_len(msg, (size_t)n, NULL, 0)) >= 0
+        && proto_decode_down(msg, (size_t)body, &m, NULL, 0) == 0)
+        io.stream = proto_stream(m.job, 0);
     if ((peer = fab_add_peer(s->f, cluster_endpoint(c, node, ep, sizeof(ep)),
                              err, sizeof(err))) < 0
         || fab_send_wait(s->f, peer, PROTO_TAG_DOWN, msg, (size_t)n, msg,

@@ -41,6 +41,9 @@ $(foreach v,static pie,$(eval $(call test_prog,signals,$(v))))
 $(eval $(call test_prog,rankenv,pie))
 # The benchmark program: static, and about 4 MB of it is .data.
 $(eval $(call test_prog,big4m,static))
+# The failover tests' program: a 64 MB image takes long enough to stream
+# to many nodes that one can be killed while it does.
+$(eval $(call test_prog,big64m,static))
 # Linked over the restorer's own address range.
 FAR_LDFLAGS := -Wl,-Ttext-segment=0x200000000000
 $(eval $(call test_prog,far,nolibc,$(FAR_LDFLAGS)))

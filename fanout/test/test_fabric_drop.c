@@ -1,0 +1,135 @@
+/* test_fabric_drop.c - giving up a peer and withdrawing receives (shm).
+ *
+ * libfabric 1.17's shm completes an endpoint's sends only in order, so a
+ * send to a stopped peer holds every later completion: after fab_drop_peer
+ * of that peer, the send already queued at a live peer is reported sent,
+ * and a new send to it completes (it goes out on a new endpoint).  A
+ * receive withdrawn with fab_cancel takes nothing: the next message goes
+ * to a receive posted after it.
+ */
+#include "common/clock.h"
+#include "common/tap.h"
+#include "fanout/fabric.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BIG (1UL << 20)
+#define TAG 7
+
+static char big[BIG];
+
+/* Poll until an event for ctx arrives or secs pass.  Returns its kind,
+ * or -1. */
+static int wait_for(struct fab *f, void *ctx, double secs)
+{
+    double end = mono_now() + secs;
+    struct fab_event ev[8];
+
+    while (mono_now() < end) {
+        int n = fab_poll(f, ev, 8, NULL, 0);
+
+        for (int i = 0; i < n; i++)
+            if (ev[i].ctx == ctx)
+                return (int)ev[i].kind;
+        fab_idle(f);
+    }
+    return -1;
+}
+
+static int send_wait(struct fab *f, int peer, const void *buf, size_t len,
+                     void *ctx)
+{
+    double end = mono_now() + 10;
+
+    while (fab_send(f, peer, TAG, buf, len, ctx) < 0) {
+        struct fab_event ev[8];
+
+        if (mono_now() > end)
+            return -1;
+        fab_poll(f, ev, 8, NULL, 0);
+        fab_idle(f);
+    }
+    return 0;
+}
+
+/* A peer that takes n messages of up to BIG bytes, then waits to die. */
+static pid_t receiver(const char *name, int n, int pipe_fd)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        static char buf[BIG];
+        struct fab *f = fab_create(name, NULL, 0);
+        char c = f ? 'r' : 'x';
+
+        if (write(pipe_fd, &c, 1) != 1 || !f)
+            _exit(1);
+        for (int i = 0; i < n; i++) {
+            fab_recv(f, -1, TAG, buf, sizeof(buf), buf);
+            if (wait_for(f, buf, 30) != FAB_RECEIVED)
+                _exit(2);
+        }
+        pause();
+        _exit(0);
+    }
+    return pid;
+}
+
+int main(void)
+{
+    char name[3][64], err[256], c;
+    int p[2], peer[2];
+    pid_t pid[2];
+    struct fab *f;
+
+    if (pipe(p) < 0 || fab_init(err, sizeof(err)) < 0)
+        return printf("Bail out! %s\n", err), 1;
+    for (int i = 0; i < 3; i++)
+        snprintf(name[i], sizeof(name[i]), "tfd%d.%d", (int)getpid(), i);
+    pid[0] = receiver(name[1], 1, p[1]);    /* will be stopped */
+    pid[1] = receiver(name[2], 2, p[1]);
+    for (int i = 0; i < 2; i++)
+        if (read(p[0], &c, 1) != 1 || c != 'r')
+            return printf("Bail out! no receiver\n"), 1;
+    f = fab_create(name[0], err, sizeof(err));
+    for (int i = 0; f && i < 2; i++)
+        peer[i] = fab_add_peer(f, name[i + 1], err, sizeof(err));
+    ok(f && peer[0] >= 0 && peer[1] >= 0, "an endpoint and two peers");
+    /* The first message lets the first peer poll once, then it stops. */
+    ok(f && send_wait(f, peer[0], big, 16, &p[0]) == 0
+       && wait_for(f, &p[0], 10) == FAB_SENT, "a first peer takes a message");
+    usleep(200000);
+    kill(pid[0], SIGSTOP);
+    ok(send_wait(f, peer[0], big, BIG, &pid[0]) == 0
+       && send_wait(f, peer[1], big, BIG, &pid[1]) == 0
+       && wait_for(f, &pid[1], 2) == -1,
+       "a send to a live peer, queued behind one to a stopped peer, does not complete");
+    fab_drop_peer(f, peer[0]);
+    ok(wait_for(f, &pid[1], 2) == FAB_SENT && fab_sends_in_flight(f) == 0,
+       "giving the stopped peer up reports the live peer's send sent");
+    ok(send_wait(f, peer[1], big, BIG, &peer[1]) == 0
+       && wait_for(f, &peer[1], 10) == FAB_SENT,
+       "and the next send to the live peer completes");
+    ok(fab_recv(f, -1, TAG, big, 64, &peer[0]) == 0
+       && fab_cancel(f, &peer[0]) == 1 && fab_cancel(f, &peer[0]) == 0
+       && wait_for(f, &peer[0], 0.5) == -1,
+       "a withdrawn receive reports nothing, and is withdrawn once");
+    kill(pid[0], SIGKILL);
+    kill(pid[1], SIGKILL);
+    waitpid(pid[0], NULL, 0);
+    waitpid(pid[1], NULL, 0);
+    fab_destroy(f);
+    /* The killed peers' endpoint files. */
+    for (int i = 1; i < 3; i++) {
+        char path[96];
+
+        snprintf(path, sizeof(path), "/dev/shm/%s", name[i]);
+        unlink(path);
+    }
+    return done_testing();
+}

@@ -1,0 +1,490 @@
+/* adopt.c - the daemon's neighbours: noticing that one died or stopped,
+ * and repairing the tree around it while the job runs.
+ *
+ * Each node watches the children whose subtrees still owe exits, and its
+ * parent, every ADOPT_CHECK_S:
+ * - on this host, a peer whose doorbell is unbound died (kill -9 shows at
+ *   the next look); one whose process (its pid came with its doorbell
+ *   rings, fabric.h) has been stopped for STOPPED_S is stopped.  A peer
+ *   that runs is never declared dead, however slow: that is what a loaded
+ *   machine looks like;
+ * - where no pid is known (another host), a child that took nothing we
+ *   sent for SILENT_S has stopped answering.
+ * A dead child is reported up (DEAD, and EXIT for its rank if it had not
+ * reported one), dropped from the broadcast, and each of its children is
+ * adopted: sent an ADOPT (vexec's signed LAUNCH unchanged, our rank, a new
+ * broadcast epoch; signed by us with the cluster key), after which it
+ * reports to us and we stream it the image from the first chunk it lacks.
+ * A child of the dead node that is dead too is handled the same way, so
+ * the nearest live ancestor adopts every orphan.  A child that does not
+ * answer its ADOPT within SILENT_S is dead as well.
+ *
+ * A node whose job ended (its report sent to a parent that then stopped,
+ * so perhaps never passed on) keeps that job's record until its next job
+ * ends, and an ADOPT for it makes it send its exits to the adopter.
+ *
+ * A node whose parent died kills nothing: it keeps its rank running and
+ * its records, and waits ORPHAN_WAIT_S for an ADOPT; it then follows the
+ * adopter, listens for the image on the adopter's epoch, and sends every
+ * exit status it knows again (the dead parent may have taken some with
+ * it; ranks are counted once).  With no adopter by then (vexec or the
+ * whole path above died), it kills its rank and ends the job.
+ */
+#include "common/clock.h"
+#include "common/err.h"
+#include "fanout/bell.h"
+#include "fanout/netaddr.h"
+#include "launcher/daemon_priv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* How often neighbours are looked at: a killed daemon is noticed within
+ * this; each look costs a few system calls per neighbour. */
+#define ADOPT_CHECK_S 0.5
+
+/* How long a peer must stay stopped (SIGSTOP, a debugger) to be given up:
+ * long enough that a debugger's brief stop or a job-control hiccup is not
+ * a death. */
+#define STOPPED_S 2.0
+
+/* With no pid to look at (another host): how long a child may take none
+ * of the sends we posted, or leave our ADOPT unanswered.  Far above any
+ * chunk's copy time on a loaded machine. */
+#define SILENT_S 30.0
+
+/* An ADOPT unanswered for this long is made and sent again, with a new
+ * credential: seen on this VM, rarely, an ADOPT reaching its node as a
+ * copy of an older one, which the node refuses as a replay. */
+#define ADOPT_RESEND_S 3.0
+
+/* How long an orphan waits for its adopter.  The adopter notices within
+ * STOPPED_S + ADOPT_CHECK_S on this host, or SILENT_S elsewhere. */
+#define ORPHAN_WAIT_S 60.0
+
+/* What a look at a peer found. */
+enum verdict { PEER_OK, PEER_UNKNOWN, PEER_DIED, PEER_STOPPED };
+
+int adopt_add_kid(struct job *j, int rank, int peer)
+{
+    if (j->nkid == j->kid_cap) {
+        int cap = j->kid_cap ? 2 * j->kid_cap : 8;
+        struct kid *k = realloc(j->kid, (size_t)cap * sizeof(*k));
+
+        if (!k)
+            return -1;
+        j->kid = k;
+        j->kid_cap = cap;
+    }
+    j->kid[j->nkid++] = (struct kid){ .rank = rank, .peer = peer };
+    return 0;
+}
+
+static struct kid *find_kid(struct job *j, int rank)
+{
+    for (int k = 0; k < j->nkid; k++)
+        if (j->kid[k].rank == rank)
+            return &j->kid[k];
+    return NULL;
+}
+
+/* Does a rank of r's subtree still owe us its exit? */
+static int subtree_pending(const struct job *j, int r)
+{
+    const int *kids;
+    int n = topo_children(j->t, r, &kids);
+
+    if (!j->exited[r])
+        return 1;
+    for (int k = 0; k < n; k++)
+        if (subtree_pending(j, kids[k]))
+            return 1;
+    return 0;
+}
+
+/* The state letter of /proc/PID/stat, or 0 if it cannot be read. */
+static char proc_state(int pid)
+{
+    char path[64], buf[512], *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* Look at peer: gone, stopped for STOPPED_S (*stopped: since when), or
+ * running; PEER_UNKNOWN when this host cannot tell. */
+static enum verdict look_at(struct daemon *d, int peer, double *stopped)
+{
+    const char *name = fab_peer_name(d->f, peer);
+    int pid = fab_peer_pid(d->f, peer);
+    char state;
+
+    if (peer < 0 || netaddr_is_tcp(name))
+        return PEER_UNKNOWN;
+    if (!bell_alive(name))
+        return PEER_DIED;
+    /* A pid that has no process while the doorbell lives is an older
+     * owner's: this host cannot tell. */
+    if (pid <= 0 || !(state = proc_state(pid)))
+        return PEER_UNKNOWN;
+    if (state != 'T' && state != 't') {
+        *stopped = 0;
+        return PEER_OK;
+    }
+    if (*stopped == 0)
+        *stopped = mono_now();
+    return mono_now() - *stopped >= STOPPED_S ? PEER_STOPPED : PEER_OK;
+}
+
+/* An ADOPT for kid k: vexec's LAUNCH, our rank and k's epoch, signed. */
+static int make_adopt(struct daemon *d, struct kid *k, char *err,
+                      size_t errlen)
+{
+    struct job *j = d->job;
+    int len;
+
+    if (!k->adopt && !(k->adopt = malloc(PROTO_MSG_MAX)))
+        return seterr(err, errlen, ENOMEM, "out of memory");
+    len = proto_encode_adopt(k->adopt, PROTO_MSG_MAX, j->id, k->epoch,
+                             (uint32_t)j->rank, j->launch, j->launch_len,
+                             err, errlen);
+    if (len < 0 || (len = auth_sign(d->auth, k->adopt, (size_t)len,
+                                    PROTO_MSG_MAX, err, errlen)) < 0)
+        return -1;
+    k->adopt_len = (size_t)len;
+    return 0;
+}
+
+/* Make rank c, a child of a dead node, ours. */
+static void adopt_child(struct daemon *d, int c)
+{
+    struct job *j = d->job;
+    char err[256], why[512];
+    int peer;
+    struct kid *k;
+
+    if (!subtree_pending(j, c))
+        return;
+    if ((peer = fab_add_peer(d->f, hostlist_nth(j->nodes, c), err,
+                             sizeof(err))) < 0) {
+        adopt_dead(d, c, PROTO_DEAD_DIED, "died");
+        return;
+    }
+    if (adopt_add_kid(j, c, peer) < 0) {
+        job_fail_subtree(j, c, "out of memory for an adoption");
+        return;
+    }
+    k = &j->kid[j->nkid - 1];
+    k->state = KID_ADOPTING;
+    k->since = mono_now();
+    /* Unique per adopter and adoption, never 0 (the launch's epoch). */
+    k->epoch = (uint32_t)(j->rank + 1) << 12 | (uint32_t)(++j->adoptions
+                                                         & 0xfff);
+    if (make_adopt(d, k, err, sizeof(err)) < 0) {
+        k->state = KID_DEAD;
+        snprintf(why, sizeof(why), "could not be adopted: %s", err);
+        job_fail_subtree(j, c, why);
+    }
+}
+
+void adopt_dead(struct daemon *d, int rank, int why, const char *text)
+{
+    struct job *j = d->job;
+    struct kid *k = find_kid(j, rank);
+    const int *kids;
+    int n;
+
+    if (k && k->state == KID_DEAD)
+        return;
+    if (!k && adopt_add_kid(j, rank, -1) == 0)
+        k = &j->kid[j->nkid - 1];
+    if (k) {
+        if (j->bc && k->peer >= 0)
+            bcast_drop_kid(j->bc, k->peer);
+        if (k->peer >= 0)
+            fab_drop_peer(d->f, k->peer);
+        k->state = KID_DEAD;
+    }
+    daemon_log(d, "node %s (rank %d) %s: adopting its children",
+               hostlist_nth(j->nodes, rank), rank, text);
+    job_rec(j, PROTO_DEAD, rank, why, text, strlen(text));
+    if (job_note_exit(j, rank, 127 << 8))
+        job_rec(j, PROTO_EXIT, rank, 127 << 8, NULL, 0);
+    n = topo_children(j->t, rank, &kids);
+    for (int i = 0; i < n; i++)
+        adopt_child(d, kids[i]);
+}
+
+/* Post the ADOPTs the provider could not take yet. */
+static void post_adopts(struct daemon *d)
+{
+    struct job *j = d->job;
+
+    for (int i = 0; i < j->nkid; i++) {
+        struct kid *k = &j->kid[i];
+
+        if (k->state != KID_ADOPTING)
+            continue;
+        /* Its last send completed, so its buffer may be written again. */
+        if (k->adopt_sent && mono_now() - k->sent_at > ADOPT_RESEND_S
+            && fab_sends_in_flight(d->f) == 0
+            && make_adopt(d, k, NULL, 0) == 0)
+            k->adopt_sent = 0;
+        if (k->adopt_sent)
+            continue;
+        if (fab_send(d->f, k->peer, PROTO_TAG_DOWN, k->adopt, k->adopt_len,
+                     k->adopt) == 0) {
+            k->adopt_sent = 1;
+            k->sent_at = mono_now();
+        }
+        else if (errno != EAGAIN)
+            adopt_dead(d, k->rank, PROTO_DEAD_DIED, "died");
+    }
+}
+
+/* Has child k died or stopped, or left its adoption unanswered?  Returns
+ * PROTO_DEAD_* with *text saying which, or 0; *stuck: for how long it
+ * took nothing we sent, if this host cannot tell (else 0). */
+static int kid_lost(struct daemon *d, struct kid *k, const char **text,
+                    double *stuck)
+{
+    struct job *j = d->job;
+    enum verdict v = look_at(d, k->peer, &k->stopped);
+    int failed = 0;
+
+    *stuck = j->bc ? bcast_kid_stuck(j->bc, k->peer, &failed) : 0;
+    if (v != PEER_UNKNOWN)
+        *stuck = 0;
+    if (v == PEER_DIED || failed) {
+        *text = "died";
+        return PROTO_DEAD_DIED;
+    }
+    if (v == PEER_STOPPED) {
+        *text = "was stopped (SIGSTOP or a debugger)";
+        return PROTO_DEAD_STOPPED;
+    }
+    if (k->state == KID_ADOPTING && mono_now() - k->since > SILENT_S) {
+        *text = "did not answer its adoption";
+        return PROTO_DEAD_SILENT;
+    }
+    return 0;
+}
+
+/* Children that died or stopped are given up.  Of those that took
+ * nothing for SILENT_S where this host cannot tell why, only the one stuck
+ * longest is: shm completes sends in order, so one stopped child leaves
+ * every send posted after its own stuck, and giving it up frees the rest
+ * (fab_drop_peer). */
+static void check_kids(struct daemon *d)
+{
+    struct job *j = d->job;
+    double worst = SILENT_S;
+    int silent = -1;
+
+    /* By index: adopt_dead adds kids (and may move the array). */
+    for (int i = 0; i < j->nkid; i++) {
+        const char *text;
+        double stuck;
+        int why;
+
+        if (j->kid[i].state == KID_DEAD
+            || !subtree_pending(j, j->kid[i].rank))
+            continue;
+        if ((why = kid_lost(d, &j->kid[i], &text, &stuck)))
+            adopt_dead(d, j->kid[i].rank, why, text);
+        else if (stuck > worst) {
+            worst = stuck;
+            silent = j->kid[i].rank;
+        }
+    }
+    if (silent >= 0)
+        adopt_dead(d, silent, PROTO_DEAD_SILENT, "stopped answering");
+}
+
+/* Stop reporting to a parent that died or stopped; wait for an adopter. */
+static void check_parent(struct daemon *d)
+{
+    struct job *j = d->job;
+    enum verdict v;
+
+    if (j->rank == 0)
+        return;         /* the root's own parent: vexec watches node 0 */
+    if (j->parent_lost) {
+        if (mono_now() - j->parent_lost < ORPHAN_WAIT_S)
+            return;
+        daemon_log(d, "no adopter came within %.0f s: ending job %#llx",
+                   ORPHAN_WAIT_S, (unsigned long long)j->id);
+        j->orphan = 1;
+        if (j->pid > 0 && !j->rank_exited)
+            kill(-j->pid, SIGKILL);
+        return;
+    }
+    v = look_at(d, j->parent, &j->parent_stopped);
+    if (v != PEER_DIED && v != PEER_STOPPED)
+        return;
+    daemon_log(d, "parent %s %s: waiting to be adopted",
+               hostlist_nth(j->nodes, j->parent_rank),
+               v == PEER_DIED ? "died" : "is stopped");
+    j->parent_lost = mono_now();
+    fab_drop_peer(d->f, j->parent);
+    d->sending = 0;
+}
+
+void adopt_tick(struct daemon *d)
+{
+    struct job *j = d->job;
+
+    if (!j || j->orphan)
+        return;
+    post_adopts(d);
+    if (mono_now() < j->next_check)
+        return;
+    j->next_check = mono_now() + ADOPT_CHECK_S;
+    check_kids(d);
+    check_parent(d);
+}
+
+double adopt_next(struct daemon *d)
+{
+    double left;
+
+    if (!d->job || d->job->orphan)
+        return -1;
+    left = d->job->next_check - mono_now();
+    return left > 0 ? left : 0;
+}
+
+/* Is a an ancestor of ours in the job's tree? */
+static int is_ancestor(const struct job *j, int a)
+{
+    for (int r = topo_parent(j->t, j->rank); r >= 0; r = topo_parent(j->t, r))
+        if (r == a)
+            return 1;
+    return 0;
+}
+
+/* Report to the adopter from now on, and take the rest of the image from
+ * it on its epoch. */
+static void follow(struct daemon *d, int adopter, uint32_t epoch)
+{
+    struct job *j = d->job;
+    char err[256];
+    int peer = fab_add_peer(d->f, hostlist_nth(j->nodes, adopter), err,
+                            sizeof(err));
+    long from = -1;
+
+    if (peer < 0) {
+        daemon_log(d, "cannot reach adopter %s: %s",
+                   hostlist_nth(j->nodes, adopter), err);
+        return;
+    }
+    if (peer != j->parent) {
+        fab_drop_peer(d->f, j->parent);
+        d->sending = 0;         /* that batch is sent again below */
+    }
+    j->parent = peer;
+    j->parent_rank = adopter;
+    j->parent_lost = 0;
+    j->parent_stopped = 0;
+    j->epoch = epoch;
+    if (j->bc && !bcast_have_all(j->bc))
+        from = bcast_resume(j->bc, proto_stream(j->id, epoch), err,
+                            sizeof(err));
+    for (int r = 0; r < j->n; r++)
+        if (j->exited[r])
+            job_rec(j, PROTO_EXIT, r, j->status[r], NULL, 0);
+    job_rec(j, PROTO_ADOPTED, j->rank, (int32_t)from, NULL, 0);
+    daemon_log(d, "adopted by %s (rank %d)", hostlist_nth(j->nodes, adopter),
+               adopter);
+}
+
+/* The LAUNCH of an ADOPT for a job this node does not run: checked as if
+ * it came from vexec (credential, freshness), and for this job.  Its nonce
+ * may have been seen already: the dead parent may have passed it on just
+ * before it died, too late for the job to start here (its parent gone).
+ * That is no replay: the ADOPT around it carried a fresh, unseen
+ * credential of its own (on_down). */
+static int admit_launch(struct daemon *d, const struct proto_down *m,
+                        struct proto_down *l, char *why, size_t whylen)
+{
+    struct auth_cred c;
+    int n = auth_verify(d->auth, m->data, m->len, &c, why, whylen);
+
+    if (n < 0 || (auth_admit(d->auth, &c, auth_now(), why, whylen) < 0
+                  && errno != EALREADY)
+        || proto_decode_down(m->data, (size_t)n, l, why, whylen) < 0)
+        return -1;
+    if (l->type != PROTO_LAUNCH || l->job != m->job)
+        return seterr(why, whylen, EPROTO, "it carries no LAUNCH of the job");
+    return 0;
+}
+
+void adopt_on_request(struct daemon *d, const struct proto_down *m)
+{
+    struct job *j = d->job;
+    struct proto_down l;
+    char why[256];
+
+    if (!j && d->done && d->done->id == m->job) {
+        /* Ended here, its report maybe lost with the dead parent: the
+         * job lives again until its exits are sent to the adopter. */
+        d->job = j = d->done;
+        d->done = NULL;
+    }
+    if (j && j->id == m->job) {
+        /* Ours already: the very LAUNCH we accepted, not a replay. */
+        if (m->len != j->launch_len || memcmp(m->data, j->launch, m->len)) {
+            snprintf(why, sizeof(why), "it carries another LAUNCH");
+            goto refuse;
+        }
+    } else if (j) {
+        snprintf(why, sizeof(why), "job %#llx is running",
+                 (unsigned long long)j->id);
+        goto refuse;
+    } else if (admit_launch(d, m, &l, why, sizeof(why)) < 0
+               || daemon_start_job(d, &l, m->data, m->len,
+                                   (int)m->adopter) < 0) {
+        goto refuse;
+    }
+    j = d->job;
+    if (m->adopter >= (uint32_t)j->n || !is_ancestor(j, (int)m->adopter)) {
+        snprintf(why, sizeof(why), "rank %u is not an ancestor",
+                 m->adopter);
+        goto refuse;
+    }
+    follow(d, (int)m->adopter, m->epoch);
+    return;
+refuse:
+    daemon_log(d, "refused ADOPT of job %#llx: %s",
+               (unsigned long long)m->job, why);
+}
+
+void adopt_on_adopted(struct daemon *d, const struct proto_rec *r)
+{
+    struct job *j = d->job;
+    struct kid *k = find_kid(j, (int)r->rank);
+
+    if (!k || k->state != KID_ADOPTING)
+        return;
+    k->state = KID_LIVE;
+    if (r->value < 0)
+        return;         /* it has the whole image */
+    if (!j->bc || bcast_add_kid(j->bc, k->peer, proto_stream(j->id, k->epoch),
+                                (size_t)r->value) < 0)
+        job_fail_subtree(j, k->rank, "its adopter cannot send it the image");
+}

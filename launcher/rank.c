@@ -1,0 +1,220 @@
+/* rank.c - the daemon's rank: its image buffer, its start from the image,
+ * and its stdio (output read into whole lines for the up batch, stdin
+ * written to rank 0).
+ */
+#include "common/err.h"
+#include "launcher/daemon_priv.h"
+#include "vmadump/vmadump.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define HUGE_PAGE (2UL << 20)
+
+static void stream_emit(struct job *j, struct stream *s, size_t len)
+{
+    job_rec(j, PROTO_OUT, j->rank, s->id, s->buf, len);
+    memmove(s->buf, s->buf + len, s->len - len);
+    s->len -= len;
+}
+
+/* Read what the pipe has; pass on whole lines, or a full buffer's worth
+ * of a line longer than the buffer, or the rest at end of file. */
+void rank_read_stream(struct daemon *d, struct stream *s)
+{
+    struct job *j = d->job;
+    ssize_t n;
+
+    while (s->fd >= 0) {
+        char *nl;
+
+        n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            epoll_ctl(d->ep, EPOLL_CTL_DEL, s->fd, NULL);
+            close(s->fd);
+            s->fd = -1;
+            if (s->len)
+                stream_emit(j, s, s->len);
+            return;
+        }
+        s->len += (size_t)n;
+        if ((nl = memrchr(s->buf, '\n', s->len)))
+            stream_emit(j, s, (size_t)(nl - s->buf) + 1);
+        else if (s->len == sizeof(s->buf))
+            stream_emit(j, s, s->len);
+    }
+}
+
+/* Our rank has exited and its pipes are drained: report its status. */
+void rank_report_exit(struct job *j)
+{
+    if (j->own_done || !j->rank_exited || j->out.fd >= 0 || j->errs.fd >= 0)
+        return;
+    job_rec(j, PROTO_EXIT, j->rank, j->rank_status, NULL, 0);
+    job_note_exit(j, j->rank, j->rank_status);
+    j->own_done = 1;
+}
+
+/* Write pending stdin bytes to rank 0; close its stdin at end of file. */
+void rank_write_stdin(struct daemon *d)
+{
+    struct job *j = d->job;
+
+    while (j->in_fd >= 0 && j->in.len) {
+        ssize_t n = write(j->in_fd, j->in.buf, j->in.len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n < 0) {                /* EPIPE: rank 0 closed its stdin */
+            j->in.len = 0;
+            j->in_eof = 1;
+            break;
+        }
+        memmove(j->in.buf, j->in.buf + n, j->in.len - (size_t)n);
+        j->in.len -= (size_t)n;
+    }
+    if (j->in_fd >= 0 && j->in_eof && j->in.len == 0) {
+        epoll_ctl(d->ep, EPOLL_CTL_DEL, j->in_fd, NULL);
+        close(j->in_fd);
+        j->in_fd = -1;
+    }
+}
+
+
+int rank_watch(struct daemon *d, int fd, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.fd = fd };
+
+    return epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int set_nonblock(int fd)
+{
+    return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Pipes for the rank's stdio: ours are non-blocking and close-on-exec. */
+static int make_pipes(struct job *j, int child[3])
+{
+    int out[2], errp[2], in[2] = { -1, -1 };
+
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return -1;
+    if (pipe2(errp, O_CLOEXEC) < 0)
+        goto close_out;
+    if (j->rank == 0 && pipe2(in, O_CLOEXEC) < 0)
+        goto close_err;
+    j->out = (struct stream){ .fd = out[0], .id = 1 };
+    j->errs = (struct stream){ .fd = errp[0], .id = 2 };
+    j->in_fd = in[1];
+    child[0] = in[0];
+    child[1] = out[1];
+    child[2] = errp[1];
+    set_nonblock(out[0]);
+    set_nonblock(errp[0]);
+    if (in[1] >= 0)
+        set_nonblock(in[1]);
+    return 0;
+close_err:
+    close(errp[0]);
+    close(errp[1]);
+close_out:
+    close(out[0]);
+    close(out[1]);
+    return -1;
+}
+
+int rank_spawn(struct daemon *d, size_t len, char *err, size_t errlen)
+{
+    struct job *j = d->job;
+    struct vmad_restore_opts ro = { .rank = j->rank, .verified = 1,
+                                    .label = d->o->node };
+    /* The rank gets its own process group, so a signal for the job
+     * reaches whatever it starts too. */
+    struct vmad_spawn_io io = { .new_pgroup = 1, .lean = 1 };
+    int ret;
+
+    if (make_pipes(j, io.fds) < 0)
+        return seterr(err, errlen, errno, "pipe: %s", strerror(errno));
+    ret = vmad_spawn_image(d->image, len, &ro, &io, &j->pid, err, errlen);
+    for (int i = 0; i < 3; i++)
+        if (io.fds[i] >= 0)
+            close(io.fds[i]);
+    if (ret < 0)
+        return -1;
+    rank_watch(d, j->out.fd, EPOLLIN);
+    rank_watch(d, j->errs.fd, EPOLLIN);
+    if (j->in_fd >= 0)
+        rank_watch(d, j->in_fd, EPOLLOUT | EPOLLET);   /* no spin while stdin is empty */
+    job_rec(j, PROTO_STARTED, j->rank, 0, NULL, 0);
+    if (j->pending_signal)
+        kill(-j->pid, j->pending_signal);
+    return 0;
+}
+
+static size_t huge_round(size_t len)
+{
+    return (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+}
+
+/* Anonymous private memory for images up to size bytes, 2 MiB aligned
+ * with huge pages requested: cross-memory copies into huge pages are
+ * several times faster.  Returns it, or NULL. */
+static void *new_image_buffer(size_t size)
+{
+    char *area = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), *buf;
+
+    if (area == MAP_FAILED)
+        return NULL;
+    buf = (char *)(((uintptr_t)area + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+    if (buf > area)
+        munmap(area, (size_t)(buf - area));
+    munmap(buf + size, (size_t)(area + HUGE_PAGE - buf));
+    madvise(buf, size, MADV_HUGEPAGE);
+    /* Fault every page in now, before the broadcast: faults taken inside
+     * the cross-memory copies of the first launch (a few GB at once on a
+     * 1023-node cluster) stalled whole subtrees past the 10 s limit. */
+    madvise(buf, size, MADV_POPULATE_WRITE);
+    return buf;
+}
+
+void image_buffer_drop(struct daemon *d)
+{
+    if (d->image)
+        munmap(d->image, d->image_size);
+    d->image = NULL;
+    d->image_size = 0;
+}
+
+/* The buffer for this job's image: the one kept from the last job if it
+ * is large enough — its pages are already allocated, and ranks started
+ * from it hold copy-on-write pages of their own (vmad_spawn_image) —,
+ * else a new one. */
+void *image_buffer(struct daemon *d, size_t len, char *err,
+                          size_t errlen)
+{
+    if (d->image && d->image_size >= len)
+        return d->image;
+    image_buffer_drop(d);
+    if (!(d->image = new_image_buffer(huge_round(len)))) {
+        seterr(err, errlen, ENOMEM, "mapping a %zu-byte image: %s", len,
+               strerror(errno));
+        return NULL;
+    }
+    d->image_size = huge_round(len);
+    return d->image;
+}
