@@ -140,6 +140,8 @@ static void flush_up(struct daemon *d)
 
 static int on_event(void *arg, const struct fab_event *ev, char *err,
                     size_t errlen);
+static int job_reported(const struct job *j);
+static void retire_job(struct daemon *d);
 
 /* Connect to the children and hand them the LAUNCH; a child that cannot
  * be reached has its whole subtree reported failed. */
@@ -369,6 +371,8 @@ int daemon_start_job(struct daemon *d, const struct proto_down *m,
     char err[512];
     void *buf;
 
+    if (d->job && job_reported(d->job))
+        retire_job(d);
     if (d->job) {
         daemon_log(d, "refusing job %#llx: job %#llx is running",
                    (unsigned long long)m->job,
@@ -639,6 +643,15 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
 
 /* Has this node done its part: its rank reported, every rank below it
  * reported, all of it sent?  Then the job ends here. */
+/* Has the job here reported everything, with at most its last sends
+ * still completing?  The front end may have its answer and launch again
+ * before those completions reach us (seen under ASan). */
+static int job_reported(const struct job *j)
+{
+    return !j->orphan && j->own_done && j->exits >= j->subtree
+           && j->batch.len == 0 && (!j->bc || bcast_done(j->bc));
+}
+
 static void maybe_end_job(struct daemon *d)
 {
     struct job *j = d->job;
@@ -657,8 +670,17 @@ static void maybe_end_job(struct daemon *d)
         return;
     if (d->image_size > IMAGE_KEEP_MAX)
         image_buffer_drop(d);
-    /* Kept until the next job ends: a parent that stopped may have taken
-     * our last report with it, and an adopter then asks again (adopt.c). */
+    retire_job(d);
+}
+
+/* End the job here.  It is kept until the next job ends: a parent that
+ * stopped may have taken our last report with it, and an adopter then
+ * asks again (adopt.c).  A send of its last batch may still be in flight:
+ * d->sending holds the next batch back until it completes. */
+static void retire_job(struct daemon *d)
+{
+    struct job *j = d->job;
+
     bcast_destroy(j->bc);
     j->bc = NULL;
     job_free(d->done);

@@ -8,7 +8,9 @@
 # The daemon is really killed or stopped, by this test, once it has
 # started taking the image: its VmRSS grows by the image buffer when the
 # LAUNCH arrives (the buffer is faulted in then, just before the first
-# chunk), and the kill comes a moment after that.
+# chunk), and the kill comes 50 ms after that.  On 16 nodes the chunks
+# are 64 KiB, so that the stream through one node lasts long enough on an
+# idle machine too.
 #
 # First on 16 nodes with --tree kary:2 (1 GB of images in all), then the
 # must-hold case: 255 nodes with --tree kary:4, ~16 GB of images; that part
@@ -24,10 +26,10 @@ use lib "$FindBin::Bin/lib";
 use Fcntl qw(:flock);
 use File::Temp qw(tempdir);
 use Test::More;
-use Time::HiRes qw(sleep);
+use Time::HiRes qw(sleep time);
 use VexecTest qw(bin prog slurp);
 use VexecCluster qw(need_vexec cluster_up cluster_down daemon_pids
-                    daemon_rss describe lines wait_until start_bg wait_bg
+                    daemon_rss describe lines start_bg wait_bg
                     pid_alive);
 
 need_vexec();
@@ -50,8 +52,11 @@ sub launch_and_hit {
     my ($out, $err) = ("$tmp/out", "$tmp/err");
     my $vexec = start_bg([bin('vexec'), @args, $PROG], out => $out,
                          err => $err);
-    my $took = wait_until(120, sub { daemon_rss($target) > $rss0 + 32768 });
-    sleep(0.2);
+    my ($took, $end) = (0, time() + 120);
+    until (($took = daemon_rss($target) > $rss0 + 32768) || time() > $end) {
+        sleep(0.005);
+    }
+    sleep(0.05);
     kill $signal, $target;
     my $status = wait_bg($vexec, $LIMIT);
     return { status => defined $status ? $status >> 8 : 124,
@@ -103,10 +108,10 @@ sub nodes_but {
 }
 
 sub scenario {
-    my ($n, $tree, $kill, $stop) = @_;
+    my ($n, $tree, $kill, $stop, @opt) = @_;
     my @ranks = grep { $_ != $kill } 0 .. $n - 1;
 
-    my $r = launch_and_hit('KILL', "n$kill", '-l', '--tree', $tree);
+    my $r = launch_and_hit('KILL', "n$kill", '-l', '--tree', $tree, @opt);
     check_survivors("$n nodes, $tree, kill -9 of n$kill mid-stream: every "
                     . "other rank ran once", $r, @ranks);
     ok(names_only($r, "n$kill", 'died') && $r->{status} != 0,
@@ -121,7 +126,7 @@ sub scenario {
     my @list = grep { $_ != $kill } 0 .. $n - 1;
     my ($srank) = grep { $list[$_] == $stop } 0 .. $#list;
     $r = launch_and_hit('STOP', "n$stop", '-l', '--keep-going', '--tree',
-                        $tree, '-w', nodes_but($n, $kill));
+                        $tree, @opt, '-w', nodes_but($n, $kill));
     kill 'KILL', $r->{target};
     check_survivors("SIGSTOP of n$stop mid-stream: every other rank ran once",
                     $r, grep { $_ != $srank } 0 .. $#list);
@@ -133,7 +138,7 @@ sub scenario {
 }
 
 cluster_up(16);
-scenario(16, 'kary:2', 1, 2);
+scenario(16, 'kary:2', 1, 2, '--chunk', '64K');
 cluster_down();
 
 SKIP: {
