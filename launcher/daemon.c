@@ -56,15 +56,23 @@
  * own dead parent's adoption (adopt.c's bounds) before data flows again. */
 #define RECV_STALL_S 60.0
 
+/* The whole line goes out in one write: the daemons of an emulated
+ * cluster share one log file (O_APPEND), and a line written in pieces
+ * was seen cut in two by another daemon's line. */
 void daemon_log(struct daemon *d, const char *fmt, ...)
 {
+    char line[1024];
     va_list ap;
+    int n = snprintf(line, sizeof(line), "vexecd %s: ", d->o->node);
 
     va_start(ap, fmt);
-    fprintf(stderr, "vexecd %s: ", d->o->node);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    if (n >= 0 && (size_t)n < sizeof(line))
+        vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
+    n = (int)strnlen(line, sizeof(line) - 2);
+    line[n++] = '\n';
+    if (write(STDERR_FILENO, line, (size_t)n) < 0)
+        return;     /* nowhere left to say it */
 }
 
 /* ---- reporting up ---- */

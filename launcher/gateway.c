@@ -75,11 +75,18 @@ struct gw {
     struct nodeq *query_old;            /* the last, its sends in flight */
 };
 
+/* One write per line, as the daemons do (daemon.c): the log is shared. */
 static void logmsg(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "vexec gateway: ");
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
+    char line[1024];
+    int n = snprintf(line, sizeof(line), "vexec gateway: ");
+
+    if (n >= 0 && (size_t)n < sizeof(line))
+        snprintf(line + n, sizeof(line) - (size_t)n, fmt, arg);
+    n = (int)strnlen(line, sizeof(line) - 2);
+    line[n++] = '\n';
+    if (write(STDERR_FILENO, line, (size_t)n) < 0)
+        return;     /* nowhere left to say it */
 }
 
 /* Tell the client the launch failed: a FAIL record for no rank. */
