@@ -4,9 +4,15 @@
 #include "launcher/cli.h"
 #include "launcher/cluster.h"
 
+#include "fanout/bell.h"
+
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 int cli_fail(int code, const char *fmt, ...)
 {
@@ -62,5 +68,19 @@ int cli_load_key(const char *key_file, const char *cluster_dir,
         snprintf(path, sizeof(path), "%s/%s", cluster_dir, CLUSTER_KEY_FILE);
     if (!(*auth = auth_create(path, err, sizeof(err))))
         return cli_fail(1, "%s", err);
+    return 0;
+}
+
+int cli_connect_gateway(const char *kind, const char *cluster_name,
+                        const char *cluster_dir, int *sock)
+{
+    struct sockaddr_un sa;
+    socklen_t len = bell_sockaddr(kind, cluster_name, &sa);
+
+    if ((*sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
+        return cli_fail(1, "socket: %s", strerror(errno));
+    if (connect(*sock, (struct sockaddr *)&sa, len) < 0)
+        return cli_fail(1, "the gateway of the cluster in %s is not running "
+                        "(%s)", cluster_dir, strerror(errno));
     return 0;
 }

@@ -24,4 +24,10 @@ int cli_check_tree(const char *spec, int n, int *depth);
 int cli_load_key(const char *key_file, const char *cluster_dir,
                  const char *need, struct auth **auth);
 
+/* Connect to the emulated cluster's gateway socket of the given kind
+ * (GATEWAY_KIND for launches, GATEWAY_QUERY_KIND for vexec nodes).
+ * Returns 0 with *sock set, or 1 after one line naming the cluster. */
+int cli_connect_gateway(const char *kind, const char *cluster_name,
+                        const char *cluster_dir, int *sock);
+
 #endif

@@ -456,18 +456,10 @@ static int start_gateway(struct fe *e)
 
 static int connect_gateway(struct fe *e)
 {
-    struct sockaddr_un sa;
-    socklen_t len = bell_sockaddr(GATEWAY_KIND, e->c.name, &sa);
-
     if (e->tcp)
         return start_gateway(e);
     snprintf(e->origin, sizeof(e->origin), "%s.%s", e->c.name, GATEWAY_KIND);
-    if ((e->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
-        return cli_fail(1, "socket: %s", strerror(errno));
-    if (connect(e->sock, (struct sockaddr *)&sa, len) < 0)
-        return cli_fail(1, "the gateway of the cluster in %s is not running (%s)",
-                    e->c.dir, strerror(errno));
-    return 0;
+    return cli_connect_gateway(GATEWAY_KIND, e->c.name, e->c.dir, &e->sock);
 }
 
 /* The SIGKILL the gateway sends down if we go away before the job ends

@@ -171,15 +171,8 @@ static char *nodes_expression(struct nq *q)
 
 static int connect_gateway(struct nq *q)
 {
-    struct sockaddr_un sa;
-    socklen_t len = bell_sockaddr(GATEWAY_QUERY_KIND, q->c.name, &sa);
-
-    if ((q->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
-        return cli_fail(1, "socket: %s", strerror(errno));
-    if (connect(q->sock, (struct sockaddr *)&sa, len) < 0)
-        return cli_fail(1, "the gateway of the cluster in %s is not running (%s)",
-                    q->c.dir, strerror(errno));
-    return 0;
+    return cli_connect_gateway(GATEWAY_QUERY_KIND, q->c.name, q->c.dir,
+                               &q->sock);
 }
 
 static int send_query(struct nq *q)
