@@ -291,6 +291,10 @@ long bcast_resume(struct bcast *b, uint32_t stream, char *err,
 {
     if (bcast_have_all(b))
         return (long)b->nchunks;
+    /* The same parent again (it asked twice): its receives stand.  Taking
+     * them back could drop a chunk already received into one of them. */
+    if ((stream & BCAST_STREAM_MASK) == b->stream)
+        return (long)b->have;
     fab_cancel(b->f, &b->rctx);
     b->stream = stream & BCAST_STREAM_MASK;
     b->hdr_posted = 0;

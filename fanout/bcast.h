@@ -126,7 +126,8 @@ int bcast_done(const struct bcast *b);
 double bcast_quiet(const struct bcast *b);
 
 /* A new parent (stream: the one it will send on): withdraw the posted
- * receives and post them again on stream, from the first chunk missing.
+ * receives and post them again on stream, from the first chunk missing;
+ * on the stream already listened on, leave them posted.
  * Returns that chunk (the number of chunks if none is missing: then
  * nothing more is expected), or -1 on a fabric error. */
 long bcast_resume(struct bcast *b, uint32_t stream, char *err, size_t errlen);

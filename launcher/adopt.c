@@ -243,8 +243,13 @@ static void post_adopts(struct daemon *d)
         /* Its last send completed, so its buffer may be written again. */
         if (k->adopt_sent && mono_now() - k->sent_at > ADOPT_RESEND_S
             && fab_sends_in_flight(d->f) == 0
-            && make_adopt(d, k, NULL, 0) == 0)
+            && make_adopt(d, k, NULL, 0) == 0) {
+            daemon_log(d, "node %s (rank %d) left its ADOPT unanswered for "
+                       "%.0f s: sending it again",
+                       hostlist_nth(j->nodes, k->rank), k->rank,
+                       mono_now() - k->sent_at);
             k->adopt_sent = 0;
+        }
         if (k->adopt_sent)
             continue;
         if (fab_send(d->f, k->peer, PROTO_TAG_DOWN, k->adopt, k->adopt_len,
@@ -482,6 +487,10 @@ void adopt_on_adopted(struct daemon *d, const struct proto_rec *r)
     if (!k || k->state != KID_ADOPTING)
         return;
     k->state = KID_LIVE;
+    daemon_log(d, "node %s (rank %d) answered its ADOPT after %.1f s; it "
+               "needs the image from chunk %ld",
+               hostlist_nth(j->nodes, k->rank), k->rank,
+               mono_now() - k->since, (long)r->value);
     if (r->value < 0)
         return;         /* it has the whole image */
     if (!j->bc || bcast_add_kid(j->bc, k->peer, proto_stream(j->id, k->epoch),
