@@ -268,6 +268,11 @@ int bcast_have_all(const struct bcast *b)
     return b->hdr_in && b->have == b->nchunks;
 }
 
+size_t bcast_have_bytes(const struct bcast *b)
+{
+    return b->have == b->nchunks ? b->len : b->have * b->chunk;
+}
+
 int bcast_done(const struct bcast *b)
 {
     if (!bcast_have_all(b))

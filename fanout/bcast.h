@@ -119,6 +119,10 @@ int bcast_event(struct bcast *b, const struct fab_event *ev, char *err,
 /* Has the whole buffer arrived (always, at the root)? */
 int bcast_have_all(const struct bcast *b);
 
+/* Bytes from the start of the buffer that have arrived (all of them at
+ * the root). */
+size_t bcast_have_bytes(const struct bcast *b);
+
 /* Has it arrived and every send to every child not dropped completed? */
 int bcast_done(const struct bcast *b);
 

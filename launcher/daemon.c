@@ -203,7 +203,9 @@ static void start_from_image(struct daemon *d)
     char err[512];
 
     j->image_done = 1;
-    if (vmad_check(d->image, j->image_len, err, sizeof(err)) < 0
+    vmad_sum_feed(&j->sum, d->image, j->image_len);
+    if (vmad_check_summed(d->image, j->image_len, &j->sum, err,
+                          sizeof(err)) < 0
         || image_is_signed(d, d->image, j->image_len, err, sizeof(err)) < 0)
         goto fail;
     job_rec(j, PROTO_IMAGE, j->rank, 0, NULL, 0);
@@ -245,6 +247,7 @@ static void begin_broadcast(struct daemon *d, void *buf, size_t chunk,
             peers[n++] = j->kid[k].peer;
     io.kids = peers;
     io.nkids = n;
+    vmad_sum_init(&j->sum);
     if (!buf || !(j->bc = bcast_create(d->f, &io, buf, j->image_len, chunk,
                                        err, errlen))) {
         daemon_log(d, "cannot take the image: %s", err);
@@ -265,6 +268,9 @@ static void drive_broadcast(struct daemon *d)
         broadcast_failed(d, err);
         return;
     }
+    /* Hash what has arrived while it is still in cache. */
+    if (!j->image_done)
+        vmad_sum_feed(&j->sum, d->image, bcast_have_bytes(j->bc));
     if (!j->image_done && bcast_have_all(j->bc))
         start_from_image(d);
     else if (!j->image_done && !j->parent_lost

@@ -18,6 +18,7 @@
 #include "launcher/nodequery.h"
 #include "launcher/nodestat.h"
 #include "launcher/proto.h"
+#include "vmadump/vmadump.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -91,6 +92,7 @@ struct job {
     int in_eof;
     size_t image_len;
     uint64_t image_sum;         /* the checksum the LAUNCH was signed with */
+    struct vmad_sum sum;        /* of the image bytes in so far */
     char *launch;               /* the LAUNCH message, forwarded as is */
     size_t launch_len;
     struct proto_batch batch;   /* up records not yet sent */

@@ -252,6 +252,18 @@ const char *image_check(const void *buf, uint64_t len, struct image *img)
     return parse_body(img);
 }
 
+const char *image_check_summed(const void *buf, uint64_t len, uint64_t sum,
+                               struct image *img)
+{
+    const char *why;
+
+    if ((why = parse_frame(buf, len, img)))
+        return why;
+    if (sum != img->hdr->checksum)
+        return "checksum mismatch (image damaged)";
+    return parse_body(img);
+}
+
 const char *image_verify_checksum(const struct image *img)
 {
     static const unsigned char zero[8];

@@ -148,6 +148,10 @@ const char *image_parse_header(const void *buf, uint64_t avail,
  * verified the bytes by other means calls.  NULL or a message. */
 const char *image_check(const void *buf, uint64_t len, struct image *img);
 
+/* image_check, with the bytes' checksum computed by the caller (sum). */
+const char *image_check_summed(const void *buf, uint64_t len, uint64_t sum,
+                               struct image *img);
+
 /* Compare the header checksum with the bytes; needs img->base, len and hdr.
  * NULL or a message. */
 const char *image_verify_checksum(const struct image *img);

@@ -140,6 +140,53 @@ uint64_t vmad_image_checksum(const void *buf, size_t len)
     return image_parse_header(buf, len, &hdr) ? 0 : hdr->checksum;
 }
 
+void vmad_sum_init(struct vmad_sum *s)
+{
+    image_hash_init(&s->h);
+    s->done = 0;
+}
+
+void vmad_sum_feed(struct vmad_sum *s, const void *buf, size_t upto)
+{
+    static const unsigned char zero[8];
+    const unsigned char *b = buf;
+    size_t field = IMAGE_CHECKSUM_OFFSET;
+
+    if (upto <= s->done)
+        return;
+    /* Bytes before the checksum field, then the field as zero (once the
+     * whole field is in), then the rest. */
+    if (s->done < field) {
+        size_t end = upto < field ? upto : field;
+
+        image_hash_update(&s->h, b + s->done, end - s->done);
+        s->done = end;
+    }
+    if (s->done == field) {
+        if (upto < field + sizeof(zero))
+            return;
+        image_hash_update(&s->h, zero, sizeof(zero));
+        s->done = field + sizeof(zero);
+    }
+    image_hash_update(&s->h, b + s->done, upto - s->done);
+    s->done = upto;
+}
+
+int vmad_check_summed(const void *buf, size_t len, const struct vmad_sum *s,
+                      char *err, size_t errlen)
+{
+    struct image img;
+    const char *why = s->done != len ? "the image was not hashed whole"
+                      : image_check_summed(buf, len, image_hash_final(&s->h),
+                                           &img);
+
+    if (why) {
+        errno = EINVAL;
+        return errprintf(err, errlen, "%s", why);
+    }
+    return 0;
+}
+
 int vmad_check(const void *buf, size_t len, char *err, size_t errlen)
 {
     struct image img;

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "vmadump/hash.h"
+
 /* Receives the image in order, in pieces; returns 0, or -1 to abort. */
 typedef int (*vmad_writer_fn)(void *arg, const void *data, size_t len);
 
@@ -103,6 +105,23 @@ int vmad_restore_buffer(const void *buf, size_t len,
 /* Check an image in memory (header, structure, checksum) without restoring
  * it.  Returns 0 or -1. */
 int vmad_check(const void *buf, size_t len, char *err, size_t errlen);
+
+/* The checksum of an image that arrives in order, taken piece by piece
+ * while each piece is still in cache (a whole 4.9 MB image hashed after
+ * the fact is read back from memory).  vmad_sum_feed(s, buf, upto) hashes
+ * buf[s->done..upto), the checksum field counted as zero; then
+ * vmad_check_summed checks the structure and that the bytes hashed, all
+ * len of them, match the header's checksum (vmad_check's result, without
+ * reading the bytes again). */
+struct vmad_sum {
+    struct image_hash_state h;
+    size_t done;                /* bytes hashed */
+};
+
+void vmad_sum_init(struct vmad_sum *s);
+void vmad_sum_feed(struct vmad_sum *s, const void *buf, size_t upto);
+int vmad_check_summed(const void *buf, size_t len, const struct vmad_sum *s,
+                      char *err, size_t errlen);
 
 /* The checksum recorded in the header of the image in buf (len bytes), or
  * 0 if buf holds no image header.  vmad_check() proves the bytes match it;

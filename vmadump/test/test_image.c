@@ -118,6 +118,44 @@ static void test_damage(unsigned char *img, size_t len)
     free(copy);
 }
 
+/* vmad_check_summed over pieces of size step fed in order, each call
+ * feeding up to the next piece's end; 0 if accepted. */
+static int summed(const unsigned char *img, size_t len, size_t step)
+{
+    struct vmad_sum s;
+
+    vmad_sum_init(&s);
+    for (size_t upto = 0; upto < len; upto += step)
+        vmad_sum_feed(&s, img, upto);
+    vmad_sum_feed(&s, img, len);
+    return vmad_check_summed(img, len, &s, NULL, 0);
+}
+
+/* The checksum taken piece by piece as an image arrives gives the same
+ * verdicts as vmad_check: every split accepted, a flipped byte refused. */
+static void test_summed(unsigned char *img, size_t len)
+{
+    static const size_t steps[] = { 1, 3, 7, 8, 61, 64, 4096, 65536 };
+    int all = 1, none = 1;
+    struct vmad_sum s;
+
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+        all &= summed(img, len, steps[i]) == 0;
+    ok(all && vmad_check(img, len, NULL, 0) == 0,
+       "an image hashed as it arrives, in pieces of 1 byte to 64 KiB, is "
+       "accepted");
+    for (size_t off = 0; off < len; off += len / 61 + 1) {
+        img[off] ^= 0x20;
+        none &= summed(img, len, 4096) < 0;
+        img[off] ^= 0x20;
+    }
+    ok(none, "a flipped byte anywhere is refused when hashed as it arrives");
+    vmad_sum_init(&s);
+    vmad_sum_feed(&s, img, len / 2);
+    ok(vmad_check_summed(img, len, &s, NULL, 0) < 0,
+       "an image hashed only in part is refused");
+}
+
 static void test_header_fields(unsigned char *img, size_t len)
 {
     struct image_header *h = (void *)(img + IMAGE_SHEBANG_SIZE);
@@ -162,6 +200,7 @@ int main(void)
        "entry point and stack pointer are inside regions");
     ok(refused(buf, 0), "empty input refused");
     test_damage(buf, len);
+    test_summed(buf, len);
     test_header_fields(buf, len);
     free(buf);
     return done_testing();
