@@ -271,9 +271,12 @@ static void drive_broadcast(struct daemon *d)
     /* Hash what has arrived while it is still in cache. */
     if (!j->image_done)
         vmad_sum_feed(&j->sum, d->image, bcast_have_bytes(j->bc));
-    if (!j->image_done && bcast_have_all(j->bc))
+    /* The rank is forked from the buffer once the children have read it
+     * too: a child's cross-memory read of a page shared with our rank
+     * copies the page first (the kernel unshares pages it pins). */
+    if (!j->image_done && bcast_done(j->bc))
         start_from_image(d);
-    else if (!j->image_done && !j->parent_lost
+    else if (!j->image_done && !j->parent_lost && !bcast_have_all(j->bc)
              && bcast_quiet(j->bc) > RECV_STALL_S) {
         snprintf(err, sizeof(err), "no image data from the parent for "
                  "%.0f s", RECV_STALL_S);
