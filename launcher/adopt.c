@@ -9,7 +9,10 @@
  *   that runs is never declared dead, however slow: that is what a loaded
  *   machine looks like;
  * - where no pid is known (another host), a child that took nothing we
- *   sent for SILENT_S has stopped answering.
+ *   sent for SILENT_S has stopped answering, and so has one we have not
+ *   heard from for SILENT_S: over tcp every node sends its parent an
+ *   ALIVE record every ALIVE_S while its job runs (a child that died
+ *   after the broadcast, while its rank runs, takes no sends to miss).
  * A dead child is reported up (DEAD, and EXIT for its rank if it had not
  * reported one), dropped from the broadcast, and each of its children is
  * adopted: sent an ADOPT (vexec's signed LAUNCH unchanged, our rank, a new
@@ -58,6 +61,9 @@
  * chunk's copy time on a loaded machine. */
 #define SILENT_S 30.0
 
+/* Over tcp, how often a node tells its parent it lives. */
+#define ALIVE_S 1.0
+
 /* An ADOPT unanswered for this long is made and sent again, with a new
  * credential: seen on this VM, rarely, an ADOPT reaching its node as a
  * copy of an older one, which the node refuses as a replay. */
@@ -81,7 +87,8 @@ int adopt_add_kid(struct job *j, int rank, int peer)
         j->kid = k;
         j->kid_cap = cap;
     }
-    j->kid[j->nkid++] = (struct kid){ .rank = rank, .peer = peer };
+    j->kid[j->nkid++] = (struct kid){ .rank = rank, .peer = peer,
+                                      .heard = mono_now() };
     return 0;
 }
 
@@ -287,6 +294,11 @@ static int kid_lost(struct daemon *d, struct kid *k, const char **text,
         *text = "did not answer its adoption";
         return PROTO_DEAD_SILENT;
     }
+    if (k->state == KID_LIVE && netaddr_is_tcp(fab_peer_name(d->f, k->peer))
+        && mono_now() - k->heard > SILENT_S) {
+        *text = "stopped answering (nothing heard from it)";
+        return PROTO_DEAD_SILENT;
+    }
     return 0;
 }
 
@@ -350,6 +362,19 @@ static void check_parent(struct daemon *d)
     d->sending = 0;
 }
 
+/* Over tcp, tell the parent we live (node 0's parent is the gateway,
+ * which watches it otherwise). */
+static void tell_alive(struct daemon *d)
+{
+    struct job *j = d->job;
+
+    if (j->rank == 0 || j->parent_lost || mono_now() < j->next_alive
+        || !netaddr_is_tcp(fab_peer_name(d->f, j->parent)))
+        return;
+    j->next_alive = mono_now() + ALIVE_S;
+    job_rec(j, PROTO_ALIVE, j->rank, 0, NULL, 0);
+}
+
 void adopt_tick(struct daemon *d)
 {
     struct job *j = d->job;
@@ -357,6 +382,7 @@ void adopt_tick(struct daemon *d)
     if (!j || j->orphan)
         return;
     post_adopts(d);
+    tell_alive(d);
     if (mono_now() < j->next_check)
         return;
     j->next_check = mono_now() + ADOPT_CHECK_S;
@@ -366,11 +392,15 @@ void adopt_tick(struct daemon *d)
 
 double adopt_next(struct daemon *d)
 {
-    double left;
+    double next, left;
 
     if (!d->job || d->job->orphan)
         return -1;
-    left = d->job->next_check - mono_now();
+    next = d->job->next_check;
+    if (d->job->rank > 0 && d->job->next_alive < next
+        && netaddr_is_tcp(fab_peer_name(d->f, d->job->parent)))
+        next = d->job->next_alive;
+    left = next - mono_now();
     return left > 0 ? left : 0;
 }
 
@@ -479,6 +509,14 @@ refuse:
                (unsigned long long)m->job, why);
 }
 
+void adopt_on_alive(struct daemon *d, const struct proto_rec *r)
+{
+    struct kid *k = find_kid(d->job, (int)r->rank);
+
+    if (k)
+        k->heard = mono_now();
+}
+
 void adopt_on_adopted(struct daemon *d, const struct proto_rec *r)
 {
     struct job *j = d->job;
@@ -487,6 +525,7 @@ void adopt_on_adopted(struct daemon *d, const struct proto_rec *r)
     if (!k || k->state != KID_ADOPTING)
         return;
     k->state = KID_LIVE;
+    k->heard = mono_now();
     daemon_log(d, "node %s (rank %d) answered its ADOPT after %.1f s; it "
                "needs the image from chunk %ld",
                hostlist_nth(j->nodes, k->rank), k->rank,

@@ -595,6 +595,8 @@ static int count_rec(void *arg, const struct proto_rec *r)
         job_note_exit(d->job, (int)r->rank, r->value);
     else if (r->type == PROTO_ADOPTED)
         adopt_on_adopted(d, r);
+    else if (r->type == PROTO_ALIVE)
+        adopt_on_alive(d, r);
     return 0;
 }
 

@@ -58,6 +58,7 @@ struct kid {
     double stopped;             /* first seen stopped, 0 if not */
     int adopt_sent;             /* KID_ADOPTING: the ADOPT is posted */
     double sent_at;             /* when it was */
+    double heard;               /* its last ALIVE (tcp), or when added */
     char *adopt;                /* the ADOPT message, kept for the job */
     size_t adopt_len;
 };
@@ -99,6 +100,7 @@ struct job {
     char sig[SIG_SLOTS][SIG_MSG_MAX];
     int next_sig;
     double next_check;          /* adopt_tick's next look at neighbours */
+    double next_alive;          /* when to tell a tcp parent we live */
     struct nodestat_last *last; /* the daemon's record of its launches */
 };
 
@@ -190,6 +192,9 @@ void adopt_on_request(struct daemon *d, const struct proto_down *m);
 
 /* An ADOPTED record from a child we adopted. */
 void adopt_on_adopted(struct daemon *d, const struct proto_rec *r);
+
+/* An ALIVE record from a child. */
+void adopt_on_alive(struct daemon *d, const struct proto_rec *r);
 
 /* Must the loop wake up for adopt_tick while nothing else happens?
  * Returns the seconds until then, or -1 for never. */

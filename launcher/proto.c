@@ -334,12 +334,24 @@ int proto_batch_add(struct proto_batch *b, uint32_t type, uint32_t rank,
 
 int proto_batch_merge(struct proto_batch *b, const void *msg, size_t len)
 {
-    size_t body = len - sizeof(struct msg_hdr);
+    const char *p = (const char *)msg + sizeof(struct msg_hdr);
+    const char *end = (const char *)msg + len;
 
-    if (batch_reserve(b, body) < 0)
+    if (batch_reserve(b, (size_t)(end - p)) < 0)
         return -1;
-    memcpy(b->buf + b->len, (const char *)msg + sizeof(struct msg_hdr), body);
-    b->len += body;
+    /* Record by record (the message was checked): ALIVE is only for us. */
+    while (p < end) {
+        struct rec_hdr r;
+        size_t n;
+
+        memcpy(&r, p, sizeof(r));
+        n = sizeof(r) + pad8(r.len);
+        if (r.type != PROTO_ALIVE) {
+            memcpy(b->buf + b->len, p, n);
+            b->len += n;
+        }
+        p += n;
+    }
     return 0;
 }
 
@@ -412,7 +424,7 @@ static int walk(const char *p, const char *end, uint32_t count,
             return seterr(err, errlen, EPROTO, "record %u of %u is "
                           "truncated", i, count);
         memcpy(&r, p, sizeof(r));
-        if (r.type < PROTO_STARTED || r.type > PROTO_ADOPTED)
+        if (r.type < PROTO_STARTED || r.type > PROTO_ALIVE)
             return seterr(err, errlen, EPROTO, "record %u has unknown type "
                           "%u", i, r.type);
         if (r.len > PROTO_MSG_MAX

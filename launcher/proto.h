@@ -25,7 +25,10 @@
  * QUERY for the rank-th node it names: launcher/nodestat.h), DEAD (the
  * node of that rank died or stopped: value PROTO_DEAD_*, data the reason;
  * sent by its adopter), ADOPTED (the node of that rank took its adopter's
- * ADOPT: value the first image chunk it still needs, -1 none).  A node
+ * ADOPT: value the first image chunk it still needs, -1 none), ALIVE
+ * (sent over tcp every second by a node to its parent, which drops it
+ * instead of merging it: a parent that cannot see its child's process
+ * hears from it this way while its rank runs).  A node
  * merges its children's batches with its own records into its next batch, so the front end receives a few batches
  * per subtree instead of one message per rank and event.
  *
@@ -75,6 +78,7 @@ enum proto_rec_type {
     PROTO_NODE,         /* value: state; data: a nodestat record */
     PROTO_DEAD,         /* value: PROTO_DEAD_*; data: the reason */
     PROTO_ADOPTED,      /* value: first chunk needed, -1 none */
+    PROTO_ALIVE,        /* the sender lives: for its parent, not passed on */
 };
 
 /* Why a node is reported dead. */
@@ -167,7 +171,7 @@ int proto_batch_add(struct proto_batch *b, uint32_t type, uint32_t rank,
                     int32_t value, const void *data, uint32_t len);
 
 /* Append the records of a received up message (already checked by
- * proto_each_rec) to b.  Returns 0, or -1 (ENOMEM). */
+ * proto_each_rec) to b, but ALIVE.  Returns 0, or -1 (ENOMEM). */
 int proto_batch_merge(struct proto_batch *b, const void *msg, size_t len);
 
 /* Move the first whole records of b, at most PROTO_MSG_MAX bytes with the

@@ -179,6 +179,33 @@ select(undef, undef, undef, 2);
 my $ticks = daemon_cpu_ticks(values %daemon_pid) - $t0;
 ok($ticks <= 20, "the 8 idle daemons used $ticks ticks of CPU in 2 s");
 
+# A daemon that dies while the ranks run, after the broadcast: no send to
+# it is pending, so its parent notices that it hears no ALIVE from it for
+# 30 s, reports it, and adopts its children, whose ranks' exits still
+# arrive.  With kary:2, rank 1 (host 1's second daemon) is the parent of
+# ranks 3 (host 2) and 4 (host 3).  Last: the cluster has 7 daemons after.
+my $dead = "$addr[0]:7401";
+my ($kout, $kerr) = map { "$state/../kill.$_" } qw(out err);
+my $bg = VexecCluster::start_bg([bin('vexec'), @via_list, '--tree', 'kary:2',
+                                 '/bin/dash', '-c',
+                                 'sleep 5; echo "$BPROC_RANK done"'],
+                                out => $kout, err => $kerr);
+select(undef, undef, undef, 2.5);
+kill 'KILL', $daemon_pid{$dead};
+my $kstatus = VexecCluster::wait_bg($bg, 180);
+my @done = sort(lines(VexecTest::slurp($kout)));
+my @kerr = lines(VexecTest::slurp($kerr));
+is_deeply(\@done, [map { sprintf('%07d done', $_) } 0, 2 .. $N - 1],
+          'kill -9 of an interior daemon over tcp while its rank runs: '
+          . 'every other rank finishes')
+    or diag(join("\n", @kerr));
+ok(defined $kstatus && $kstatus >> 8 != 0
+   && (grep { /^vexec: 1 node failed: \Q$dead\E \(stopped answering/ } @kerr)
+   && !(grep { /failed:/ && !/\Q$dead\E/ } @kerr),
+   "vexec names exactly $dead as dead, exits non-zero, and does not hang")
+    or diag('status ' . ($kstatus // 'hung') . ': ' . join("\n", @kerr));
+delete $daemon_pid{$dead};
+
 # Teardown.
 $r = netns('down', '--state', $state);
 $torn_down = 1;

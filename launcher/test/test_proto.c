@@ -178,6 +178,20 @@ static void test_unget_and_merge(void)
     s->n = 0;
     proto_each_rec(msg, len, &job, collect, s, NULL, 0);
     ok(s->n == 3, "a received report merges into a parent's batch");
+    /* ALIVE is for the parent that receives it, never passed on. */
+    proto_batch_add(&b, PROTO_ALIVE, 4, 0, NULL, 0);
+    proto_batch_add(&b, PROTO_OUT, 4, 1, "line\n", 5);
+    proto_batch_add(&b, PROTO_ALIVE, 5, 0, NULL, 0);
+    len = proto_batch_take(&b, 3, msg);
+    s->n = 0;
+    ok(proto_each_rec(msg, len, &job, collect, s, NULL, 0) == 0 && s->n == 3,
+       "ALIVE records decode");
+    proto_batch_merge(&up, msg, len);
+    len = proto_batch_take(&up, 3, msg);
+    s->n = 0;
+    proto_each_rec(msg, len, &job, collect, s, NULL, 0);
+    ok(s->n == 1 && s->ranks[0] == 4 && s->lens[0] == 5,
+       "merging drops the ALIVE records and keeps the rest");
     proto_batch_free(&b);
     proto_batch_free(&up);
     free(s);
