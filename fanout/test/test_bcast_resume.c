@@ -110,6 +110,7 @@ int main(void)
        "resumed on its own stream after every completion, the child gets "
        "every byte (exit status %d)", status);
     fab_destroy(f);
+    free(buf);
     snprintf(err, sizeof(err), "/dev/shm/%s", name[1]);
     unlink(err);
     return done_testing();
