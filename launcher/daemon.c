@@ -268,7 +268,8 @@ static void drive_broadcast(struct daemon *d)
         broadcast_failed(d, err);
         return;
     }
-    /* Hash what has arrived while it is still in cache. */
+    /* Hash what has arrived soon after it lands: more of it is in cache
+     * then than once the whole image is in. */
     if (!j->image_done)
         vmad_sum_feed(&j->sum, d->image, bcast_have_bytes(j->bc));
     /* The rank is forked from the buffer once the children have read it

@@ -107,8 +107,9 @@ int vmad_restore_buffer(const void *buf, size_t len,
 int vmad_check(const void *buf, size_t len, char *err, size_t errlen);
 
 /* The checksum of an image that arrives in order, taken piece by piece
- * while each piece is still in cache (a whole 4.9 MB image hashed after
- * the fact is read back from memory).  vmad_sum_feed(s, buf, upto) hashes
+ * soon after it lands, when more of it is in cache than once the whole
+ * image is in (a 4.9 MB image hashed after the fact is read back from
+ * memory).  vmad_sum_feed(s, buf, upto) hashes
  * buf[s->done..upto), the checksum field counted as zero; then
  * vmad_check_summed checks the structure and that the bytes hashed, all
  * len of them, match the header's checksum (vmad_check's result, without
