@@ -252,31 +252,57 @@ const char *image_check(const void *buf, uint64_t len, struct image *img)
     return parse_body(img);
 }
 
+void image_hash_feed(struct image_hash_state *s, size_t *done,
+                     const void *buf, size_t upto)
+{
+    static const unsigned char zero[8];
+    const unsigned char *b = buf;
+    const size_t field = IMAGE_CHECKSUM_OFFSET;
+
+    if (upto <= *done)
+        return;
+    /* Bytes before the checksum field, then the field as zero (once the
+     * whole field is in), then the rest. */
+    if (*done < field) {
+        size_t end = upto < field ? upto : field;
+
+        image_hash_update(s, b + *done, end - *done);
+        *done = end;
+    }
+    if (*done == field) {
+        if (upto < field + sizeof(zero))
+            return;
+        image_hash_update(s, zero, sizeof(zero));
+        *done = field + sizeof(zero);
+    }
+    image_hash_update(s, b + *done, upto - *done);
+    *done = upto;
+}
+
+static const char *sum_matches(const struct image *img, uint64_t sum)
+{
+    return sum == img->hdr->checksum ? 0
+                                     : "checksum mismatch (image damaged)";
+}
+
 const char *image_check_summed(const void *buf, uint64_t len, uint64_t sum,
                                struct image *img)
 {
     const char *why;
 
-    if ((why = parse_frame(buf, len, img)))
+    if ((why = parse_frame(buf, len, img)) || (why = sum_matches(img, sum)))
         return why;
-    if (sum != img->hdr->checksum)
-        return "checksum mismatch (image damaged)";
     return parse_body(img);
 }
 
 const char *image_verify_checksum(const struct image *img)
 {
-    static const unsigned char zero[8];
     struct image_hash_state s;
+    size_t done = 0;
 
     image_hash_init(&s);
-    image_hash_update(&s, img->base, IMAGE_CHECKSUM_OFFSET);
-    image_hash_update(&s, zero, sizeof(zero));
-    image_hash_update(&s, img->base + IMAGE_CHECKSUM_OFFSET + 8,
-                      img->len - IMAGE_CHECKSUM_OFFSET - 8);
-    if (image_hash_final(&s) != img->hdr->checksum)
-        return "checksum mismatch (image damaged)";
-    return 0;
+    image_hash_feed(&s, &done, img->base, img->len);
+    return sum_matches(img, image_hash_final(&s));
 }
 
 const struct image_region *image_find_region(const struct image *img,

@@ -148,6 +148,14 @@ const char *image_parse_header(const void *buf, uint64_t avail,
  * verified the bytes by other means calls.  NULL or a message. */
 const char *image_check(const void *buf, uint64_t len, struct image *img);
 
+struct image_hash_state;     /* hash.h */
+
+/* Hash buf[*done..upto) of an image into s, its checksum field counted as
+ * zero, and advance *done: fed the whole image in pieces, in order, s ends
+ * with the checksum its header records. */
+void image_hash_feed(struct image_hash_state *s, size_t *done,
+                     const void *buf, size_t upto);
+
 /* image_check, with the bytes' checksum computed by the caller (sum). */
 const char *image_check_summed(const void *buf, uint64_t len, uint64_t sum,
                                struct image *img);

@@ -148,28 +148,7 @@ void vmad_sum_init(struct vmad_sum *s)
 
 void vmad_sum_feed(struct vmad_sum *s, const void *buf, size_t upto)
 {
-    static const unsigned char zero[8];
-    const unsigned char *b = buf;
-    size_t field = IMAGE_CHECKSUM_OFFSET;
-
-    if (upto <= s->done)
-        return;
-    /* Bytes before the checksum field, then the field as zero (once the
-     * whole field is in), then the rest. */
-    if (s->done < field) {
-        size_t end = upto < field ? upto : field;
-
-        image_hash_update(&s->h, b + s->done, end - s->done);
-        s->done = end;
-    }
-    if (s->done == field) {
-        if (upto < field + sizeof(zero))
-            return;
-        image_hash_update(&s->h, zero, sizeof(zero));
-        s->done = field + sizeof(zero);
-    }
-    image_hash_update(&s->h, b + s->done, upto - s->done);
-    s->done = upto;
+    image_hash_feed(&s->h, &s->done, buf, upto);
 }
 
 int vmad_check_summed(const void *buf, size_t len, const struct vmad_sum *s,
