@@ -362,14 +362,21 @@ static void check_parent(struct daemon *d)
     d->sending = 0;
 }
 
-/* Over tcp, tell the parent we live (node 0's parent is the gateway,
- * which watches it otherwise). */
+/* Do we tell our parent we live?  Over tcp, to a parent not given up;
+ * node 0's parent is the gateway, which watches it otherwise. */
+static int tells_alive(struct daemon *d)
+{
+    struct job *j = d->job;
+
+    return j->rank > 0 && !j->parent_lost
+           && netaddr_is_tcp(fab_peer_name(d->f, j->parent));
+}
+
 static void tell_alive(struct daemon *d)
 {
     struct job *j = d->job;
 
-    if (j->rank == 0 || j->parent_lost || mono_now() < j->next_alive
-        || !netaddr_is_tcp(fab_peer_name(d->f, j->parent)))
+    if (mono_now() < j->next_alive || !tells_alive(d))
         return;
     j->next_alive = mono_now() + ALIVE_S;
     job_rec(j, PROTO_ALIVE, j->rank, 0, NULL, 0);
@@ -397,8 +404,7 @@ double adopt_next(struct daemon *d)
     if (!d->job || d->job->orphan)
         return -1;
     next = d->job->next_check;
-    if (d->job->rank > 0 && d->job->next_alive < next
-        && netaddr_is_tcp(fab_peer_name(d->f, d->job->parent)))
+    if (d->job->next_alive < next && tells_alive(d))
         next = d->job->next_alive;
     left = next - mono_now();
     return left > 0 ? left : 0;
