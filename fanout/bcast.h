@@ -36,7 +36,7 @@
 #define BCAST_CHUNK_MAX (64UL << 20)
 
 /* Sends a node keeps in flight at once, over all its children, and
- * receives it keeps posted ahead: well under shm's 1024-entry transmit,
+ * receives it keeps posted ahead: half of shm's FAB_SHM_QUEUE-entry transmit,
  * receive and completion queues, and enough to keep 64 children busy. */
 #define BCAST_MAX_SENDS 64
 #define BCAST_MAX_RECVS 16

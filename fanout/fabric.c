@@ -147,6 +147,10 @@ static struct fi_info *hints_for(int tcp, const char *name)
     hints->domain_attr->mr_mode = 0;
     hints->domain_attr->threading = FI_THREAD_DOMAIN;
     hints->addr_format = tcp ? FI_SOCKADDR_IN : FI_ADDR_STR;
+    if (!tcp) {
+        hints->tx_attr->size = FAB_SHM_QUEUE;
+        hints->rx_attr->size = FAB_SHM_QUEUE;
+    }
     hints->fabric_attr->prov_name = strdup(tcp ? PROV_TCP : PROV_SHM);
     if (name && tcp) {
         hints->src_addr = tcp_src(name, &hints->src_addrlen);

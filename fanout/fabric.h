@@ -195,8 +195,21 @@ int fab_cancel(struct fab *f, void *ctx);
  * which holds FAB_OPS entries in all. */
 void fab_drop_peer(struct fab *f, int peer);
 
+/* Entries in each queue of an shm endpoint (the provider's default is
+ * 1024).  Its 16 MiB region holds this many commands, in a ring that the
+ * peers writing to it touch in turn, and as many 4 KiB inject buffers, of
+ * which they touch as many as are in use at once.  With 1024, daemons'
+ * RSS kept growing for hundreds of launches (+2.2 MB max over 20 launches
+ * at 1023 nodes) until every mapped region's ring was touched; with 128
+ * it stops after a few (+0.5 MB).  The price: libfabric 1.17 zero-fills
+ * a new region from its end of the queues to the end of the file (the
+ * name's strncpy), so a region starts with ~7.6 MB touched, not ~3.9 MB,
+ * and `vexec-cluster up 1023` takes ~15 s, not ~7.5 s.  Twice the
+ * broadcast's sends in flight (bcast.h). */
+#define FAB_SHM_QUEUE 128
+
 /* Operations an endpoint tracks at once, posted and abandoned ones
- * together: shm's transmit and receive queues hold 1024 each. */
+ * together: shm's transmit and receive queues hold FAB_SHM_QUEUE each. */
 #define FAB_OPS 4096
 
 /* The process id of peer's endpoint owner on this host, as the kernel
