@@ -7,7 +7,8 @@
  * differ only in naming and waiting: shm names endpoints by string and
  * wakes peers with doorbells; tcp names them by address, and its
  * completion queue has a kernel wait object (FI_WAIT_FD) that becomes
- * readable when data arrives, so no doorbell is needed.
+ * readable when data arrives, so no doorbell is needed (fabric_wait.c:
+ * doorbells and fab_idle).
  *
  * Every posted operation gets an entry of our own (struct op) as its
  * libfabric context, which remembers the caller's ctx and the peer: so a
@@ -19,18 +20,16 @@
 #include "common/err.h"
 #include "fanout/bell.h"
 #include "fanout/fabric.h"
+#include "fanout/fabric_priv.h"
 #include "fanout/netaddr.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stddef.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,65 +43,8 @@
 /* The libfabric API we are written against (Debian 12 ships 1.17). */
 #define FAB_FI_VERSION FI_VERSION(1, 17)
 
-/* Empty polls that only yield before fab_idle starts sleeping: a peer
- * that is mid-copy usually finishes within a few scheduler rounds, and a
- * yield costs nothing when no one else wants the CPU. */
-#define IDLE_YIELDS 8
-
 /* Huge-page size the buffers are aligned to. */
 #define HUGE_PAGE (2UL << 20)
-
-/* The doorbell's name prefix (bell.h): "vexec-bell.NAME". */
-#define BELL_PREFIX "vexec-bell."
-
-enum op_state { OP_FREE, OP_LIVE, OP_GONE };
-
-/* One posted operation; its address is the libfabric context. */
-struct op {
-    void *ctx;          /* the caller's */
-    uint64_t tag;
-    int peer;           /* sends: the peer; receives: -1 */
-    int recv;
-    enum op_state state;    /* OP_GONE: withdrawn, report nothing */
-    struct op *next;        /* free list */
-};
-
-/* Endpoints sends can move to (see fab_drop_peer), at most. */
-#define MAX_TX 16
-
-/* A send-only endpoint, opened when a dead peer blocked the last one. */
-struct txep {
-    struct fi_info *info;
-    struct fid_av *av;
-    struct fid_cq *cq;
-    struct fid_ep *ep;
-};
-
-struct fab {
-    char name[FAB_NAME_MAX + 1];
-    int tcp;            /* tcp;ofi_rxm, else shm */
-    int bell;           /* shm: our doorbell, a bound datagram socket */
-    int waitfd;         /* tcp: the completion queue's wait fd */
-    struct fi_info *info;
-    struct fid_fabric *fabric;
-    struct fid_domain *domain;
-    struct fid_av *av;
-    struct fid_cq *cq;
-    struct fid_ep *ep;
-    fi_addr_t peers[FAB_MAX_PEERS];
-    char peer_name[FAB_MAX_PEERS][FAB_NAME_MAX + 1];  /* "" = free slot */
-    int peer_pid[FAB_MAX_PEERS];  /* from its last ring, 0 unknown */
-    int npeers;         /* slots ever used: 0..npeers-1 */
-    struct op *ops;     /* FAB_OPS entries */
-    struct op *free_ops;
-    struct txep tx[MAX_TX];     /* sends go on tx[ntx - 1] (ep if none) */
-    int ntx;
-    fi_addr_t tx_peers[FAB_MAX_PEERS];  /* in tx[ntx - 1]'s AV */
-    struct fab_event *synth;    /* completions made up by a renewal */
-    int nsynth;
-    int in_flight;      /* sends posted, not completed */
-    int idle;           /* empty polls in a row, for fab_idle */
-};
 
 /* libfabric returns negative FI_E* codes that equal -errno for the common
  * ones; map the rest to something errno can say. */
@@ -209,108 +151,6 @@ static int valid_name(const char *name)
            && strcmp(name, ".") && strcmp(name, "..");
 }
 
-static socklen_t bell_addr(const char *name, struct sockaddr_un *sa)
-{
-    return bell_sockaddr("bell", name, sa);
-}
-
-/* Bind our doorbell.  Its name is unique on the host like the endpoint's:
- * EADDRINUSE means another process owns the name. */
-static int open_bell(struct fab *f, char *err, size_t errlen)
-{
-    struct sockaddr_un sa;
-    socklen_t len = bell_addr(f->name, &sa);
-
-    f->bell = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (f->bell < 0)
-        return seterr(err, errlen, errno, "%s: doorbell socket: %s",
-                      f->name, strerror(errno));
-    /* Each ring then carries its sender's pid, checked by the kernel. */
-    if (setsockopt(f->bell, SOL_SOCKET, SO_PASSCRED, &(int){ 1 },
-                   sizeof(int)) < 0)
-        return seterr(err, errlen, errno, "%s: SO_PASSCRED: %s", f->name,
-                      strerror(errno));
-    if (bind(f->bell, (struct sockaddr *)&sa, len) < 0) {
-        if (errno == EADDRINUSE)
-            return seterr(err, errlen, EEXIST, "endpoint name '%s' is "
-                          "taken by another process", f->name);
-        return seterr(err, errlen, errno, "%s: binding doorbell: %s",
-                      f->name, strerror(errno));
-    }
-    return 0;
-}
-
-int fab_fd(const struct fab *f)
-{
-    return f->tcp ? f->waitfd : f->bell;
-}
-
-int fab_ring(struct fab *f, int peer)
-{
-    struct sockaddr_un sa;
-    socklen_t len;
-
-    if (peer < 0 || peer >= f->npeers || !f->peer_name[peer][0]) {
-        errno = EINVAL;
-        return -1;
-    }
-    /* tcp data wakes the peer's wait fd itself. */
-    if (f->tcp)
-        return 0;
-    len = bell_addr(f->peer_name[peer], &sa);
-    if (sendto(f->bell, "", 0, MSG_DONTWAIT, (struct sockaddr *)&sa, len) == 0)
-        return 0;
-    /* A full queue means it has been rung already. */
-    if (errno == EAGAIN)
-        return 0;
-    if (errno == ECONNREFUSED || errno == ENOENT)
-        errno = EHOSTDOWN;
-    return -1;
-}
-
-/* Remember the pid a ring from a peer's doorbell carried. */
-static void note_ringer(struct fab *f, const struct sockaddr_un *sa,
-                        socklen_t salen, const struct msghdr *mh)
-{
-    size_t off = offsetof(struct sockaddr_un, sun_path) + 1;
-    size_t pre = strlen(BELL_PREFIX), n;
-    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
-    char name[FAB_NAME_MAX + 1];
-    struct ucred cred;
-
-    if (!c || c->cmsg_type != SCM_CREDENTIALS || salen <= off + pre
-        || memcmp(sa->sun_path + 1, BELL_PREFIX, pre))
-        return;
-    n = salen - off - pre;
-    if (n > FAB_NAME_MAX)
-        return;
-    memcpy(name, sa->sun_path + 1 + pre, n);
-    name[n] = '\0';
-    memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-    for (int i = 0; i < f->npeers; i++)
-        if (!strcmp(f->peer_name[i], name))
-            f->peer_pid[i] = (int)cred.pid;
-}
-
-/* Empty our doorbell's queue: the rings have done their job once we poll. */
-void fab_bell_clear(struct fab *f)
-{
-    char cbuf[CMSG_SPACE(sizeof(struct ucred))], c;
-    struct sockaddr_un sa;
-    struct iovec iov = { &c, sizeof(c) };
-    struct msghdr mh;
-
-    while (!f->tcp) {
-        mh = (struct msghdr){ .msg_name = &sa, .msg_namelen = sizeof(sa),
-                              .msg_iov = &iov, .msg_iovlen = 1,
-                              .msg_control = cbuf,
-                              .msg_controllen = sizeof(cbuf) };
-        if (recvmsg(f->bell, &mh, MSG_DONTWAIT) < 0)
-            return;
-        note_ringer(f, &sa, mh.msg_namelen, &mh);
-    }
-}
-
 int fab_peer_pid(const struct fab *f, int peer)
 {
     return peer >= 0 && peer < f->npeers ? f->peer_pid[peer] : 0;
@@ -319,18 +159,6 @@ int fab_peer_pid(const struct fab *f, int peer)
 const char *fab_peer_name(const struct fab *f, int peer)
 {
     return peer >= 0 && peer < f->npeers ? f->peer_name[peer] : "";
-}
-
-int fab_can_sleep(struct fab *f)
-{
-    struct fid *cq;
-
-    if (!f->tcp)
-        return 1;
-    /* libfabric's rule for wait objects: fi_trywait, and block on the fd
-     * only if it says nothing is pending (it also re-arms the fd). */
-    cq = &f->cq->fid;
-    return fi_trywait(f->fabric, &cq, 1) == FI_SUCCESS;
 }
 
 /* Open fabric, domain, AV, CQ and endpoint, bind and enable.  Names the
@@ -416,7 +244,7 @@ struct fab *fab_create(const char *name, char *err, size_t errlen)
     /* The doorbell first: it is the lock on the name, so a second process
      * with the same name fails before touching the first's /dev/shm file.
      * A tcp address is locked by binding it. */
-    if (!f->tcp && open_bell(f, err, errlen) < 0)
+    if (!f->tcp && fab_open_bell(f, err, errlen) < 0)
         goto error;
     if (get_info(f->tcp, name, &f->info, err, errlen) < 0)
         goto error;
@@ -838,25 +666,6 @@ int fab_send_wait(struct fab *f, int peer, uint64_t tag, const void *buf,
             fab_idle(f);
     }
     return 0;
-}
-
-void fab_idle(struct fab *f)
-{
-    struct pollfd pfd = { .fd = fab_fd(f), .events = POLLIN };
-    struct timespec ts = { 0, FAB_IDLE_MAX_NS };
-
-    if (f->idle++ < IDLE_YIELDS) {
-        sched_yield();
-        return;
-    }
-    /* With sends in flight, start short and grow to the bound: a transfer
-     * about to complete costs little, a long one costs little CPU. */
-    if (f->in_flight == 0)
-        ts.tv_nsec = FAB_IDLE_QUIET_NS;
-    else if (f->idle < IDLE_YIELDS + 8)
-        ts.tv_nsec = FAB_IDLE_MAX_NS / 8 * (f->idle - IDLE_YIELDS + 1);
-    if (fab_can_sleep(f) && ppoll(&pfd, 1, &ts, NULL) > 0)
-        fab_bell_clear(f);
 }
 
 void *fab_buf_alloc(size_t len, char *err, size_t errlen)

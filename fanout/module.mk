@@ -4,7 +4,7 @@
 # libfanout.a links $(FANOUT_LDLIBS) too.
 
 FANOUT_OBJS := $(B)/fanout/topo.o $(B)/fanout/bell.o $(B)/fanout/fabric.o \
-	$(B)/fanout/netaddr.o \
+	$(B)/fanout/fabric_wait.o $(B)/fanout/netaddr.o \
 	$(B)/fanout/bcast.o
 FANOUT_LDLIBS := -lfabric
 

@@ -51,11 +51,6 @@
 /* Poll interval while lingering or with sends in flight: fab_idle's bound. */
 #define BUSY_WAIT_NS FAB_IDLE_MAX_NS
 
-/* A receiving broadcast with no data for this long fails our rank.  Far
- * above the 10 s of a plain broadcast: a parent may itself wait for its
- * own dead parent's adoption (adopt.c's bounds) before data flows again. */
-#define RECV_STALL_S 60.0
-
 /* The whole line goes out in one write: the daemons of an emulated
  * cluster share one log file (O_APPEND), and a line written in pieces
  * was seen cut in two by another daemon's line. */
@@ -111,7 +106,7 @@ void job_fail_subtree(struct job *j, int i, const char *why)
 }
 
 /* Our own rank cannot run. */
-static void fail_own(struct job *j, int errnum, const char *why)
+void job_fail_own(struct job *j, int errnum, const char *why)
 {
     job_rec(j, PROTO_FAIL, j->rank, errnum, why, strlen(why));
     job_rec(j, PROTO_EXIT, j->rank, 127 << 8, NULL, 0);
@@ -175,120 +170,6 @@ static void forward_launch(struct daemon *d)
         daemon_log(d, "node %s %s", name, why);
         adopt_dead(d, kids[k], PROTO_DEAD_DIED, why);
     }
-}
-
-/* Is the image the one the LAUNCH was signed for?  Its checksum is
- * checked against its bytes already (vmad_check); this binds it to the
- * signed request, as far as a 64-bit checksum can (vmadump.h). */
-static int image_is_signed(struct daemon *d, const void *buf, size_t len,
-                           char *err, size_t errlen)
-{
-    struct job *j = d->job;
-    uint64_t sum = vmad_image_checksum(buf, len);
-
-    if (sum == j->image_sum)
-        return 0;
-    seterr(err, errlen, EACCES, "the image received is not the one the "
-           "launch was signed for (checksum %#llx, signed %#llx)",
-           (unsigned long long)sum, (unsigned long long)j->image_sum);
-    daemon_log(d, "refused the image of job %#llx: %s",
-           (unsigned long long)j->id, err);
-    return -1;
-}
-
-/* The image is in: check it and start our rank from it. */
-static void start_from_image(struct daemon *d)
-{
-    struct job *j = d->job;
-    char err[512];
-
-    j->image_done = 1;
-    vmad_sum_feed(&j->sum, d->image, j->image_len);
-    if (vmad_check_summed(d->image, j->image_len, &j->sum, err,
-                          sizeof(err)) < 0
-        || image_is_signed(d, d->image, j->image_len, err, sizeof(err)) < 0)
-        goto fail;
-    job_rec(j, PROTO_IMAGE, j->rank, 0, NULL, 0);
-    if (j->pending_signal == SIGKILL)
-        snprintf(err, sizeof(err), "cancelled before start");
-    else if (rank_spawn(d, j->image_len, err, sizeof(err)) == 0)
-        return;
-fail:
-    fail_own(j, errno ? errno : EIO, err);
-}
-
-/* Our part of the broadcast cannot go on: our rank fails; sends still in
- * flight to the children may read the buffer, which is kept. */
-static void broadcast_failed(struct daemon *d, const char *why)
-{
-    struct job *j = d->job;
-
-    daemon_log(d, "broadcast failed: %s", why);
-    bcast_destroy(j->bc);
-    j->bc = NULL;
-    if (!j->image_done) {
-        j->image_done = 1;
-        fail_own(j, EIO, why);
-    }
-}
-
-/* Start taking part in the image broadcast, into buf (NULL: there is
- * none, err says why). */
-static void begin_broadcast(struct daemon *d, void *buf, size_t chunk,
-                            char *err, size_t errlen)
-{
-    struct job *j = d->job;
-    int peers[FAB_MAX_PEERS], n = 0;
-    struct bcast_io io = { .parent = j->parent,
-                           .stream = proto_stream(j->id, 0) };
-
-    for (int k = 0; k < j->nkid && n < FAB_MAX_PEERS; k++)
-        if (j->kid[k].state == KID_LIVE)
-            peers[n++] = j->kid[k].peer;
-    io.kids = peers;
-    io.nkids = n;
-    vmad_sum_init(&j->sum);
-    if (!buf || !(j->bc = bcast_create(d->f, &io, buf, j->image_len, chunk,
-                                       err, errlen))) {
-        daemon_log(d, "cannot take the image: %s", err);
-        j->image_done = 1;
-        fail_own(j, errno ? errno : EIO, err);
-    }
-}
-
-/* Move the broadcast on; start the rank once the image is in. */
-static void drive_broadcast(struct daemon *d)
-{
-    struct job *j = d->job;
-    char err[512];
-
-    if (!j || !j->bc)
-        return;
-    if (bcast_step(j->bc, err, sizeof(err)) < 0) {
-        broadcast_failed(d, err);
-        return;
-    }
-    /* Hash what has arrived soon after it lands: more of it is in cache
-     * then than once the whole image is in. */
-    if (!j->image_done)
-        vmad_sum_feed(&j->sum, d->image, bcast_have_bytes(j->bc));
-    /* The rank is forked from the buffer once the children have read it
-     * too: a child's cross-memory read of a page shared with our rank
-     * copies the page first (the kernel unshares pages it pins). */
-    if (!j->image_done && bcast_done(j->bc))
-        start_from_image(d);
-    else if (!j->image_done && !j->parent_lost && !bcast_have_all(j->bc)
-             && bcast_quiet(j->bc) > RECV_STALL_S) {
-        snprintf(err, sizeof(err), "no image data from the parent for "
-                 "%.0f s", RECV_STALL_S);
-        broadcast_failed(d, err);
-    }
-}
-
-/* Is a broadcast still moving data (poll the fabric closely)? */
-static int broadcasting(const struct daemon *d)
-{
-    return d->job && d->job->bc && !bcast_done(d->job->bc);
 }
 
 static void job_free(struct job *j)
@@ -412,7 +293,7 @@ int daemon_start_job(struct daemon *d, const struct proto_down *m,
      * through its parent's faults as well as its own. */
     buf = image_buffer(d, m->launch.image_len, err, sizeof(err));
     forward_launch(d);
-    begin_broadcast(d, buf, m->launch.chunk, err, sizeof(err));
+    image_begin_broadcast(d, buf, m->launch.chunk, err, sizeof(err));
     return 0;
 }
 
@@ -631,7 +512,7 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
 
     if (r != 0) {
         if (r < 0)
-            broadcast_failed(d, err);
+            image_broadcast_failed(d, err);
         return 0;
     }
     if (ev->kind == FAB_SENT || (ev->kind == FAB_FAILED && !ev->recv)) {
@@ -793,7 +674,7 @@ static struct timespec *wait_time(struct daemon *d, int moved,
     if (qns >= 0 && (next < 0 || qns < next * 1e9))
         next = qns / 1e9;
 
-    if (broadcasting(d)) {
+    if (image_broadcasting(d)) {
         if (!moved)
             fab_idle(d->f);
         *ts = (struct timespec){ 0, 0 };
@@ -818,7 +699,7 @@ static void serve(struct daemon *d)
 
         if (moved)
             d->linger_until = mono_now() + LINGER_S;
-        drive_broadcast(d);
+        image_drive_broadcast(d);
         adopt_tick(d);
         flush_up(d);
         maybe_end_job(d);

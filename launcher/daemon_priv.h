@@ -137,6 +137,9 @@ void job_rec(struct job *j, uint32_t type, int rank, int32_t value,
 /* Note rank's exit with status (once per rank).  Returns 1 if new. */
 int job_note_exit(struct job *j, int rank, int status);
 
+/* Our own rank cannot run (errnum, why): FAIL and EXIT for it. */
+void job_fail_own(struct job *j, int errnum, const char *why);
+
 /* The ranks of i's subtree cannot run: FAIL and EXIT for each. */
 void job_fail_subtree(struct job *j, int i, const char *why);
 
@@ -164,11 +167,28 @@ int rank_spawn(struct daemon *d, size_t len, char *err, size_t errlen);
 /* Watch fd in the daemon's epoll set.  Returns 0 or -1. */
 int rank_watch(struct daemon *d, int fd, uint32_t events);
 
+/* ---- image_in.c ---- */
+
 /* The buffer for a len-byte image (kept from job to job), or NULL. */
 void *image_buffer(struct daemon *d, size_t len, char *err, size_t errlen);
 
 /* Free the kept image buffer. */
 void image_buffer_drop(struct daemon *d);
+
+/* Start taking part in the job's image broadcast, into buf (NULL: there
+ * is none, err says why: our rank fails). */
+void image_begin_broadcast(struct daemon *d, void *buf, size_t chunk,
+                           char *err, size_t errlen);
+
+/* Move the broadcast on; start our rank once the image is in and our
+ * children have read it. */
+void image_drive_broadcast(struct daemon *d);
+
+/* Our part of the broadcast cannot go on (why): our rank fails. */
+void image_broadcast_failed(struct daemon *d, const char *why);
+
+/* Is a broadcast still moving data (poll the fabric closely)? */
+int image_broadcasting(const struct daemon *d);
 
 /* ---- adopt.c ---- */
 

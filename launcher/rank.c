@@ -1,5 +1,4 @@
-/* rank.c - the daemon's rank: its image buffer, its start from the image,
- * and its stdio (output read into whole lines for the up batch, stdin
+/* rank.c - the daemon's rank: its start from the image, and its stdio (output read into whole lines for the up batch, stdin
  * written to rank 0).
  */
 #include "common/err.h"
@@ -13,10 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <unistd.h>
-
-#define HUGE_PAGE (2UL << 20)
 
 static void stream_emit(struct job *j, struct stream *s, size_t len)
 {
@@ -163,58 +159,4 @@ int rank_spawn(struct daemon *d, size_t len, char *err, size_t errlen)
     if (j->pending_signal)
         kill(-j->pid, j->pending_signal);
     return 0;
-}
-
-static size_t huge_round(size_t len)
-{
-    return (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-}
-
-/* Anonymous private memory for images up to size bytes, 2 MiB aligned
- * with huge pages requested: cross-memory copies into huge pages are
- * several times faster.  Returns it, or NULL. */
-static void *new_image_buffer(size_t size)
-{
-    char *area = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), *buf;
-
-    if (area == MAP_FAILED)
-        return NULL;
-    buf = (char *)(((uintptr_t)area + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
-    if (buf > area)
-        munmap(area, (size_t)(buf - area));
-    munmap(buf + size, (size_t)(area + HUGE_PAGE - buf));
-    madvise(buf, size, MADV_HUGEPAGE);
-    /* Fault every page in now, before the broadcast: faults taken inside
-     * the cross-memory copies of the first launch (a few GB at once on a
-     * 1023-node cluster) stalled whole subtrees past the 10 s limit. */
-    madvise(buf, size, MADV_POPULATE_WRITE);
-    return buf;
-}
-
-void image_buffer_drop(struct daemon *d)
-{
-    if (d->image)
-        munmap(d->image, d->image_size);
-    d->image = NULL;
-    d->image_size = 0;
-}
-
-/* The buffer for this job's image: the one kept from the last job if it
- * is large enough — its pages are already allocated, and ranks started
- * from it hold copy-on-write pages of their own (vmad_spawn_image) —,
- * else a new one. */
-void *image_buffer(struct daemon *d, size_t len, char *err,
-                          size_t errlen)
-{
-    if (d->image && d->image_size >= len)
-        return d->image;
-    image_buffer_drop(d);
-    if (!(d->image = new_image_buffer(huge_round(len)))) {
-        seterr(err, errlen, ENOMEM, "mapping a %zu-byte image: %s", len,
-               strerror(errno));
-        return NULL;
-    }
-    d->image_size = huge_round(len);
-    return d->image;
 }

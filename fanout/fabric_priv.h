@@ -1,0 +1,63 @@
+/* fabric_priv.h - what fabric.c and fabric_wait.c share: the endpoint
+ * itself and its operation entries.  Not for other modules (fabric.h). */
+#ifndef VEXEC_FABRIC_PRIV_H
+#define VEXEC_FABRIC_PRIV_H
+
+#include "fanout/fabric.h"
+
+#include <rdma/fabric.h>
+#include <rdma/fi_domain.h>
+
+enum op_state { OP_FREE, OP_LIVE, OP_GONE };
+
+/* One posted operation; its address is the libfabric context. */
+struct op {
+    void *ctx;          /* the caller's */
+    uint64_t tag;
+    int peer;           /* sends: the peer; receives: -1 */
+    int recv;
+    enum op_state state;    /* OP_GONE: withdrawn, report nothing */
+    struct op *next;        /* free list */
+};
+
+/* Endpoints sends can move to (see fab_drop_peer), at most. */
+#define MAX_TX 16
+
+/* A send-only endpoint, opened when a dead peer blocked the last one. */
+struct txep {
+    struct fi_info *info;
+    struct fid_av *av;
+    struct fid_cq *cq;
+    struct fid_ep *ep;
+};
+
+struct fab {
+    char name[FAB_NAME_MAX + 1];
+    int tcp;            /* tcp;ofi_rxm, else shm */
+    int bell;           /* shm: our doorbell, a bound datagram socket */
+    int waitfd;         /* tcp: the completion queue's wait fd */
+    struct fi_info *info;
+    struct fid_fabric *fabric;
+    struct fid_domain *domain;
+    struct fid_av *av;
+    struct fid_cq *cq;
+    struct fid_ep *ep;
+    fi_addr_t peers[FAB_MAX_PEERS];
+    char peer_name[FAB_MAX_PEERS][FAB_NAME_MAX + 1];  /* "" = free slot */
+    int peer_pid[FAB_MAX_PEERS];  /* from its last ring, 0 unknown */
+    int npeers;         /* slots ever used: 0..npeers-1 */
+    struct op *ops;     /* FAB_OPS entries */
+    struct op *free_ops;
+    struct txep tx[MAX_TX];     /* sends go on tx[ntx - 1] (ep if none) */
+    int ntx;
+    fi_addr_t tx_peers[FAB_MAX_PEERS];  /* in tx[ntx - 1]'s AV */
+    struct fab_event *synth;    /* completions made up by a renewal */
+    int nsynth;
+    int in_flight;      /* sends posted, not completed */
+    int idle;           /* empty polls in a row, for fab_idle */
+};
+
+/* Bind f's doorbell (shm).  Returns 0, or -1 with err set. */
+int fab_open_bell(struct fab *f, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,160 @@
+/* fabric_wait.c - how an endpoint's owner sleeps and is woken: shm has
+ * no wait object (fabric.h), so each endpoint binds a doorbell, a
+ * datagram socket a sender rings after it posts; tcp's completion queue
+ * has a wait fd of its own.
+ */
+#include "common/err.h"
+#include "fanout/bell.h"
+#include "fanout/fabric_priv.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include <rdma/fi_eq.h>
+
+/* Empty polls that only yield before fab_idle starts sleeping: a peer
+ * that is mid-copy usually finishes within a few scheduler rounds, and a
+ * yield costs nothing when no one else wants the CPU. */
+#define IDLE_YIELDS 8
+
+/* The doorbell's name prefix (bell.h): "vexec-bell.NAME". */
+#define BELL_PREFIX "vexec-bell."
+
+static socklen_t bell_addr(const char *name, struct sockaddr_un *sa)
+{
+    return bell_sockaddr("bell", name, sa);
+}
+
+/* Bind our doorbell.  Its name is unique on the host like the endpoint's:
+ * EADDRINUSE means another process owns the name. */
+int fab_open_bell(struct fab *f, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    socklen_t len = bell_addr(f->name, &sa);
+
+    f->bell = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (f->bell < 0)
+        return seterr(err, errlen, errno, "%s: doorbell socket: %s",
+                      f->name, strerror(errno));
+    /* Each ring then carries its sender's pid, checked by the kernel. */
+    if (setsockopt(f->bell, SOL_SOCKET, SO_PASSCRED, &(int){ 1 },
+                   sizeof(int)) < 0)
+        return seterr(err, errlen, errno, "%s: SO_PASSCRED: %s", f->name,
+                      strerror(errno));
+    if (bind(f->bell, (struct sockaddr *)&sa, len) < 0) {
+        if (errno == EADDRINUSE)
+            return seterr(err, errlen, EEXIST, "endpoint name '%s' is "
+                          "taken by another process", f->name);
+        return seterr(err, errlen, errno, "%s: binding doorbell: %s",
+                      f->name, strerror(errno));
+    }
+    return 0;
+}
+
+int fab_fd(const struct fab *f)
+{
+    return f->tcp ? f->waitfd : f->bell;
+}
+
+int fab_ring(struct fab *f, int peer)
+{
+    struct sockaddr_un sa;
+    socklen_t len;
+
+    if (peer < 0 || peer >= f->npeers || !f->peer_name[peer][0]) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* tcp data wakes the peer's wait fd itself. */
+    if (f->tcp)
+        return 0;
+    len = bell_addr(f->peer_name[peer], &sa);
+    if (sendto(f->bell, "", 0, MSG_DONTWAIT, (struct sockaddr *)&sa, len) == 0)
+        return 0;
+    /* A full queue means it has been rung already. */
+    if (errno == EAGAIN)
+        return 0;
+    if (errno == ECONNREFUSED || errno == ENOENT)
+        errno = EHOSTDOWN;
+    return -1;
+}
+
+/* Remember the pid a ring from a peer's doorbell carried. */
+static void note_ringer(struct fab *f, const struct sockaddr_un *sa,
+                        socklen_t salen, const struct msghdr *mh)
+{
+    size_t off = offsetof(struct sockaddr_un, sun_path) + 1;
+    size_t pre = strlen(BELL_PREFIX), n;
+    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+    char name[FAB_NAME_MAX + 1];
+    struct ucred cred;
+
+    if (!c || c->cmsg_type != SCM_CREDENTIALS || salen <= off + pre
+        || memcmp(sa->sun_path + 1, BELL_PREFIX, pre))
+        return;
+    n = salen - off - pre;
+    if (n > FAB_NAME_MAX)
+        return;
+    memcpy(name, sa->sun_path + 1 + pre, n);
+    name[n] = '\0';
+    memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+    for (int i = 0; i < f->npeers; i++)
+        if (!strcmp(f->peer_name[i], name))
+            f->peer_pid[i] = (int)cred.pid;
+}
+
+/* Empty our doorbell's queue: the rings have done their job once we poll. */
+void fab_bell_clear(struct fab *f)
+{
+    char cbuf[CMSG_SPACE(sizeof(struct ucred))], c;
+    struct sockaddr_un sa;
+    struct iovec iov = { &c, sizeof(c) };
+    struct msghdr mh;
+
+    while (!f->tcp) {
+        mh = (struct msghdr){ .msg_name = &sa, .msg_namelen = sizeof(sa),
+                              .msg_iov = &iov, .msg_iovlen = 1,
+                              .msg_control = cbuf,
+                              .msg_controllen = sizeof(cbuf) };
+        if (recvmsg(f->bell, &mh, MSG_DONTWAIT) < 0)
+            return;
+        note_ringer(f, &sa, mh.msg_namelen, &mh);
+    }
+}
+
+int fab_can_sleep(struct fab *f)
+{
+    struct fid *cq;
+
+    if (!f->tcp)
+        return 1;
+    /* libfabric's rule for wait objects: fi_trywait, and block on the fd
+     * only if it says nothing is pending (it also re-arms the fd). */
+    cq = &f->cq->fid;
+    return fi_trywait(f->fabric, &cq, 1) == FI_SUCCESS;
+}
+
+void fab_idle(struct fab *f)
+{
+    struct pollfd pfd = { .fd = fab_fd(f), .events = POLLIN };
+    struct timespec ts = { 0, FAB_IDLE_MAX_NS };
+
+    if (f->idle++ < IDLE_YIELDS) {
+        sched_yield();
+        return;
+    }
+    /* With sends in flight, start short and grow to the bound: a transfer
+     * about to complete costs little, a long one costs little CPU. */
+    if (f->in_flight == 0)
+        ts.tv_nsec = FAB_IDLE_QUIET_NS;
+    else if (f->idle < IDLE_YIELDS + 8)
+        ts.tv_nsec = FAB_IDLE_MAX_NS / 8 * (f->idle - IDLE_YIELDS + 1);
+    if (fab_can_sleep(f) && ppoll(&pfd, 1, &ts, NULL) > 0)
+        fab_bell_clear(f);
+}
