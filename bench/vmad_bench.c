@@ -28,6 +28,7 @@
  */
 #include "common/clock.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -259,6 +260,24 @@ static void bm_fork_exec(struct gbench_state *st, void *arg)
     fork_loop(st, exec_child, arg);
 }
 
+/* One CPUID instruction (leaf 4, the cache parameters glibc's start-up
+ * asks for, leaf after leaf): in a VM every CPUID exits to the
+ * hypervisor, so its cost is part of every process start, restored or
+ * spawned alike. */
+static void bm_cpuid(struct gbench_state *st, void *arg)
+{
+    unsigned int a, b, c, d, sub = 0;
+
+    (void)arg;
+    while (gbench_keep_running(st)) {
+        double t0 = mono_now();
+
+        __cpuid_count(4, sub & 3, a, b, c, d);
+        gbench_set_iteration_time(st, mono_now() - t0);
+        sub += a & 1;
+    }
+}
+
 /* Fill ctx->prog from $VEXEC_BUILD, else from our own path: we live in
  * $(B)/bin.  Returns 0 or -1. */
 static int find_prog(struct bench_ctx *ctx)
@@ -332,6 +351,7 @@ static void register_all(struct bench_ctx *ctx, struct restore_case rc[2])
     gbench_register("vmadump/spawn_image", bm_spawn_image, ctx, &opts);
     gbench_register("baseline/posix_spawn", bm_posix_spawn, ctx, &opts);
     gbench_register("baseline/fork_exec", bm_fork_exec, ctx, &opts);
+    gbench_register("baseline/cpuid", bm_cpuid, NULL, &opts);
 }
 
 int main(int argc, char **argv)
