@@ -237,6 +237,26 @@ static void push_name(struct hostlist *h, const char *name, size_t len)
     h->used += len + 1;
 }
 
+/* v in decimal, zero-padded to width digits, at out (no NUL): what
+ * sprintf's "%0*llu" writes, at a fraction of its cost — every node
+ * expands the job's whole hostlist at each launch, 1023 names at 1023
+ * nodes.  Returns the length. */
+static int put_number(char *out, unsigned long long v, int width)
+{
+    char digits[24];
+    int n = 0, len;
+
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    len = n < width ? width : n;
+    memset(out, '0', (size_t)(len - n));
+    for (int i = 0; i < n; i++)
+        out[len - 1 - i] = digits[i];
+    return len;
+}
+
 /* Second pass: expands the item from s onward, after the len characters
  * already in name.  The syntax and sizes were checked by the first pass,
  * and each group adds at least one character, so the recursion is at most
@@ -259,7 +279,7 @@ static void expand(struct hostlist *h, const char *s, char *name, size_t len)
         p.pos++;                /* the '[' or ',' */
         parse_range(&p, &r);
         for (unsigned long long v = r.lo; v <= r.hi; v++) {
-            int n = sprintf(name + len, "%0*llu", r.width, v);
+            int n = put_number(name + len, v, r.width);
 
             expand(h, after, name, len + (size_t)n);
         }
