@@ -23,13 +23,6 @@ struct topo {
     int *child;
 };
 
-/* One non-root node while sorting the children lists. */
-struct edge {
-    int parent;
-    int subtree;
-    int node;
-};
-
 __attribute__((format(printf, 3, 4)))
 static void errprintf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -189,36 +182,45 @@ static void compute_depths(struct topo *t)
         t->subtree[t->parent[i]] += t->subtree[i];
 }
 
-/* Sending order: by parent, then largest subtree first, then lower number. */
-static int edge_cmp(const void *a, const void *b)
+/* Does child a go before child b of the same parent?  Largest subtree
+ * first, then lower number. */
+static int sends_before(const struct topo *t, int a, int b)
 {
-    const struct edge *x = a, *y = b;
-
-    if (x->parent != y->parent)
-        return x->parent < y->parent ? -1 : 1;
-    if (x->subtree != y->subtree)
-        return x->subtree > y->subtree ? -1 : 1;
-    return (x->node > y->node) - (x->node < y->node);
+    if (t->subtree[a] != t->subtree[b])
+        return t->subtree[a] > t->subtree[b];
+    return a < b;
 }
 
-/* Lays the children lists out in one array.  Returns 0, or -1 (ENOMEM). */
+/* Lays the children lists out in one array, each in sending order.  Each
+ * node builds the whole tree at every launch, so this is linear for the
+ * usual shapes: nodes go to their parent's list in number order, and a
+ * list is then insertion-sorted, which costs nothing on one already in
+ * order (kary, flat) and little on a short one.  Returns 0. */
 static int compute_children(struct topo *t)
 {
-    struct edge *edges = malloc(sizeof(*edges) * (size_t)t->n);
-
-    if (!edges)
-        return -1;
-    for (int i = 1; i < t->n; i++)
-        edges[i - 1] = (struct edge){ t->parent[i], t->subtree[i], i };
-    qsort(edges, (size_t)t->n - 1, sizeof(*edges), edge_cmp);
     memset(t->child_off, 0, sizeof(int) * ((size_t)t->n + 1));
     for (int i = 1; i < t->n; i++)
         t->child_off[t->parent[i] + 1]++;
     for (int i = 0; i < t->n; i++)
         t->child_off[i + 1] += t->child_off[i];
-    for (int e = 0; e < t->n - 1; e++)
-        t->child[e] = edges[e].node;
-    free(edges);
+    /* child_off[p] runs ahead as p's list fills, then is moved back. */
+    for (int i = 1; i < t->n; i++)
+        t->child[t->child_off[t->parent[i]]++] = i;
+    for (int p = t->n; p > 0; p--)
+        t->child_off[p] = t->child_off[p - 1];
+    t->child_off[0] = 0;
+    for (int p = 0; p < t->n; p++) {
+        int *c = t->child + t->child_off[p];
+        int len = t->child_off[p + 1] - t->child_off[p];
+
+        for (int i = 1; i < len; i++) {
+            int x = c[i], j = i;
+
+            for (; j > 0 && sends_before(t, x, c[j - 1]); j--)
+                c[j] = c[j - 1];
+            c[j] = x;
+        }
+    }
     return 0;
 }
 
