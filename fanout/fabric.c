@@ -365,6 +365,8 @@ int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen)
         f->tx_peers[slot] = FI_ADDR_NOTAVAIL;
     strcpy(f->peer_name[slot], name);
     f->peer_pid[slot] = 0;
+    if (!f->tcp)
+        fab_note_bell(f, slot);
     if (slot == f->npeers)
         f->npeers++;
     /* Tell the new peer our pid (a ring carries it); a peer gone since

@@ -5,6 +5,9 @@
 
 #include "fanout/fabric.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <rdma/fabric.h>
 #include <rdma/fi_domain.h>
 
@@ -45,6 +48,8 @@ struct fab {
     fi_addr_t peers[FAB_MAX_PEERS];
     char peer_name[FAB_MAX_PEERS][FAB_NAME_MAX + 1];  /* "" = free slot */
     int peer_pid[FAB_MAX_PEERS];  /* from its last ring, 0 unknown */
+    struct sockaddr_un peer_bell[FAB_MAX_PEERS];  /* shm: where to ring */
+    socklen_t peer_bell_len[FAB_MAX_PEERS];
     int npeers;         /* slots ever used: 0..npeers-1 */
     struct op *ops;     /* FAB_OPS entries */
     struct op *free_ops;
@@ -59,5 +64,8 @@ struct fab {
 
 /* Bind f's doorbell (shm).  Returns 0, or -1 with err set. */
 int fab_open_bell(struct fab *f, char *err, size_t errlen);
+
+/* Note where peer slot's doorbell is (shm), for fab_ring. */
+void fab_note_bell(struct fab *f, int slot);
 
 #endif

@@ -57,6 +57,12 @@ int fab_open_bell(struct fab *f, char *err, size_t errlen)
     return 0;
 }
 
+void fab_note_bell(struct fab *f, int slot)
+{
+    f->peer_bell_len[slot] = bell_addr(f->peer_name[slot],
+                                       &f->peer_bell[slot]);
+}
+
 int fab_fd(const struct fab *f)
 {
     return f->tcp ? f->waitfd : f->bell;
@@ -64,9 +70,6 @@ int fab_fd(const struct fab *f)
 
 int fab_ring(struct fab *f, int peer)
 {
-    struct sockaddr_un sa;
-    socklen_t len;
-
     if (peer < 0 || peer >= f->npeers || !f->peer_name[peer][0]) {
         errno = EINVAL;
         return -1;
@@ -74,8 +77,9 @@ int fab_ring(struct fab *f, int peer)
     /* tcp data wakes the peer's wait fd itself. */
     if (f->tcp)
         return 0;
-    len = bell_addr(f->peer_name[peer], &sa);
-    if (sendto(f->bell, "", 0, MSG_DONTWAIT, (struct sockaddr *)&sa, len) == 0)
+    if (sendto(f->bell, "", 0, MSG_DONTWAIT,
+               (struct sockaddr *)&f->peer_bell[peer],
+               f->peer_bell_len[peer]) == 0)
         return 0;
     /* A full queue means it has been rung already. */
     if (errno == EAGAIN)
