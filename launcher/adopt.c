@@ -114,41 +114,62 @@ static int subtree_pending(const struct job *j, int r)
     return 0;
 }
 
-/* The state letter of /proc/PID/stat, or 0 if it cannot be read. */
-static char proc_state(int pid)
+/* The state letter of peer's process pid, from its /proc/PID/stat kept
+ * open (d->watch): a look costs one read, and once that process is gone
+ * the file reads nothing, even if another process takes the pid.  0 if
+ * it cannot be read. */
+static char peer_state(struct daemon *d, int peer, int pid)
 {
+    struct peer_watch *w = &d->watch[peer];
     char path[64], buf[512], *p;
     ssize_t n;
-    int fd;
 
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    if (w->pid != pid) {
+        if (w->pid > 0 && w->fd >= 0)
+            close(w->fd);
+        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+        w->fd = open(path, O_RDONLY | O_CLOEXEC);
+        w->pid = pid;
+    }
+    if (w->fd < 0)
         return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
+    n = pread(w->fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0) {
+        close(w->fd);
+        w->fd = -1;
         return 0;
+    }
     buf[n] = '\0';
     p = strrchr(buf, ')');
     return p && p[1] == ' ' ? p[2] : 0;
 }
 
+void adopt_forget_watches(struct daemon *d)
+{
+    for (int i = 0; i < FAB_MAX_PEERS; i++)
+        if (d->watch[i].pid > 0 && d->watch[i].fd >= 0)
+            close(d->watch[i].fd);
+}
+
 /* Look at peer: gone, stopped for STOPPED_S (*stopped: since when), or
- * running; PEER_UNKNOWN when this host cannot tell. */
+ * running; PEER_UNKNOWN when this host cannot tell.  A peer whose process
+ * (the pid its rings carry) still runs is alive without a look at its
+ * doorbell: it owns the doorbell. */
 static enum verdict look_at(struct daemon *d, int peer, double *stopped)
 {
     const char *name = fab_peer_name(d->f, peer);
     int pid = fab_peer_pid(d->f, peer);
-    char state;
+    char state = 0;
 
-    if (peer < 0 || netaddr_is_tcp(name))
+    if (peer < 0 || peer >= FAB_MAX_PEERS || netaddr_is_tcp(name))
         return PEER_UNKNOWN;
-    if (!bell_alive(name))
-        return PEER_DIED;
-    /* A pid that has no process while the doorbell lives is an older
-     * owner's: this host cannot tell. */
-    if (pid <= 0 || !(state = proc_state(pid)))
-        return PEER_UNKNOWN;
+    if (pid > 0)
+        state = peer_state(d, peer, pid);
+    if (!state || state == 'Z' || state == 'X') {
+        /* Gone, or a pid we never learned; a live doorbell then is a
+         * newer owner's, and this host cannot tell more. */
+        return bell_alive(name) ? PEER_UNKNOWN : PEER_DIED;
+    }
     if (state != 'T' && state != 't') {
         *stopped = 0;
         return PEER_OK;
@@ -390,6 +411,10 @@ void adopt_tick(struct daemon *d)
         return;
     post_adopts(d);
     tell_alive(d);
+    /* The first look waits a period too: the job's neighbours have just
+     * been heard from or sent to. */
+    if (j->next_check == 0)
+        j->next_check = mono_now() + ADOPT_CHECK_S;
     if (mono_now() < j->next_check)
         return;
     j->next_check = mono_now() + ADOPT_CHECK_S;

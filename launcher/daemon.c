@@ -764,6 +764,7 @@ static void teardown(struct daemon *d)
     nodeq_destroy(d->query);
     nodeq_destroy(d->query_old);
     image_buffer_drop(d);
+    adopt_forget_watches(d);
     fab_destroy(d->f);
     auth_destroy(d->auth);
     free(d->up);

@@ -104,6 +104,12 @@ struct job {
     struct nodestat_last *last; /* the daemon's record of its launches */
 };
 
+/* A neighbour's /proc/PID/stat, kept open (adopt.c); pid 0: none. */
+struct peer_watch {
+    int pid;
+    int fd;             /* -1 once that process is gone */
+};
+
 struct daemon {
     const struct daemon_opts *o;
     struct auth *auth;                  /* the cluster key, our nonce cache */
@@ -122,6 +128,7 @@ struct daemon {
     struct nodeq *query;                /* a QUERY being answered */
     struct nodeq *query_old;            /* the last, its sends in flight */
     struct nodestat_last last;          /* our last launch, for queries */
+    struct peer_watch watch[FAB_MAX_PEERS];     /* adopt.c, per peer */
 };
 
 /* ---- daemon.c ---- */
@@ -219,5 +226,8 @@ void adopt_on_alive(struct daemon *d, const struct proto_rec *r);
 /* Must the loop wake up for adopt_tick while nothing else happens?
  * Returns the seconds until then, or -1 for never. */
 double adopt_next(struct daemon *d);
+
+/* Close the neighbours' /proc files look_at keeps open. */
+void adopt_forget_watches(struct daemon *d);
 
 #endif
