@@ -68,6 +68,7 @@ struct bcast {
     struct header hdr;      /* what this node sends and expects */
     struct header got;      /* what the parent sent */
     int hdr_in, hdr_posted;
+    int told;               /* the parent was rung: we have it all */
     size_t have;            /* chunks 0..have-1 have arrived */
     unsigned char *state;   /* enum chunk_state per chunk */
     size_t in_flight;       /* sends to children not dropped */
@@ -234,6 +235,18 @@ static int on_received(struct bcast *b, const struct fab_event *ev,
     return 1;
 }
 
+/* Once the whole buffer is in, our parent's sends to us are complete:
+ * tell it, so it can sleep instead of polling for their completions (shm
+ * rings nothing when a send completes).  A parent gone by now is found
+ * otherwise. */
+static void tell_parent(struct bcast *b)
+{
+    if (b->parent >= 0 && !b->told && bcast_have_all(b)) {
+        b->told = 1;
+        fab_ring(b->f, b->parent);
+    }
+}
+
 static int on_sent(struct bcast *b, struct kid *k, const struct fab_event *ev)
 {
     if (k->gone)
@@ -252,8 +265,12 @@ int bcast_event(struct bcast *b, const struct fab_event *ev, char *err,
     const char *ctx = ev->ctx;
 
     if (ctx == &b->rctx) {
+        int r;
+
         b->last = mono_now();
-        return on_received(b, ev, err, errlen);
+        r = on_received(b, ev, err, errlen);
+        tell_parent(b);
+        return r;
     }
     if (ctx >= (const char *)&b->kid[0]
         && ctx < (const char *)&b->kid[b->nkids]) {
@@ -291,9 +308,26 @@ double bcast_quiet(const struct bcast *b)
     return mono_now() - b->last;
 }
 
-long bcast_resume(struct bcast *b, uint32_t stream, char *err,
+int bcast_sleepy(const struct bcast *b)
+{
+    if (!bcast_have_all(b) || bcast_done(b))
+        return 0;
+    for (int i = 0; i < b->nkids; i++)
+        if (kid_ready(b, &b->kid[i])
+            || (!b->kid[i].gone && b->kid[i].next < b->nchunks))
+            return 0;
+    return 1;
+}
+
+size_t bcast_sends_in_flight(const struct bcast *b)
+{
+    return b->in_flight;
+}
+
+long bcast_resume(struct bcast *b, int parent, uint32_t stream, char *err,
                   size_t errlen)
 {
+    b->parent = parent;
     if (bcast_have_all(b))
         return (long)b->nchunks;
     /* The same parent again (it asked twice): its receives stand.  Taking

@@ -129,12 +129,22 @@ int bcast_done(const struct bcast *b);
 /* Seconds since anything of the broadcast last moved. */
 double bcast_quiet(const struct bcast *b);
 
-/* A new parent (stream: the one it will send on): withdraw the posted
- * receives and post them again on stream, from the first chunk missing;
- * on the stream already listened on, leave them posted.
- * Returns that chunk (the number of chunks if none is missing: then
- * nothing more is expected), or -1 on a fabric error. */
-long bcast_resume(struct bcast *b, uint32_t stream, char *err, size_t errlen);
+/* A new parent, at fab peer parent (stream: the one it will send on):
+ * withdraw the posted receives and post them again on stream, from the
+ * first chunk missing; on the stream already listened on, leave them
+ * posted.  Returns that chunk (the number of chunks if none is missing:
+ * then nothing more is expected), or -1 on a fabric error. */
+long bcast_resume(struct bcast *b, int parent, uint32_t stream, char *err,
+                  size_t errlen);
+
+/* Is all that is left the children's completions of sends already
+ * posted?  Each child rings its parent once it has the whole buffer
+ * (shm rings nothing when a send completes), so the caller may sleep on
+ * the doorbell then rather than poll. */
+int bcast_sleepy(const struct bcast *b);
+
+/* Sends to children posted and not completed (dropped ones excluded). */
+size_t bcast_sends_in_flight(const struct bcast *b);
 
 /* A new child at fab peer, listening on stream: send it the header, then
  * every chunk from chunk from on, as they are here.  Returns 0, or -1

@@ -469,7 +469,7 @@ static void follow(struct daemon *d, int adopter, uint32_t epoch)
     j->parent_stopped = 0;
     j->epoch = epoch;
     if (j->bc && !bcast_have_all(j->bc))
-        from = bcast_resume(j->bc, proto_stream(j->id, epoch), err,
+        from = bcast_resume(j->bc, peer, proto_stream(j->id, epoch), err,
                             sizeof(err));
     for (int r = 0; r < j->n; r++)
         if (j->exited[r])

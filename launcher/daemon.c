@@ -651,10 +651,23 @@ static void on_ready_fd(struct daemon *d, int fd, uint32_t events)
     }
 }
 
+/* Sends of ours in flight whose completion nothing will ring for: all
+ * but the broadcast's once only the children's completions are left
+ * (bcast_sleepy: each child rings once it has the image). */
+static int unrung_sends(struct daemon *d)
+{
+    int n = fab_sends_in_flight(d->f);
+    struct job *j = d->job;
+
+    if (j && j->bc && bcast_sleepy(j->bc))
+        n -= (int)bcast_sends_in_flight(j->bc);
+    return n > 0;
+}
+
 /* Poll the fabric soon (something is moving) or sleep until woken? */
 static int busy(struct daemon *d)
 {
-    if (fab_sends_in_flight(d->f) > 0 || !fab_can_sleep(d->f))
+    if (unrung_sends(d) || !fab_can_sleep(d->f))
         return 1;
     if (d->job && d->job->batch.len && !d->sending && !d->job->orphan
         && !d->job->parent_lost)
@@ -663,8 +676,9 @@ static int busy(struct daemon *d)
 }
 
 /* How long epoll may sleep: not at all while a broadcast moves (fab_idle
- * has waited already), a tick while busy, until adopt_tick's next look
- * while a job runs or a query's next deadline, else until woken. */
+ * has waited already), a tick while busy, FAB_IDLE_QUIET_NS at most while
+ * only the children's completions are awaited, until adopt_tick's next
+ * look while a job runs or a query's next deadline, else until woken. */
 static struct timespec *wait_time(struct daemon *d, int moved,
                                   struct timespec *ts)
 {
@@ -674,12 +688,17 @@ static struct timespec *wait_time(struct daemon *d, int moved,
     if (qns >= 0 && (next < 0 || qns < next * 1e9))
         next = qns / 1e9;
 
-    if (image_broadcasting(d)) {
+    if (image_broadcasting(d) && !bcast_sleepy(d->job->bc)) {
         if (!moved)
             fab_idle(d->f);
         *ts = (struct timespec){ 0, 0 };
     } else if (busy(d)) {
         *ts = (struct timespec){ 0, BUSY_WAIT_NS };
+    } else if (image_broadcasting(d)
+               && (next < 0 || next > FAB_IDLE_QUIET_NS / 1e9)) {
+        /* Waiting for the children's rings; bounded for one that cannot
+         * ring us (an adopted node that had the image already). */
+        *ts = (struct timespec){ 0, FAB_IDLE_QUIET_NS };
     } else if (next >= 0) {
         *ts = (struct timespec){ (time_t)next,
                                  (long)((next - (double)(time_t)next) * 1e9) };

@@ -57,7 +57,7 @@ static int receive(const char *self, const char *root, int ready_fd,
         if (n == 1) {
             if (bcast_event(b, &ev, err, sizeof(err)) < 0)
                 return 1;
-            if (bcast_resume(b, STREAM, err, sizeof(err)) < 0)
+            if (bcast_resume(b, io.parent, STREAM, err, sizeof(err)) < 0)
                 return 1;
         } else {
             fab_idle(f);
