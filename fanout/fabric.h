@@ -158,9 +158,9 @@ int fab_send_wait(struct fab *f, int peer, uint64_t tag, const void *buf,
                   size_t len, void *ctx, double limit_s, fab_handler_fn fn,
                   void *arg, char *err, size_t errlen);
 
-/* Call when fab_poll found nothing while a transfer is under way: yields
- * the CPU a few times, then waits for the doorbell.  With sends of ours in
- * flight it waits at most FAB_IDLE_MAX_NS, since their completion rings
+/* Call when fab_poll found nothing while a transfer is under way: waits
+ * for the doorbell.  With sends of ours in flight it waits 25 us at
+ * first, then longer, up to FAB_IDLE_MAX_NS, since their completion rings
  * nothing and shm defers work silently; with only receives posted it waits
  * at most FAB_IDLE_QUIET_NS, since a sender rings when it posts. */
 void fab_idle(struct fab *f);
