@@ -651,9 +651,11 @@ static void on_ready_fd(struct daemon *d, int fd, uint32_t events)
     }
 }
 
-/* Sends of ours in flight whose completion nothing will ring for: all
- * but the broadcast's once only the children's completions are left
- * (bcast_sleepy: each child rings once it has the image). */
+/* Sends of ours in flight that we must see complete soon: all but the
+ * broadcast's once only the children's completions are left
+ * (bcast_sleepy: each child rings once it has the image), and but an up
+ * batch with nothing queued behind it (its completion only ends the job,
+ * which the next event or adopt_tick's next look finds). */
 static int unrung_sends(struct daemon *d)
 {
     int n = fab_sends_in_flight(d->f);
@@ -661,6 +663,8 @@ static int unrung_sends(struct daemon *d)
 
     if (j && j->bc && bcast_sleepy(j->bc))
         n -= (int)bcast_sends_in_flight(j->bc);
+    if (d->sending && (!j || j->batch.len == 0))
+        n--;
     return n > 0;
 }
 
