@@ -485,7 +485,8 @@ static int send_launch(struct fe *e)
                               .image_len = e->image_len,
                               .image_sum = e->image_sum,
                               .chunk = e->o->chunk ? e->o->chunk
-                                                   : BCAST_CHUNK_DEFAULT,
+                                       : e->tcp ? BCAST_CHUNK_DEFAULT
+                                                : BCAST_CHUNK_ONE_HOST,
                               .tree = e->o->tree, .origin = e->origin,
                               .nodes = e->nodes_expr };
     char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
