@@ -67,11 +67,20 @@ struct partial {
     size_t len;
 };
 
+/* What "auto" means on one host.  topo_auto_width's model counts the
+ * hops a chunk makes, which is what a launch across hosts waits for; on
+ * one host every node shares the same cores, so the total work decides,
+ * and kary:8 was the fastest shape there at 1023 nodes (launch benchmark
+ * medians, and 1.59 s vs kary:4 1.65 s, kary:16 1.67 s, binomial 1.73 s
+ * and the model's choice 1.71 s in 6 interleaved launches each). */
+#define TREE_ONE_HOST "kary:8"
+
 struct fe {
     const struct fe_opts *o;
     struct cluster c;
     struct hosts h;             /* --hosts, -f: the daemons listed */
     int tcp;                    /* the nodes are h's, not c's */
+    const char *tree;           /* --tree, "auto" resolved on one host */
     int n;
     int *node;                  /* cluster index of rank i's node */
     char *nodes_expr;           /* hostlist of endpoint names */
@@ -487,7 +496,7 @@ static int send_launch(struct fe *e)
                               .chunk = e->o->chunk ? e->o->chunk
                                        : e->tcp ? BCAST_CHUNK_DEFAULT
                                                 : BCAST_CHUNK_ONE_HOST,
-                              .tree = e->o->tree, .origin = e->origin,
+                              .tree = e->tree, .origin = e->origin,
                               .nodes = e->nodes_expr };
     char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
     struct iovec iov = { e->launch, 0 };
@@ -726,7 +735,7 @@ static void print_timing(struct fe *e)
 
     fprintf(stderr, "vexec: timing: %d ranks, tree %s, image %zu bytes: "
             "dump %s, image on all nodes %s, all started %s, all exited %s\n",
-            e->n, e->o->tree, e->image_len,
+            e->n, e->tree, e->image_len,
             phase(e, e->t_dump, a, sizeof(a)),
             phase(e, e->t_image, b, sizeof(b)),
             phase(e, e->t_started, c, sizeof(c)),
@@ -775,7 +784,7 @@ static void fe_free(struct fe *e)
 
 static int check_tree(struct fe *e)
 {
-    return cli_check_tree(e->o->tree, e->n, NULL);
+    return cli_check_tree(e->tree, e->n, NULL);
 }
 
 /* The key we sign with: --key, else $VEXEC_KEY, else the cluster's (not
@@ -795,6 +804,7 @@ int fe_run(const struct fe_opts *o)
 
     e.t0 = mono_now();
     e.tcp = o->hosts || o->hostfile;
+    e.tree = !e.tcp && !strcmp(o->tree, "auto") ? TREE_ONE_HOST : o->tree;
     if (e.tcp) {
         if ((ret = pick_hosts(&e)))
             goto out;
