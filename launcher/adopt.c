@@ -146,9 +146,11 @@ static char peer_state(struct daemon *d, int peer, int pid)
 
 void adopt_forget_watches(struct daemon *d)
 {
-    for (int i = 0; i < FAB_MAX_PEERS; i++)
+    for (int i = 0; i < FAB_MAX_PEERS; i++) {
         if (d->watch[i].pid > 0 && d->watch[i].fd >= 0)
             close(d->watch[i].fd);
+        d->watch[i].pid = 0;
+    }
 }
 
 /* Look at peer: gone, stopped for STOPPED_S (*stopped: since when), or

@@ -584,6 +584,7 @@ static void retire_job(struct daemon *d)
 
     bcast_destroy(j->bc);
     j->bc = NULL;
+    adopt_forget_watches(d);
     job_free(d->done);
     d->done = j->orphan ? NULL : j;
     if (j->orphan)

@@ -227,7 +227,8 @@ void adopt_on_alive(struct daemon *d, const struct proto_rec *r);
  * Returns the seconds until then, or -1 for never. */
 double adopt_next(struct daemon *d);
 
-/* Close the neighbours' /proc files look_at keeps open. */
+/* Close the neighbours' /proc files look_at keeps open during a job (at
+ * its end: an idle daemon holds no more fds than it did before). */
 void adopt_forget_watches(struct daemon *d);
 
 #endif
