@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -272,6 +273,24 @@ static int try_reference(const struct map_entry *m, const void *mem,
     return 1;
 }
 
+#define HUGE_PAGE (2UL << 20)
+
+/* Memory for a region's copy, which the writer frees.  A large one is
+ * 2 MiB aligned with huge pages asked for: the copy into it then takes a
+ * few page faults, not one per 4 KiB (the dump of the 4.9 MB big4m spent
+ * more time faulting its 4 MB region's buffer in than copying). */
+static void *region_buffer(size_t len)
+{
+    void *mem;
+
+    if (len < HUGE_PAGE)
+        return malloc(len);
+    if (posix_memalign(&mem, HUGE_PAGE, len))
+        return NULL;
+    madvise(mem, len & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
+    return mem;
+}
+
 static int add_mapping(struct dump *d, const struct map_entry *m)
 {
     struct image_region r = { .start = m->start, .end = m->end, .prot = m->prot };
@@ -286,7 +305,7 @@ static int add_mapping(struct dump *d, const struct map_entry *m)
         r.kind = REGION_NONE;
         return imgw_add_region(d->w, &r, NULL);
     }
-    if (!(mem = malloc(len)))
+    if (!(mem = region_buffer(len)))
         return errprintf(d->err, d->errlen, "out of memory (%llu bytes)",
                          (unsigned long long)len);
     if (read_memory(d, m->start, mem, len) < 0)
