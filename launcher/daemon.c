@@ -48,9 +48,6 @@
  * to finish a receive that the ring announced. */
 #define LINGER_S 0.002
 
-/* Poll interval while lingering or with sends in flight: fab_idle's bound. */
-#define BUSY_WAIT_NS FAB_IDLE_MAX_NS
-
 /* The whole line goes out in one write: the daemons of an emulated
  * cluster share one log file (O_APPEND), and a line written in pieces
  * was seen cut in two by another daemon's line. */
@@ -652,67 +649,6 @@ static void on_ready_fd(struct daemon *d, int fd, uint32_t events)
     }
 }
 
-/* Sends of ours in flight that we must see complete soon: all but the
- * broadcast's once only the children's completions are left
- * (bcast_sleepy: each child rings once it has the image), and but an up
- * batch with nothing queued behind it (its completion only ends the job,
- * which the next event or adopt_tick's next look finds). */
-static int unrung_sends(struct daemon *d)
-{
-    int n = fab_sends_in_flight(d->f);
-    struct job *j = d->job;
-
-    if (j && j->bc && bcast_sleepy(j->bc))
-        n -= (int)bcast_sends_in_flight(j->bc);
-    if (d->sending && (!j || j->batch.len == 0))
-        n--;
-    return n > 0;
-}
-
-/* Poll the fabric soon (something is moving) or sleep until woken? */
-static int busy(struct daemon *d)
-{
-    if (unrung_sends(d) || !fab_can_sleep(d->f))
-        return 1;
-    if (d->job && d->job->batch.len && !d->sending && !d->job->orphan
-        && !d->job->parent_lost)
-        return 1;
-    return mono_now() < d->linger_until;
-}
-
-/* How long epoll may sleep: not at all while a broadcast moves (fab_idle
- * has waited already), a tick while busy, FAB_IDLE_QUIET_NS at most while
- * only the children's completions are awaited, until adopt_tick's next
- * look while a job runs or a query's next deadline, else until woken. */
-static struct timespec *wait_time(struct daemon *d, int moved,
-                                  struct timespec *ts)
-{
-    double next = adopt_next(d);
-    long qns = nodeq_wait_ns(d->query, mono_now());
-
-    if (qns >= 0 && (next < 0 || qns < next * 1e9))
-        next = qns / 1e9;
-
-    if (image_broadcasting(d) && !bcast_sleepy(d->job->bc)) {
-        if (!moved)
-            fab_idle(d->f);
-        *ts = (struct timespec){ 0, 0 };
-    } else if (busy(d)) {
-        *ts = (struct timespec){ 0, BUSY_WAIT_NS };
-    } else if (image_broadcasting(d)
-               && (next < 0 || next > FAB_IDLE_QUIET_NS / 1e9)) {
-        /* Waiting for the children's rings; bounded for one that cannot
-         * ring us (an adopted node that had the image already). */
-        *ts = (struct timespec){ 0, FAB_IDLE_QUIET_NS };
-    } else if (next >= 0) {
-        *ts = (struct timespec){ (time_t)next,
-                                 (long)((next - (double)(time_t)next) * 1e9) };
-    } else {
-        return NULL;
-    }
-    return ts;
-}
-
 static void serve(struct daemon *d)
 {
     struct epoll_event ev[16];
@@ -728,7 +664,8 @@ static void serve(struct daemon *d)
         flush_up(d);
         maybe_end_job(d);
         serve_query(d);
-        n = epoll_pwait2(d->ep, ev, 16, wait_time(d, moved, &ts), NULL);
+        n = epoll_pwait2(d->ep, ev, 16, daemon_wait_time(d, moved, &ts),
+                         NULL);
         for (int i = 0; i < n; i++)
             on_ready_fd(d, ev[i].data.fd, ev[i].events);
     }

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/types.h>
 
 /* Up receives kept posted: a child has at most one batch in flight, and
@@ -155,6 +156,16 @@ void job_fail_subtree(struct job *j, int i, const char *why);
  * or -1 if it was refused (logged). */
 int daemon_start_job(struct daemon *d, const struct proto_down *m,
                      const void *msg, size_t len, int parent_rank);
+
+/* ---- daemon_wait.c ---- */
+
+/* How long epoll may sleep (ts filled, or NULL: until woken): not at all
+ * while a broadcast moves data (fab_idle has waited already, unless
+ * moved), a tick while busy, FAB_IDLE_QUIET_NS at most while only the
+ * children's completions are awaited, until adopt_tick's next look while
+ * a job runs or a query's next deadline, else until woken. */
+struct timespec *daemon_wait_time(struct daemon *d, int moved,
+                                  struct timespec *ts);
 
 /* ---- rank.c ---- */
 

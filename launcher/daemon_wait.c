@@ -1,0 +1,74 @@
+/* daemon_wait.c - how long the node daemon's loop may sleep in epoll.
+ *
+ * shm cannot block and rings nothing when a send completes, so the loop
+ * polls the fabric only while it must: while a broadcast moves data
+ * (fab_idle has waited on the doorbell already), and at BUSY_WAIT_NS
+ * ticks while a send whose completion matters is in flight, a batch
+ * waits to be sent, or a peer rang within the last LINGER_S.  Otherwise
+ * it sleeps until woken, or until adopt_tick's next look or a query's
+ * next deadline.
+ */
+#include "common/clock.h"
+#include "launcher/daemon_priv.h"
+
+#include <time.h>
+
+/* Poll interval while lingering or with sends in flight: fab_idle's bound. */
+#define BUSY_WAIT_NS FAB_IDLE_MAX_NS
+
+/* Sends of ours in flight that we must see complete soon: all but the
+ * broadcast's once only the children's completions are left
+ * (bcast_sleepy: each child rings once it has the image), and but an up
+ * batch with nothing queued behind it (its completion only ends the job,
+ * which the next event or adopt_tick's next look finds). */
+static int unrung_sends(struct daemon *d)
+{
+    int n = fab_sends_in_flight(d->f);
+    struct job *j = d->job;
+
+    if (j && j->bc && bcast_sleepy(j->bc))
+        n -= (int)bcast_sends_in_flight(j->bc);
+    if (d->sending && (!j || j->batch.len == 0))
+        n--;
+    return n > 0;
+}
+
+/* Poll the fabric soon (something is moving) or sleep until woken? */
+static int busy(struct daemon *d)
+{
+    if (unrung_sends(d) || !fab_can_sleep(d->f))
+        return 1;
+    if (d->job && d->job->batch.len && !d->sending && !d->job->orphan
+        && !d->job->parent_lost)
+        return 1;
+    return mono_now() < d->linger_until;
+}
+
+struct timespec *daemon_wait_time(struct daemon *d, int moved,
+                                  struct timespec *ts)
+{
+    double next = adopt_next(d);
+    long qns = nodeq_wait_ns(d->query, mono_now());
+
+    if (qns >= 0 && (next < 0 || qns < next * 1e9))
+        next = qns / 1e9;
+
+    if (image_broadcasting(d) && !bcast_sleepy(d->job->bc)) {
+        if (!moved)
+            fab_idle(d->f);
+        *ts = (struct timespec){ 0, 0 };
+    } else if (busy(d)) {
+        *ts = (struct timespec){ 0, BUSY_WAIT_NS };
+    } else if (image_broadcasting(d)
+               && (next < 0 || next > FAB_IDLE_QUIET_NS / 1e9)) {
+        /* Waiting for the children's rings; bounded for one that cannot
+         * ring us (an adopted node that had the image already). */
+        *ts = (struct timespec){ 0, FAB_IDLE_QUIET_NS };
+    } else if (next >= 0) {
+        *ts = (struct timespec){ (time_t)next,
+                                 (long)((next - (double)(time_t)next) * 1e9) };
+    } else {
+        return NULL;
+    }
+    return ts;
+}
