@@ -20,6 +20,7 @@
 #include "launcher/cli.h"
 #include "launcher/cluster.h"
 #include "launcher/frontend.h"
+#include "launcher/fe_image.h"
 #include "launcher/gateway.h"
 #include "launcher/gwspawn.h"
 #include "launcher/hostlist.h"
@@ -40,8 +41,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 /* How often the front end checks that node 0 still lives while waiting. */
 #define ALIVE_CHECK_MS 1000
@@ -227,92 +226,13 @@ out:
 
 /* ---- the image ---- */
 
-/* The environment of every rank: ours, with the rank placeholder and the
- * job size. */
-static char **rank_environment(int n)
-{
-    size_t count = 0, k = 0;
-    char **env;
-
-    while (environ[count])
-        count++;
-    if (!(env = calloc(count + 3, sizeof(*env))))
-        return NULL;
-    for (size_t i = 0; i < count; i++)
-        if (strncmp(environ[i], "BPROC_RANK=", 11)
-            && strncmp(environ[i], "VEXEC_SIZE=", 11))
-            env[k++] = environ[i];
-    env[k++] = "BPROC_RANK=XXXXXXX";
-    if (asprintf(&env[k++], "VEXEC_SIZE=%d", n) < 0)
-        env[--k] = NULL;
-    return env;
-}
-
-/* vmad_dump's writer: straight into the image memfd, the one copy the
- * gateway maps (an image built in memory first cost one more 4.9 MB copy
- * and its page faults). */
-static int write_all(void *arg, const void *data, size_t len)
-{
-    int fd = *(const int *)arg;
-
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data = (const char *)data + n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* The checksum the image's header carries (vmad_image_checksum). */
-static int read_image_sum(struct fe *e)
-{
-    void *map = mmap(NULL, e->image_len, PROT_READ, MAP_SHARED, e->image_fd,
-                     0);
-
-    if (map == MAP_FAILED)
-        return -1;
-    e->image_sum = vmad_image_checksum(map, e->image_len);
-    munmap(map, e->image_len);
-    return 0;
-}
-
 static int dump_program(struct fe *e)
 {
-    char **env = rank_environment(e->n), err[512];
-    off_t len;
-    int ret = 0;
+    char err[512];
+    int code = fe_image_dump(e->o->argv, e->n, &e->image_fd, &e->image_len,
+                             &e->image_sum, err, sizeof(err));
 
-    if (!env)
-        return cli_fail(1, "out of memory");
-    e->image_fd = memfd_create("vexec-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (e->image_fd < 0) {
-        ret = cli_fail(1, "image memfd: %s", strerror(errno));
-        goto out;
-    }
-    if (vmad_dump(e->o->argv[0], e->o->argv, env, NULL, write_all,
-                  &e->image_fd, err, sizeof(err)) < 0) {
-        ret = cli_fail(127, "%s", err);
-        goto out;
-    }
-    /* Sealed: the gateway maps it, and nobody may change it then. */
-    if ((len = lseek(e->image_fd, 0, SEEK_CUR)) <= 0
-        || fcntl(e->image_fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW
-                                           | F_SEAL_SHRINK | F_SEAL_SEAL) < 0
-        || (e->image_len = (size_t)len, read_image_sum(e) < 0)) {
-        ret = cli_fail(1, "image memfd: %s", strerror(errno));
-        goto out;
-    }
-out:
-    for (size_t i = 0; env[i]; i++)
-        if (!strncmp(env[i], "VEXEC_SIZE=", 11))
-            free(env[i]);
-    free(env);
-    return ret;
+    return code ? cli_fail(code, "%s", err) : 0;
 }
 
 /* ---- reports ---- */

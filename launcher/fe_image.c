@@ -1,0 +1,107 @@
+/* fe_image.c - the front end's image: the program dumped once, with the
+ * ranks' environment, into the sealed memfd the gateway maps.
+ */
+#include "common/err.h"
+#include "launcher/fe_image.h"
+#include "vmadump/vmadump.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* The environment of every rank: ours, with the rank placeholder and the
+ * job size. */
+static char **rank_environment(int n)
+{
+    size_t count = 0, k = 0;
+    char **env;
+
+    while (environ[count])
+        count++;
+    if (!(env = calloc(count + 3, sizeof(*env))))
+        return NULL;
+    for (size_t i = 0; i < count; i++)
+        if (strncmp(environ[i], "BPROC_RANK=", 11)
+            && strncmp(environ[i], "VEXEC_SIZE=", 11))
+            env[k++] = environ[i];
+    env[k++] = "BPROC_RANK=XXXXXXX";
+    if (asprintf(&env[k++], "VEXEC_SIZE=%d", n) < 0)
+        env[--k] = NULL;
+    return env;
+}
+
+/* vmad_dump's writer: straight into the image memfd, the one copy the
+ * gateway maps (an image built in memory first cost one more 4.9 MB copy
+ * and its page faults). */
+static int write_all(void *arg, const void *data, size_t len)
+{
+    int fd = *(const int *)arg;
+
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        data = (const char *)data + n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* The checksum the image's header carries (vmad_image_checksum). */
+static int read_image_sum(int fd, size_t len, uint64_t *sum)
+{
+    void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+
+    if (map == MAP_FAILED)
+        return -1;
+    *sum = vmad_image_checksum(map, len);
+    munmap(map, len);
+    return 0;
+}
+
+int fe_image_dump(char *const argv[], int n, int *fd, size_t *len,
+                  uint64_t *sum, char *err, size_t errlen)
+{
+    char **env = rank_environment(n);
+    off_t end;
+    int ret = 0;
+
+    if (!env) {
+        seterr(err, errlen, ENOMEM, "out of memory");
+        return 1;
+    }
+    *fd = memfd_create("vexec-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (*fd < 0) {
+        ret = 1;
+        seterr(err, errlen, errno, "image memfd: %s", strerror(errno));
+        goto out;
+    }
+    if (vmad_dump(argv[0], argv, env, NULL, write_all, fd, err,
+                  errlen) < 0) {
+        ret = 127;
+        goto out;
+    }
+    /* Sealed: the gateway maps it, and nobody may change it then. */
+    if ((end = lseek(*fd, 0, SEEK_CUR)) <= 0
+        || fcntl(*fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW
+                                   | F_SEAL_SHRINK | F_SEAL_SEAL) < 0
+        || (*len = (size_t)end, read_image_sum(*fd, *len, sum) < 0)) {
+        ret = 1;
+        seterr(err, errlen, errno, "image memfd: %s", strerror(errno));
+    }
+out:
+    for (size_t i = 0; env[i]; i++)
+        if (!strncmp(env[i], "VEXEC_SIZE=", 11))
+            free(env[i]);
+    free(env);
+    return ret;
+}

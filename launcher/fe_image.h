@@ -1,0 +1,17 @@
+/* fe_image.h - the front end's image (fe_image.c). */
+#ifndef VEXEC_FE_IMAGE_H
+#define VEXEC_FE_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Dump argv[0] run with argv and the ranks' environment (ours, with
+ * BPROC_RANK=XXXXXXX for the rank and VEXEC_SIZE=n) into a new sealed
+ * memfd.  Returns 0 with *fd, *len and *sum (the checksum the image's
+ * header carries); else the exit code vexec should give (127: the
+ * program cannot be dumped, 1: anything else) with err set, and *fd
+ * still the caller's to close if it is not -1. */
+int fe_image_dump(char *const argv[], int n, int *fd, size_t *len,
+                  uint64_t *sum, char *err, size_t errlen);
+
+#endif
