@@ -68,10 +68,12 @@ struct partial {
 
 /* What "auto" means on one host.  topo_auto_width's model counts the
  * hops a chunk makes, which is what a launch across hosts waits for; on
- * one host every node shares the same cores, so the total work decides,
- * and kary:8 was the fastest shape there at 1023 nodes (launch benchmark
- * medians, and 1.59 s vs kary:4 1.65 s, kary:16 1.67 s, binomial 1.73 s
- * and the model's choice 1.71 s in 6 interleaved launches each). */
+ * one host every node shares the same cores, so the total work decides.
+ * There kary:8 and kary:16 trade places as the fastest shape in the
+ * launch benchmarks (1023 nodes: 1.42 s and 1.32 s; 255: 0.27 s and
+ * 0.30 s), and in 6 interleaved launches at 1023 kary:8 took 1.59 s,
+ * kary:4 1.65 s, kary:16 1.67 s, binomial 1.73 s, the model's choice
+ * 1.71 s. */
 #define TREE_ONE_HOST "kary:8"
 
 struct fe {
