@@ -112,6 +112,21 @@ void job_fail_own(struct job *j, int errnum, const char *why)
 }
 
 /* Send the next piece of the batch if nothing of ours is in flight. */
+/* Touch every page of a PROTO_MSG_MAX message buffer the first time it is
+ * used (*full says whether it was).  Its footprint is then set by its
+ * first use, not grown page by page as larger messages come: node 0,
+ * which gets the largest batches, grew for hundreds of launches as its
+ * 8 up receive buffers met ever larger ones.  Only bytes no message
+ * occupies are written: a receive is touched before it is posted again,
+ * the send buffer before a batch is put in it. */
+static void touch_once(char *buf, unsigned char *full)
+{
+    if (*full)
+        return;
+    memset(buf + 64, 0, PROTO_MSG_MAX - 64);
+    *full = 1;
+}
+
 static void flush_up(struct daemon *d)
 {
     struct job *j = d->job;
@@ -119,6 +134,7 @@ static void flush_up(struct daemon *d)
 
     if (!j || d->sending || j->orphan || j->parent_lost || j->batch.len == 0)
         return;
+    touch_once(d->sendbuf, &d->send_full);
     len = proto_batch_take(&j->batch, j->id, d->sendbuf);
     if (fab_send(d->f, j->parent, PROTO_TAG_UP, d->sendbuf, len,
                  d->sendbuf) == 0) {
@@ -530,6 +546,9 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
         return seterr(err, errlen, EPROTO, "completion of an unknown "
                       "receive");
     memset(ctx, 0, 64);
+    touch_once(ctx, ctx == d->down ? &d->down_full
+                                   : &d->up_full[(ctx - d->up[0])
+                                                 / PROTO_MSG_MAX]);
     if (fab_recv(d->f, -1, ctx == d->down ? PROTO_TAG_DOWN : PROTO_TAG_UP,
                  ctx, PROTO_MSG_MAX, ctx) < 0)
         return seterr(err, errlen, errno, "reposting a receive: %s",

@@ -123,6 +123,8 @@ struct daemon {
     char down[PROTO_MSG_MAX];           /* the posted down receive */
     char (*up)[PROTO_MSG_MAX];          /* UP_RECVS posted up receives */
     char sendbuf[PROTO_MSG_MAX];        /* the up batch in flight */
+    /* Each buffer above has had all its pages touched (daemon.c). */
+    unsigned char down_full, send_full, up_full[UP_RECVS];
     int sending;
     void *image;                        /* the image buffer, kept */
     size_t image_size;
