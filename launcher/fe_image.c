@@ -36,26 +36,6 @@ static char **rank_environment(int n)
     return env;
 }
 
-/* vmad_dump's writer: straight into the image memfd, the one copy the
- * gateway maps (an image built in memory first cost one more 4.9 MB copy
- * and its page faults). */
-static int write_all(void *arg, const void *data, size_t len)
-{
-    int fd = *(const int *)arg;
-
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data = (const char *)data + n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* The checksum the image's header carries (vmad_image_checksum). */
 static int read_image_sum(int fd, size_t len, uint64_t *sum)
 {
@@ -85,16 +65,19 @@ int fe_image_dump(char *const argv[], int n, int *fd, size_t *len,
         seterr(err, errlen, errno, "image memfd: %s", strerror(errno));
         goto out;
     }
-    if (vmad_dump(argv[0], argv, env, NULL, write_all, fd, err,
-                  errlen) < 0) {
+    /* Straight into the memfd the gateway maps: an image built in memory
+     * first cost one more 4.9 MB copy and its page faults. */
+    if (vmad_dump_to_fd(argv[0], argv, env, NULL, *fd, err, errlen) < 0) {
         ret = 127;
         goto out;
     }
     /* Sealed: the gateway maps it, and nobody may change it then. */
-    if ((end = lseek(*fd, 0, SEEK_CUR)) <= 0
+    end = lseek(*fd, 0, SEEK_CUR);
+    *len = end > 0 ? (size_t)end : 0;
+    if (end <= 0
         || fcntl(*fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW
                                    | F_SEAL_SHRINK | F_SEAL_SEAL) < 0
-        || (*len = (size_t)end, read_image_sum(*fd, *len, sum) < 0)) {
+        || read_image_sum(*fd, *len, sum) < 0) {
         ret = 1;
         seterr(err, errlen, errno, "image memfd: %s", strerror(errno));
     }

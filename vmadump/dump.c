@@ -469,6 +469,18 @@ static int membuf_write(void *arg, const void *data, size_t len)
     return 0;
 }
 
+static int fd_writer(void *arg, const void *data, size_t len)
+{
+    return write_all(*(int *)arg, data, len);
+}
+
+int vmad_dump_to_fd(const char *prog, char *const argv[], char *const envp[],
+                    const struct vmad_dump_opts *opts, int fd, char *err,
+                    size_t errlen)
+{
+    return vmad_dump(prog, argv, envp, opts, fd_writer, &fd, err, errlen);
+}
+
 int vmad_dump_to_buffer(const char *prog, char *const argv[], char *const envp[],
                         const struct vmad_dump_opts *opts, void **buf,
                         size_t *len, char *err, size_t errlen)

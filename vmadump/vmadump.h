@@ -43,6 +43,11 @@ int vmad_dump(const char *prog, char *const argv[], char *const envp[],
               const struct vmad_dump_opts *opts,
               vmad_writer_fn writer, void *arg, char *err, size_t errlen);
 
+/* Same, written to fd (all of it, retrying short writes). */
+int vmad_dump_to_fd(const char *prog, char *const argv[], char *const envp[],
+                    const struct vmad_dump_opts *opts, int fd, char *err,
+                    size_t errlen);
+
 /* Same, into a malloc'd buffer that the caller frees. */
 int vmad_dump_to_buffer(const char *prog, char *const argv[], char *const envp[],
                         const struct vmad_dump_opts *opts,

@@ -46,11 +46,6 @@ static int die(const char *fmt, const char *a, const char *b)
     return 1;
 }
 
-static int fd_writer(void *arg, const void *data, size_t len)
-{
-    return write_all(*(int *)arg, data, len);
-}
-
 /* Append s to a NULL-terminated list of at most MAX_LIST names. */
 static int list_add(const char **list, int *n, const char *s)
 {
@@ -99,8 +94,8 @@ static int cmd_dump(int argc, char **argv)
         return misuse("dump: no program given", NULL);
     if (out && (fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755)) < 0)
         return die("%s: %s", out, strerror(errno));
-    rc = vmad_dump(argv[optind], argv + optind, environ, &o, fd_writer, &fd,
-                   err, sizeof(err));
+    rc = vmad_dump_to_fd(argv[optind], argv + optind, environ, &o, fd,
+                         err, sizeof(err));
     if (out && (close(fd) < 0 && rc == 0)) {
         rc = -1;
         snprintf(err, sizeof(err), "%s: %s", out, strerror(errno));
