@@ -8,9 +8,10 @@
 # The daemon is really killed or stopped, by this test, once it has
 # started taking the image: its VmRSS grows by the image buffer when the
 # LAUNCH arrives (the buffer is faulted in then, just before the first
-# chunk), and the kill comes 50 ms after that.  On 16 nodes the chunks
-# are 64 KiB, so that the stream through one node lasts long enough on an
-# idle machine too.
+# chunk), and the kill comes 50 ms after that.  First the daemon must have
+# freed the previous launch's image, or the new launch reuses its buffer
+# and the RSS does not grow.  On 16 nodes the chunks are 64 KiB, so that
+# the stream through one node lasts long enough on an idle machine too.
 #
 # First on 16 nodes with --tree kary:2 (1 GB of images in all), then the
 # must-hold case: 255 nodes with --tree kary:4, ~16 GB of images; that part
@@ -48,6 +49,13 @@ sub launch_and_hit {
     my ($signal, $node, @args) = @_;
     my %pid = daemon_pids();
     my $target = $pid{$node} or die "no daemon $node";
+    # A daemon frees the previous launch's image up to a second after that
+    # vexec ended (at its next look at its neighbours); until then a new
+    # launch reuses the buffer and its RSS would not grow.
+    my ($idle) = sort { $a <=> $b } grep { $_ > 0 }
+                 map { daemon_rss($_) } values %pid;
+    my $settle = time() + 30;
+    sleep(0.01) while daemon_rss($target) > $idle + 32768 && time() < $settle;
     my $rss0 = daemon_rss($target);
     my ($out, $err) = ("$tmp/out", "$tmp/err");
     my $vexec = start_bg([bin('vexec'), @args, $PROG], out => $out,
