@@ -277,6 +277,7 @@ void fab_destroy(struct fab *f)
                 fi_freeinfo(f->tx[i].info);
         }
         free(f->synth);
+        fab_forget_states(f);
         /* The endpoint first: closing it unlinks /dev/shm/NAME. */
         close_fid(f->ep ? &f->ep->fid : NULL);
         close_fid(f->av ? &f->av->fid : NULL);
@@ -520,6 +521,10 @@ int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
         errno = EHOSTDOWN;
         return -1;
     }
+    if (fab_peer_stopped(f, peer)) {
+        errno = EAGAIN;
+        return -1;
+    }
     if (!(op = op_take(f, ctx, tag, peer, 0)))
         return -1;
     ret = post_result(fi_tsend(f->ntx ? f->tx[f->ntx - 1].ep : f->ep, buf,
@@ -657,6 +662,9 @@ int fab_send_wait(struct fab *f, int peer, uint64_t tag, const void *buf,
 
         if (errno != EAGAIN)
             return seterr(err, errlen, errno, "%s", strerror(errno));
+        if (mono_now() > limit && fab_peer_stopped(f, peer))
+            return seterr(err, errlen, ETIMEDOUT, "%s is stopped",
+                          f->peer_name[peer]);
         if (mono_now() > limit)
             return seterr(err, errlen, ETIMEDOUT, "%s", strerror(ETIMEDOUT));
         if ((n = fab_poll(f, ev, POLL_BATCH, err, errlen)) < 0)

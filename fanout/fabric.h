@@ -127,9 +127,15 @@ int fab_ring(struct fab *f, int peer);
 /* Post a send of len bytes of buf to peer with tag, and ring the peer.
  * buf must stay intact until the FAB_SENT event for ctx.  Returns 0, or -1
  * with errno EAGAIN when the provider cannot take it now (queue full, or
- * the peer has not polled yet; the peer has been rung): call fab_poll and
- * try again.  EHOSTDOWN: the peer's process is gone.  Other errno:
- * failure. */
+ * the peer has not polled yet; the peer has been rung) or the peer's
+ * process is stopped: call fab_poll and try again.  EHOSTDOWN: the peer's
+ * process is gone.  Other errno: failure.
+ *
+ * Nothing is posted to a stopped peer (shm): a sender takes the lock of
+ * the receiver's queue, which the receiver takes too while it reads the
+ * queue, and a SIGSTOP that lands then leaves every sender spinning on
+ * that lock for good.  A peer stopped while we already spin on its lock
+ * still hangs us (README, known limits). */
 int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
              size_t len, void *ctx);
 
@@ -153,7 +159,8 @@ typedef int (*fab_handler_fn)(void *arg, const struct fab_event *ev,
 /* fab_send, tried again while the provider says EAGAIN (as it does until a
  * new peer has polled once), polling in between and passing completions
  * to fn, for at most limit_s seconds.  Returns 0, or -1 with errno
- * ETIMEDOUT, fab_send's errno, or fn's; err says which. */
+ * ETIMEDOUT (err: "NAME is stopped" if the peer's process is), fab_send's
+ * errno, or fn's; err says which. */
 int fab_send_wait(struct fab *f, int peer, uint64_t tag, const void *buf,
                   size_t len, void *ctx, double limit_s, fab_handler_fn fn,
                   void *arg, char *err, size_t errlen);
@@ -217,6 +224,14 @@ void fab_drop_peer(struct fab *f, int peer);
  * if it never rang us (and always for tcp).  For telling a peer that is
  * stopped from one that is slow (/proc/PID/stat). */
 int fab_peer_pid(const struct fab *f, int peer);
+
+/* The state letter of peer's process ('R', 'S', 'T' for stopped, ...,
+ * as in /proc/PID/stat), or 0 if its pid is unknown or that process is
+ * gone.  The file stays open, so a look costs one read, and once the
+ * process is gone it reads nothing even if another takes the pid;
+ * fab_forget_states closes them all. */
+char fab_peer_state(struct fab *f, int peer);
+void fab_forget_states(struct fab *f);
 
 /* Returns peer's name as added. */
 const char *fab_peer_name(const struct fab *f, int peer);

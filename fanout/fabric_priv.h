@@ -34,6 +34,12 @@ struct txep {
     struct fid_ep *ep;
 };
 
+/* A peer's /proc/PID/stat, kept open while watched (fab_peer_state). */
+struct peer_stat {
+    int pid;            /* 0: none open */
+    int fd;             /* -1 once that process is gone */
+};
+
 struct fab {
     char name[FAB_NAME_MAX + 1];
     int tcp;            /* tcp;ofi_rxm, else shm */
@@ -48,6 +54,7 @@ struct fab {
     fi_addr_t peers[FAB_MAX_PEERS];
     char peer_name[FAB_MAX_PEERS][FAB_NAME_MAX + 1];  /* "" = free slot */
     int peer_pid[FAB_MAX_PEERS];  /* from its last ring, 0 unknown */
+    struct peer_stat stat[FAB_MAX_PEERS];  /* fab_peer_state */
     struct sockaddr_un peer_bell[FAB_MAX_PEERS];  /* shm: where to ring */
     socklen_t peer_bell_len[FAB_MAX_PEERS];
     int npeers;         /* slots ever used: 0..npeers-1 */
@@ -64,6 +71,10 @@ struct fab {
 
 /* Bind f's doorbell (shm).  Returns 0, or -1 with err set. */
 int fab_open_bell(struct fab *f, char *err, size_t errlen);
+
+/* Is peer's process stopped (SIGSTOP, a debugger)?  shm only; 0 when
+ * its pid is unknown. */
+int fab_peer_stopped(struct fab *f, int peer);
 
 /* Note where peer slot's doorbell is (shm), for fab_ring. */
 void fab_note_bell(struct fab *f, int slot);

@@ -1,19 +1,23 @@
 /* fabric_wait.c - how an endpoint's owner sleeps and is woken: shm has
  * no wait object (fabric.h), so each endpoint binds a doorbell, a
  * datagram socket a sender rings after it posts; tcp's completion queue
- * has a wait fd of its own.
+ * has a wait fd of its own.  A ring carries the ringer's pid, through
+ * which a peer's process state is read (fab_peer_state).
  */
 #include "common/err.h"
 #include "fanout/bell.h"
 #include "fanout/fabric_priv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rdma/fi_eq.h>
 
@@ -105,6 +109,56 @@ static void note_ringer(struct fab *f, const struct sockaddr_un *sa,
     for (int i = 0; i < f->npeers; i++)
         if (!strcmp(f->peer_name[i], name))
             f->peer_pid[i] = (int)cred.pid;
+}
+
+char fab_peer_state(struct fab *f, int peer)
+{
+    struct peer_stat *w;
+    char path[64], buf[512], *p;
+    int pid = fab_peer_pid(f, peer);
+    ssize_t n;
+
+    if (pid <= 0)
+        return 0;
+    w = &f->stat[peer];
+    if (w->pid != pid) {
+        if (w->pid > 0 && w->fd >= 0)
+            close(w->fd);
+        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+        w->fd = open(path, O_RDONLY | O_CLOEXEC);
+        w->pid = pid;
+    }
+    if (w->fd < 0)
+        return 0;
+    n = pread(w->fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0) {
+        close(w->fd);
+        w->fd = -1;
+        return 0;
+    }
+    buf[n] = '\0';
+    /* "PID (COMM) S ...": COMM may hold anything, ')' too. */
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+int fab_peer_stopped(struct fab *f, int peer)
+{
+    char s;
+
+    if (f->tcp)
+        return 0;
+    s = fab_peer_state(f, peer);
+    return s == 'T' || s == 't';
+}
+
+void fab_forget_states(struct fab *f)
+{
+    for (int i = 0; i < FAB_MAX_PEERS; i++) {
+        if (f->stat[i].pid > 0 && f->stat[i].fd >= 0)
+            close(f->stat[i].fd);
+        f->stat[i].pid = 0;
+    }
 }
 
 /* Empty our doorbell's queue: the rings have done their job once we poll. */

@@ -40,7 +40,6 @@
 #include "launcher/daemon_priv.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,45 +113,6 @@ static int subtree_pending(const struct job *j, int r)
     return 0;
 }
 
-/* The state letter of peer's process pid, from its /proc/PID/stat kept
- * open (d->watch): a look costs one read, and once that process is gone
- * the file reads nothing, even if another process takes the pid.  0 if
- * it cannot be read. */
-static char peer_state(struct daemon *d, int peer, int pid)
-{
-    struct peer_watch *w = &d->watch[peer];
-    char path[64], buf[512], *p;
-    ssize_t n;
-
-    if (w->pid != pid) {
-        if (w->pid > 0 && w->fd >= 0)
-            close(w->fd);
-        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-        w->fd = open(path, O_RDONLY | O_CLOEXEC);
-        w->pid = pid;
-    }
-    if (w->fd < 0)
-        return 0;
-    n = pread(w->fd, buf, sizeof(buf) - 1, 0);
-    if (n <= 0) {
-        close(w->fd);
-        w->fd = -1;
-        return 0;
-    }
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : 0;
-}
-
-void adopt_forget_watches(struct daemon *d)
-{
-    for (int i = 0; i < FAB_MAX_PEERS; i++) {
-        if (d->watch[i].pid > 0 && d->watch[i].fd >= 0)
-            close(d->watch[i].fd);
-        d->watch[i].pid = 0;
-    }
-}
-
 /* Look at peer: gone, stopped for STOPPED_S (*stopped: since when), or
  * running; PEER_UNKNOWN when this host cannot tell.  A peer whose process
  * (the pid its rings carry) still runs is alive without a look at its
@@ -160,13 +120,11 @@ void adopt_forget_watches(struct daemon *d)
 static enum verdict look_at(struct daemon *d, int peer, double *stopped)
 {
     const char *name = fab_peer_name(d->f, peer);
-    int pid = fab_peer_pid(d->f, peer);
-    char state = 0;
+    char state;
 
     if (peer < 0 || peer >= FAB_MAX_PEERS || netaddr_is_tcp(name))
         return PEER_UNKNOWN;
-    if (pid > 0)
-        state = peer_state(d, peer, pid);
+    state = fab_peer_state(d->f, peer);
     if (!state || state == 'Z' || state == 'X') {
         /* Gone, or a pid we never learned; a live doorbell then is a
          * newer owner's, and this host cannot tell more. */

@@ -156,7 +156,6 @@ static void flush_up(struct daemon *d)
 
 static int on_event(void *arg, const struct fab_event *ev, char *err,
                     size_t errlen);
-static int job_reported(const struct job *j);
 static void retire_job(struct daemon *d);
 
 /* Connect to the children and hand them the LAUNCH; a child that cannot
@@ -563,7 +562,7 @@ static int on_event(void *arg, const struct fab_event *ev, char *err,
 /* Has the job here reported everything, with at most its last sends
  * still completing?  The front end may have its answer and launch again
  * before those completions reach us (seen under ASan). */
-static int job_reported(const struct job *j)
+int job_reported(const struct job *j)
 {
     return !j->orphan && j->own_done && j->exits >= j->subtree
            && j->batch.len == 0 && (!j->bc || bcast_done(j->bc));
@@ -600,7 +599,9 @@ static void retire_job(struct daemon *d)
 
     bcast_destroy(j->bc);
     j->bc = NULL;
-    adopt_forget_watches(d);
+    /* The neighbours' /proc files: an idle daemon holds no more fds than
+     * it did before the job. */
+    fab_forget_states(d->f);
     job_free(d->done);
     d->done = j->orphan ? NULL : j;
     if (j->orphan)
@@ -744,7 +745,6 @@ static void teardown(struct daemon *d)
     nodeq_destroy(d->query);
     nodeq_destroy(d->query_old);
     image_buffer_drop(d);
-    adopt_forget_watches(d);
     fab_destroy(d->f);
     auth_destroy(d->auth);
     free(d->up);

@@ -105,12 +105,6 @@ struct job {
     struct nodestat_last *last; /* the daemon's record of its launches */
 };
 
-/* A neighbour's /proc/PID/stat, kept open (adopt.c); pid 0: none. */
-struct peer_watch {
-    int pid;
-    int fd;             /* -1 once that process is gone */
-};
-
 struct daemon {
     const struct daemon_opts *o;
     struct auth *auth;                  /* the cluster key, our nonce cache */
@@ -131,7 +125,6 @@ struct daemon {
     struct nodeq *query;                /* a QUERY being answered */
     struct nodeq *query_old;            /* the last, its sends in flight */
     struct nodestat_last last;          /* our last launch, for queries */
-    struct peer_watch watch[FAB_MAX_PEERS];     /* adopt.c, per peer */
 };
 
 /* ---- daemon.c ---- */
@@ -139,6 +132,9 @@ struct daemon {
 /* One line on stderr (the cluster's log), prefixed with the node. */
 void daemon_log(struct daemon *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Has j nothing left to do here but see its last report's send complete? */
+int job_reported(const struct job *j);
 
 /* Add a record to the job's up batch (unless the job is given up). */
 void job_rec(struct job *j, uint32_t type, int rank, int32_t value,
@@ -239,9 +235,5 @@ void adopt_on_alive(struct daemon *d, const struct proto_rec *r);
 /* Must the loop wake up for adopt_tick while nothing else happens?
  * Returns the seconds until then, or -1 for never. */
 double adopt_next(struct daemon *d);
-
-/* Close the neighbours' /proc files look_at keeps open during a job (at
- * its end: an idle daemon holds no more fds than it did before). */
-void adopt_forget_watches(struct daemon *d);
 
 #endif

@@ -19,8 +19,10 @@
 /* Sends of ours in flight that we must see complete soon: all but the
  * broadcast's once only the children's completions are left
  * (bcast_sleepy: each child rings once it has the image), and but an up
- * batch with nothing queued behind it (its completion only ends the job,
- * which the next event or adopt_tick's next look finds). */
+ * batch with nothing queued behind it while the job still runs (the next
+ * event or adopt_tick's next look finds its completion).  The job's last
+ * report is watched: its completion ends the job, which frees the image
+ * and the job's fds. */
 static int unrung_sends(struct daemon *d)
 {
     int n = fab_sends_in_flight(d->f);
@@ -28,7 +30,7 @@ static int unrung_sends(struct daemon *d)
 
     if (j && j->bc && bcast_sleepy(j->bc))
         n -= (int)bcast_sends_in_flight(j->bc);
-    if (d->sending && (!j || j->batch.len == 0))
+    if (d->sending && (!j || (j->batch.len == 0 && !job_reported(j))))
         n--;
     return n > 0;
 }

@@ -5,12 +5,15 @@
  * of that peer, the send already queued at a live peer is reported sent,
  * and a new send to it completes (it goes out on a new endpoint).  A
  * receive withdrawn with fab_cancel takes nothing: the next message goes
- * to a receive posted after it.
+ * to a receive posted after it.  Nothing is posted to a peer whose
+ * process is stopped (once its ring told us its pid): fab_send says
+ * EAGAIN until it runs again.
  */
 #include "common/clock.h"
 #include "common/tap.h"
 #include "fanout/fabric.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,8 +60,11 @@ static int send_wait(struct fab *f, int peer, const void *buf, size_t len,
     return 0;
 }
 
-/* A peer that takes n messages of up to BIG bytes, then waits to die. */
-static pid_t receiver(const char *name, int n, int pipe_fd)
+/* A peer that takes n messages of up to BIG bytes, then waits to die.
+ * With ring set, it first waits for a byte on go_fd (our endpoint
+ * exists) and rings us, so we learn its pid. */
+static pid_t receiver(const char *name, int n, int pipe_fd,
+                      const char *ring, int go_fd)
 {
     pid_t pid = fork();
 
@@ -69,6 +75,9 @@ static pid_t receiver(const char *name, int n, int pipe_fd)
 
         if (write(pipe_fd, &c, 1) != 1 || !f)
             _exit(1);
+        if (ring && (read(go_fd, &c, 1) != 1
+                     || fab_add_peer(f, ring, NULL, 0) < 0))
+            _exit(1);
         for (int i = 0; i < n; i++) {
             fab_recv(f, -1, TAG, buf, sizeof(buf), buf);
             if (wait_for(f, buf, 30) != FAB_RECEIVED)
@@ -78,6 +87,60 @@ static pid_t receiver(const char *name, int n, int pipe_fd)
         _exit(0);
     }
     return pid;
+}
+
+static void bail(const char *why)
+{
+    printf("Bail out! %s\n", why);
+    exit(1);
+}
+
+/* A stopped peer is not sent to; once it runs again, it is. */
+static void stopped_peer(void)
+{
+    char name[2][64], err[256], c = 'g';
+    int ready[2], go[2], peer = -1, tag = 0;
+    struct fab *f;
+    double end;
+    pid_t pid;
+
+    for (int i = 0; i < 2; i++)
+        snprintf(name[i], sizeof(name[i]), "tfs%d.%d", (int)getpid(), i);
+    if (pipe(ready) < 0 || pipe(go) < 0)
+        bail("pipe");
+    pid = receiver(name[1], 2, ready[1], name[0], go[0]);
+    if (read(ready[0], &c, 1) != 1 || c != 'r')
+        bail("no ringer");
+    f = fab_create(name[0], err, sizeof(err));
+    if (f)
+        peer = fab_add_peer(f, name[1], err, sizeof(err));
+    if (!f || peer < 0 || write(go[1], "g", 1) != 1)
+        bail(err);
+    for (end = mono_now() + 10; !fab_peer_pid(f, peer) && mono_now() < end;)
+        if (wait_for(f, &tag, 0.01) < 0)
+            fab_bell_clear(f);
+    ok(fab_peer_pid(f, peer) == pid && fab_peer_state(f, peer) != 'T',
+       "a peer's ring tells its pid, and it is not stopped");
+    ok(send_wait(f, peer, big, 16, &tag) == 0
+       && wait_for(f, &tag, 10) == FAB_SENT, "it takes a first message");
+    kill(pid, SIGSTOP);
+    for (end = mono_now() + 10; fab_peer_state(f, peer) != 'T'
+                                && mono_now() < end;)
+        usleep(1000);
+    errno = 0;
+    ok(fab_peer_state(f, peer) == 'T'
+       && fab_send(f, peer, TAG, big, BIG, &tag) < 0 && errno == EAGAIN
+       && fab_sends_in_flight(f) == 0,
+       "a send to it once it is stopped says EAGAIN and posts nothing");
+    kill(pid, SIGCONT);
+    ok(send_wait(f, peer, big, BIG, &tag) == 0
+       && wait_for(f, &tag, 10) == FAB_SENT,
+       "once it runs again, a send to it completes");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    fab_destroy(f);
+    snprintf(err, sizeof(err), "/dev/shm/%s", name[1]);
+    unlink(err);
 }
 
 int main(void)
@@ -91,8 +154,8 @@ int main(void)
         return printf("Bail out! %s\n", err), 1;
     for (int i = 0; i < 3; i++)
         snprintf(name[i], sizeof(name[i]), "tfd%d.%d", (int)getpid(), i);
-    pid[0] = receiver(name[1], 1, p[1]);    /* will be stopped */
-    pid[1] = receiver(name[2], 2, p[1]);
+    pid[0] = receiver(name[1], 1, p[1], NULL, -1);    /* will be stopped */
+    pid[1] = receiver(name[2], 2, p[1], NULL, -1);
     for (int i = 0; i < 2; i++)
         if (read(p[0], &c, 1) != 1 || c != 'r')
             return printf("Bail out! no receiver\n"), 1;
@@ -131,5 +194,6 @@ int main(void)
         snprintf(path, sizeof(path), "/dev/shm/%s", name[i]);
         unlink(path);
     }
+    stopped_peer();
     return done_testing();
 }
