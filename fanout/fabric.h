@@ -134,8 +134,8 @@ int fab_ring(struct fab *f, int peer);
  * Nothing is posted to a stopped peer (shm): a sender takes the lock of
  * the receiver's queue, which the receiver takes too while it reads the
  * queue, and a SIGSTOP that lands then leaves every sender spinning on
- * that lock for good.  A peer stopped while we already spin on its lock
- * still hangs us (README, known limits). */
+ * that lock.  A peer stopped while we already spin on its lock holds us
+ * until pthread_spin_lock takes the lock over (fab_spin_stuck_s). */
 int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
              size_t len, void *ctx);
 
@@ -224,6 +224,10 @@ void fab_drop_peer(struct fab *f, int peer);
  * if it never rang us (and always for tcp).  For telling a peer that is
  * stopped from one that is slow (/proc/PID/stat). */
 int fab_peer_pid(const struct fab *f, int peer);
+
+/* How long pthread_spin_lock waits for a lock taken by another before it
+ * takes it over (fabric_wait.c): 10 s unless a test sets it. */
+extern double fab_spin_stuck_s;
 
 /* The state letter of peer's process ('R', 'S', 'T' for stopped, ...,
  * as in /proc/PID/stat), or 0 if its pid is unknown or that process is

@@ -4,6 +4,7 @@
  * has a wait fd of its own.  A ring carries the ringer's pid, through
  * which a peer's process state is read (fab_peer_state).
  */
+#include "common/clock.h"
 #include "common/err.h"
 #include "fanout/bell.h"
 #include "fanout/fabric_priv.h"
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -209,4 +211,50 @@ void fab_idle(struct fab *f)
     f->idle++;
     if (fab_can_sleep(f) && ppoll(&pfd, 1, &ts, NULL) > 0)
         fab_bell_clear(f);
+}
+
+/* ---- shm's queue locks ----
+ *
+ * libfabric 1.17's shm guards each endpoint's queue with a pthread spin
+ * lock in the endpoint's shared region: its owner takes it while it reads
+ * the queue, every sender while it posts.  A daemon killed (kill -9) or
+ * stopped while it holds one leaves its owner and all its senders
+ * spinning for good: seen on this VM, n1 killed while posting to its
+ * child n4 left n4 spinning in fi_cq_read and n0 in fi_tsend to n4.  So
+ * this program's pthread_spin_lock, which libfabric's calls reach before
+ * libc's (an executable's symbols come first), gives up waiting after
+ * fab_spin_stuck_s: a holder that took the lock that long ago died or
+ * stopped (a live one holds it for microseconds; the longest a runnable
+ * process waits for a CPU on a loaded 2-core host is about a second), and
+ * the lock is taken over.  A stopped holder that runs again later frees
+ * a lock someone else then holds, and that queue may be garbled: a daemon
+ * stopped that long was given up already (adopt.c's STOPPED_S).  Same
+ * lock word as glibc's on x86_64: 1 free, 0 or less taken, so its
+ * pthread_spin_unlock and trylock still fit. */
+double fab_spin_stuck_s = 10.0;
+
+int pthread_spin_lock(pthread_spinlock_t *lock)
+{
+    volatile int *l = (volatile int *)lock;
+    double since = 0;
+
+    for (;;) {
+        if (__atomic_fetch_sub(l, 1, __ATOMIC_ACQUIRE) == 1)
+            return 0;
+        for (unsigned spins = 1; *l <= 0; spins++) {
+            __builtin_ia32_pause();
+            if (spins % 4096)
+                continue;
+            if (since == 0)
+                since = mono_now();
+            else if (mono_now() - since > fab_spin_stuck_s) {
+                __atomic_store_n(l, 0, __ATOMIC_SEQ_CST);
+                fprintf(stderr, "%s: a libfabric lock stayed taken for "
+                        "%.1f s (its holder died or stopped): taking it "
+                        "over\n", program_invocation_short_name,
+                        fab_spin_stuck_s);
+                return 0;
+            }
+        }
+    }
 }

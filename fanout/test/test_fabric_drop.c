@@ -7,17 +7,21 @@
  * receive withdrawn with fab_cancel takes nothing: the next message goes
  * to a receive posted after it.  Nothing is posted to a peer whose
  * process is stopped (once its ring told us its pid): fab_send says
- * EAGAIN until it runs again.
+ * EAGAIN until it runs again.  A spin lock a dead process left taken is
+ * taken over (libfabric's shm queue locks reach fabric_wait.c's
+ * pthread_spin_lock).
  */
 #include "common/clock.h"
 #include "common/tap.h"
 #include "fanout/fabric.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,6 +147,40 @@ static void stopped_peer(void)
     unlink(err);
 }
 
+/* A spin lock in shared memory that a process took and died holding (as
+ * a daemon killed while it posts to a peer's shm queue) is taken over
+ * after fab_spin_stuck_s, and glibc's unlock and trylock still fit. */
+static void dead_holder(void)
+{
+    pthread_spinlock_t *l = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    double t0, took;
+    pid_t pid;
+
+    if (l == MAP_FAILED || pthread_spin_init(l, PTHREAD_PROCESS_SHARED))
+        bail("a shared lock");
+    if ((pid = fork()) == 0) {
+        pthread_spin_lock(l);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    fab_spin_stuck_s = 0.5;
+    t0 = mono_now();
+    pthread_spin_lock(l);
+    took = mono_now() - t0;
+    fab_spin_stuck_s = 10;
+    ok(took >= 0.5 && took < 5,
+       "a lock its dead holder left taken is taken over (after %.2f s)", took);
+    pthread_spin_unlock(l);
+    ok(pthread_spin_trylock(l) == 0 && pthread_spin_trylock(l) == EBUSY,
+       "and after glibc's unlock it is free, then taken, as glibc sees it");
+    pthread_spin_unlock(l);
+    t0 = mono_now();
+    pthread_spin_lock(l);
+    ok(mono_now() - t0 < 0.5, "a free lock is taken at once");
+    munmap((void *)l, 4096);
+}
+
 int main(void)
 {
     char name[3][64], err[256], c;
@@ -195,5 +233,6 @@ int main(void)
         unlink(path);
     }
     stopped_peer();
+    dead_holder();
     return done_testing();
 }
