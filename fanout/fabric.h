@@ -225,9 +225,11 @@ void fab_drop_peer(struct fab *f, int peer);
  * stopped from one that is slow (/proc/PID/stat). */
 int fab_peer_pid(const struct fab *f, int peer);
 
-/* How long pthread_spin_lock waits for a lock taken by another before it
- * takes it over (fabric_wait.c): 10 s unless a test sets it. */
+/* How long pthread_spin_lock waits for a lock taken by another, and
+ * unchanged, before it takes it over (fabric_wait.c): 10 s of its own
+ * spinning unless a test sets it; how many times it did. */
 extern double fab_spin_stuck_s;
+extern unsigned fab_spin_takeovers;
 
 /* The state letter of peer's process ('R', 'S', 'T' for stopped, ...,
  * as in /proc/PID/stat), or 0 if its pid is unknown or that process is

@@ -232,23 +232,43 @@ void fab_idle(struct fab *f)
  * lock word as glibc's on x86_64: 1 free, 0 or less taken, so its
  * pthread_spin_unlock and trylock still fit. */
 double fab_spin_stuck_s = 10.0;
+unsigned fab_spin_takeovers;
+
+/* Gaps between two looks at the lock longer than this were spent off the
+ * CPU (preempted), not watching it, and do not count. */
+#define SPIN_GAP_S 0.01
 
 int pthread_spin_lock(pthread_spinlock_t *lock)
 {
     volatile int *l = (volatile int *)lock;
-    double since = 0;
 
     for (;;) {
+        double watched = 0, last = 0;
+        int seen = 0;
+
         if (__atomic_fetch_sub(l, 1, __ATOMIC_ACQUIRE) == 1)
             return 0;
+        /* Stuck means taken, and unchanged, for fab_spin_stuck_s of our
+         * own spinning: a holder that frees it now and then, or a lock
+         * word that moves, starts the count again. */
         for (unsigned spins = 1; *l <= 0; spins++) {
+            double now;
+            int v;
+
             __builtin_ia32_pause();
             if (spins % 4096)
                 continue;
-            if (since == 0)
-                since = mono_now();
-            else if (mono_now() - since > fab_spin_stuck_s) {
+            now = mono_now();
+            v = *l;
+            if (last == 0 || v != seen)
+                watched = 0;
+            else if (now - last < SPIN_GAP_S)
+                watched += now - last;
+            seen = v;
+            last = now;
+            if (watched > fab_spin_stuck_s) {
                 __atomic_store_n(l, 0, __ATOMIC_SEQ_CST);
+                fab_spin_takeovers++;
                 fprintf(stderr, "%s: a libfabric lock stayed taken for "
                         "%.1f s (its holder died or stopped): taking it "
                         "over\n", program_invocation_short_name,

@@ -169,7 +169,8 @@ static void dead_holder(void)
     pthread_spin_lock(l);
     took = mono_now() - t0;
     fab_spin_stuck_s = 10;
-    ok(took >= 0.5 && pthread_spin_trylock(l) == EBUSY,
+    ok(took >= 0.5 && pthread_spin_trylock(l) == EBUSY
+       && fab_spin_takeovers == 1,
        "a lock its dead holder left taken is taken over after the limit "
        "(%.2f s), and is ours", took);
     pthread_spin_unlock(l);
@@ -179,6 +180,33 @@ static void dead_holder(void)
     pthread_spin_lock(l);
     ok(*(volatile int *)l == 0 && pthread_spin_trylock(l) == EBUSY,
        "a free lock is taken with glibc's lock word");
+    pthread_spin_unlock(l);
+    /* A live holder that keeps it 2 ms at a time, for 2 s: waited for,
+     * never taken over. */
+    if ((pid = fork()) == 0) {
+        for (double end = mono_now() + 2; mono_now() < end;) {
+            double until = mono_now() + 0.002;
+
+            pthread_spin_lock(l);
+            while (mono_now() < until)
+                ;
+            pthread_spin_unlock(l);
+            usleep(50);
+        }
+        _exit(0);
+    }
+    fab_spin_stuck_s = 0.5;
+    usleep(100000);
+    for (int i = 0; i < 200; i++) {
+        pthread_spin_lock(l);
+        pthread_spin_unlock(l);
+        usleep(5000);
+    }
+    fab_spin_stuck_s = 10;
+    waitpid(pid, NULL, 0);
+    ok(fab_spin_takeovers == 1,
+       "a lock its live holder frees now and then is never taken over "
+       "(%u take-overs in all)", fab_spin_takeovers);
     munmap((void *)l, 4096);
 }
 
