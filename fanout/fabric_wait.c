@@ -222,11 +222,11 @@ void fab_idle(struct fab *f)
  * spinning for good: seen on this VM, n1 killed while posting to its
  * child n4 left n4 spinning in fi_cq_read and n0 in fi_tsend to n4.  So
  * this program's pthread_spin_lock, which libfabric's calls reach before
- * libc's (an executable's symbols come first), gives up waiting after
- * fab_spin_stuck_s: a holder that took the lock that long ago died or
- * stopped (a live one holds it for microseconds; the longest a runnable
- * process waits for a CPU on a loaded 2-core host is about a second), and
- * the lock is taken over.  A stopped holder that runs again later frees
+ * libc's (an executable's symbols come first), gives up waiting once it
+ * has spun fab_spin_stuck_s on a lock never seen free nor changed: its
+ * holder died or stopped (a live one holds it for microseconds; the
+ * longest a runnable process waits for a CPU on a loaded 2-core host is
+ * about a second), and the lock is taken over.  A stopped holder that runs again later frees
  * a lock someone else then holds, and that queue may be garbled: a daemon
  * stopped that long was given up already (adopt.c's STOPPED_S).  Same
  * lock word as glibc's on x86_64: 1 free, 0 or less taken, so its

@@ -49,9 +49,9 @@ sub launch_and_hit {
     my ($signal, $node, @args) = @_;
     my %pid = daemon_pids();
     my $target = $pid{$node} or die "no daemon $node";
-    # A daemon frees the previous launch's image up to a second after that
-    # vexec ended (at its next look at its neighbours); until then a new
-    # launch reuses the buffer and its RSS would not grow.
+    # A daemon frees the previous launch's image only once its last report
+    # has been sent, which may be just after that vexec ended; until then a
+    # new launch reuses the buffer and its RSS would not grow.
     my ($idle) = sort { $a <=> $b } grep { $_ > 0 }
                  map { daemon_rss($_) } values %pid;
     my $settle = time() + 30;
