@@ -84,6 +84,12 @@ is($r->{status}, 0, "big4m-static on $NODES nodes with kary:8 exits 0")
     or diag(describe($r));
 is($r->{out}, "big4m ok\n" x $NODES, 'and every rank checked its 4 MB of data');
 
+# A rank's /proc/self/exe is its program (PR_SET_MM_MAP's exe_fd), not
+# the daemon it was forked from nor the restorer.
+$r = vexec(['-n', 3, '/bin/dash', '-c', 'readlink /proc/$$/exe']);
+is($r->{out}, "/usr/bin/dash\n" x 3, "each rank's /proc/self/exe is /usr/bin/dash")
+    or diag(describe($r));
+
 # Without -w, -n N takes the first N nodes: rank i on node i.
 $r = vexec(['-n', 3, '/bin/dash', '-c', 'echo "$BPROC_RANK $PPID"']);
 my %on = map { /^(\d+) (\d+)$/ ? ($1 + 0 => $2) : () } lines($r->{out});

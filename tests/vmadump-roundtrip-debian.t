@@ -80,6 +80,7 @@ my @cases = (
                     'for i in 1 2 3; do echo "line $i"; done;'
                     . ' echo piped | tr a-z A-Z; x=$((6 * 7)); echo $x;'
                     . ' echo oops >&2; exit 5'] ],
+    [ 'dash: /proc/self/exe' => ['dash', '-c', 'readlink /proc/$$/exe'] ],
     [ 'xz -c' => [qw(xz -c)], $big ],
     [ 'gzip -cn' => [qw(gzip -cn)], $big ],
 );

@@ -21,6 +21,7 @@
  */
 #include <asm/prctl.h>
 #include <linux/auxvec.h>
+#include <linux/errno.h>
 #include <linux/fcntl.h>
 #include <linux/mman.h>
 #include <linux/prctl.h>
@@ -693,8 +694,17 @@ static void set_mm(int exe_fd)
     long ret;
 
     if (exe_fd >= 0) {
-        anonymize_self();
-        if (sys_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)&map, sizeof(map), 0) == 0)
+        /* The kernel refuses (EBUSY) while a mapping still refers to the
+         * old /proc/self/exe.  After an exec of the restorer that file is
+         * ours, so we become anonymous first; after vmad_spawn_image's
+         * fork it is the daemon's, whose mappings are gone, and the
+         * copies (~40 us a rank) are not needed. */
+        ret = sys_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)&map, sizeof(map), 0);
+        if (ret == -EBUSY) {
+            anonymize_self();
+            ret = sys_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)&map, sizeof(map), 0);
+        }
+        if (ret == 0)
             return;
         /* Without CAP_CHECKPOINT_RESTORE /proc/self/exe stays ours. */
         map.exe_fd = (uint32_t)-1;
