@@ -1,5 +1,6 @@
 /* fe_image.c - the front end's image: the program dumped once, with the
- * ranks' environment, into the sealed memfd the gateway maps.
+ * ranks' environment, into the memfd the gateway lent or a sealed one
+ * of ours, which the gateway maps.
  */
 #include "common/err.h"
 #include "launcher/fe_image.h"
@@ -53,14 +54,16 @@ int fe_image_dump(char *const argv[], int n, int *fd, size_t *len,
 {
     char **env = rank_environment(n);
     off_t end;
-    int ret = 0;
+    int ret = 0, lent;
 
     if (!env) {
         seterr(err, errlen, ENOMEM, "out of memory");
         return 1;
     }
-    *fd = memfd_create("vexec-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (*fd < 0) {
+    lent = *fd >= 0;
+    if (lent ? lseek(*fd, 0, SEEK_SET) < 0
+             : (*fd = memfd_create("vexec-image", MFD_CLOEXEC
+                                                  | MFD_ALLOW_SEALING)) < 0) {
         ret = 1;
         seterr(err, errlen, errno, "image memfd: %s", strerror(errno));
         goto out;
@@ -71,12 +74,14 @@ int fe_image_dump(char *const argv[], int n, int *fd, size_t *len,
         ret = 127;
         goto out;
     }
-    /* Sealed: the gateway maps it, and nobody may change it then. */
+    /* Ours is sealed: the gateway maps it, and nobody may change it then.
+     * The gateway's is its own to keep; a byte changed in it now would
+     * fail every node's check of the image against the signed checksum. */
     end = lseek(*fd, 0, SEEK_CUR);
     *len = end > 0 ? (size_t)end : 0;
     if (end <= 0
-        || fcntl(*fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW
-                                   | F_SEAL_SHRINK | F_SEAL_SEAL) < 0
+        || (!lent && fcntl(*fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW
+                                             | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
         || read_image_sum(*fd, *len, sum) < 0) {
         ret = 1;
         seterr(err, errlen, errno, "image memfd: %s", strerror(errno));

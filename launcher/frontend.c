@@ -90,7 +90,8 @@ struct fe {
     int sock;                   /* to the gateway */
     struct auth *auth;          /* the cluster key: we sign */
     uint64_t job;
-    int image_fd;               /* sealed memfd */
+    int image_fd;               /* the gateway's memfd, or our sealed one */
+    int image_lent;             /* image_fd is the gateway's (gateway.h) */
     size_t image_len;
     uint64_t image_sum;         /* its header's checksum, signed along */
     char launch[PROTO_MSG_MAX];
@@ -427,6 +428,34 @@ static int connect_gateway(struct fe *e)
     return cli_connect_gateway(GATEWAY_KIND, e->c.name, e->c.dir, &e->sock);
 }
 
+/* The cluster's gateway's first message: the memfd it lends us for the
+ * image, or none (gateway.h).  Waits while it serves another launch. */
+static int borrow_image_fd(struct fe *e)
+{
+    char buf[64], cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = { buf, sizeof(buf) };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+    struct cmsghdr *c;
+    ssize_t n;
+
+    do
+        n = recvmsg(e->sock, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return cli_fail(1, "the cluster's gateway went away before the launch"
+                        "%s%s", n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+    c = CMSG_FIRSTHDR(&mh);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        memcpy(&e->image_fd, CMSG_DATA(c), sizeof(int));
+        e->image_lent = 1;
+    }
+    if ((size_t)n != sizeof(GATEWAY_LEND) - 1
+        || memcmp(buf, GATEWAY_LEND, (size_t)n))
+        return cli_fail(1, "the cluster's gateway sent no image memfd offer");
+    return 0;
+}
+
 /* The SIGKILL the gateway sends down if we go away before the job ends
  * (gateway.h), signed now: the gateway cannot sign, and daemons obey a
  * signed SIGKILL however old (daemon.c). */
@@ -470,13 +499,23 @@ static int send_launch(struct fe *e)
                             sizeof(e->launch), err, sizeof(err))) < 0)
         return cli_fail(1, "%s", err);
     iov.iov_len = (size_t)len;
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &e->image_fd, sizeof(int));
+    if (e->image_lent) {
+        mh.msg_control = NULL;      /* the image is in the gateway's memfd */
+        mh.msg_controllen = 0;
+    } else {
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &e->image_fd, sizeof(int));
+    }
     if (sendmsg(e->sock, &mh, MSG_NOSIGNAL) != len)
         return cli_fail(1, "sending the launch to the gateway: %s",
                     strerror(errno));
+    if (e->image_lent) {
+        /* The next client's to write once this launch's image is out. */
+        close(e->image_fd);
+        e->image_fd = -1;
+    }
     return send_cancel(e);
 }
 
@@ -773,11 +812,17 @@ int fe_run(const struct fe_opts *o)
     if ((ret = load_key(&e)))
         goto out;
     if ((ret = check_tree(&e))
-        || (ret = nodes_expression(&e)) || (ret = alloc_ranks(&e))
-        || (ret = dump_program(&e)))
+        || (ret = nodes_expression(&e)) || (ret = alloc_ranks(&e)))
+        goto out;
+    /* On a cluster the gateway comes first: it lends the image's memfd.
+     * Between hosts the one-shot gateway starts only once the program
+     * could be dumped. */
+    if (!e.tcp && ((ret = connect_gateway(&e)) || (ret = borrow_image_fd(&e))))
+        goto out;
+    if ((ret = dump_program(&e)))
         goto out;
     e.t_dump = mono_now();
-    if ((ret = connect_gateway(&e)) || (ret = setup_events(&e))
+    if ((e.tcp && (ret = connect_gateway(&e))) || (ret = setup_events(&e))
         || (ret = send_launch(&e)) || (ret = wait_for_ranks(&e)))
         goto out;
     ret = summary(&e);

@@ -26,6 +26,7 @@
 #include "launcher/proto.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +47,10 @@
 
 /* Keep polling this long after a ring (see daemon.c). */
 #define LINGER_S 0.002
+
+/* Pages of the lent image memfd kept between launches; a bigger image's
+ * rest is freed once it was sent. */
+#define LEND_KEEP (64ul << 20)
 
 /* One shot: how long the cancel sent when the client left may take to
  * leave before the gateway exits anyway. */
@@ -69,6 +75,10 @@ struct gw {
     char (*down)[PROTO_MSG_MAX];
     int down_busy[DOWN_SLOTS];          /* its send has not completed */
     int next_down;
+    int lend_fd;                        /* the image memfd lent, or -1 */
+    int lent;                           /* lent to the current client */
+    void *lend_map;                     /* its mapping, lend_maplen long */
+    size_t lend_maplen;
     int qsock, qclient;                 /* queries: listening, connected */
     int qclient_asked;                  /* qclient sent its QUERY */
     struct nodeq *query;                /* the query being answered */
@@ -225,6 +235,84 @@ static ssize_t recv_launch(struct gw *g, int *fd)
     return n;
 }
 
+/* Offer the client our image memfd (gateway.h): to a client of our own
+ * user only, since it holds the last launch's image.  Returns 0, or -1 if
+ * the client is gone. */
+static int lend_buffer(struct gw *g)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+    struct iovec iov = { (void *)GATEWAY_LEND, sizeof(GATEWAY_LEND) - 1 };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    struct cmsghdr *c;
+    struct ucred cred;
+    socklen_t clen = sizeof(cred);
+
+    int same_user = getsockopt(g->client, SOL_SOCKET, SO_PEERCRED, &cred,
+                               &clen) == 0 && cred.uid == geteuid();
+
+    g->lent = 0;
+    if (same_user && g->lend_fd < 0) {
+        /* Only ever grown: a client cannot shrink it under our mapping. */
+        g->lend_fd = memfd_create("vexec-gw-image", MFD_CLOEXEC
+                                                    | MFD_ALLOW_SEALING);
+        if (g->lend_fd >= 0
+            && fcntl(g->lend_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+            close(g->lend_fd);
+            g->lend_fd = -1;
+        }
+    }
+    if (same_user && g->lend_fd >= 0) {
+        mh.msg_control = cbuf;
+        mh.msg_controllen = sizeof(cbuf);
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &g->lend_fd, sizeof(int));
+        g->lent = 1;
+    }
+    if (sendmsg(g->client, &mh, MSG_NOSIGNAL) < 0) {
+        g->lent = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* The lent memfd mapped for an image of len bytes, or NULL (errno). */
+static void *lent_image(struct gw *g, size_t len)
+{
+    struct stat st;
+
+    if (fstat(g->lend_fd, &st) < 0)
+        return NULL;
+    if ((uint64_t)st.st_size < len) {
+        errno = EPROTO;
+        return NULL;
+    }
+    if (len > g->lend_maplen) {
+        if (g->lend_map)
+            munmap(g->lend_map, g->lend_maplen);
+        g->lend_maplen = 0;
+        g->lend_map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
+                           g->lend_fd, 0);
+        if (g->lend_map == MAP_FAILED) {
+            g->lend_map = NULL;
+            return NULL;
+        }
+        g->lend_maplen = (size_t)st.st_size;
+    }
+    return g->lend_map;
+}
+
+/* After a big image, free what the lent memfd holds beyond LEND_KEEP. */
+static void trim_lent(struct gw *g, size_t len)
+{
+    if (len > LEND_KEEP
+        && fallocate(g->lend_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                     LEND_KEEP, (off_t)(len - LEND_KEEP)) < 0)
+        logmsg("freeing the image memfd: %s", strerror(errno));
+}
+
 /* The client's signed SIGKILL for its job, sent right after the LAUNCH. */
 static int recv_cancel(struct gw *g, char *err, size_t errlen)
 {
@@ -279,7 +367,7 @@ static int start(struct gw *g, char *err, size_t errlen)
         seterr(err, errlen, ENOTCONN, "the client left");
         goto out;
     }
-    if (n < 0 || fd < 0) {
+    if (n < 0 || (fd < 0 && !g->lent)) {
         seterr(err, errlen, EPROTO, "the request carries no image");
         goto out;
     }
@@ -298,8 +386,16 @@ static int start(struct gw *g, char *err, size_t errlen)
         || (g->node0 = fab_add_peer(g->f, hostlist_nth(h, 0), err,
                                     errlen)) < 0)
         goto out;
-    image = mmap(NULL, d.launch.image_len, PROT_READ, MAP_SHARED, fd, 0);
-    if (image == MAP_FAILED) {
+    if (fd < 0) {
+        if (!(image = lent_image(g, d.launch.image_len))) {
+            image = MAP_FAILED;
+            seterr(err, errlen, errno, "mapping the image: %s",
+                   errno == EPROTO ? "longer than the memfd it was written to"
+                                   : strerror(errno));
+            goto out;
+        }
+    } else if ((image = mmap(NULL, d.launch.image_len, PROT_READ, MAP_SHARED,
+                             fd, 0)) == MAP_FAILED) {
         seterr(err, errlen, errno, "mapping the image: %s", strerror(errno));
         goto out;
     }
@@ -315,8 +411,10 @@ static int start(struct gw *g, char *err, size_t errlen)
                   errlen) == 0)
         ret = 0;
 out:
-    if (image != MAP_FAILED)
+    if (image != MAP_FAILED && fd >= 0)
         munmap(image, d.launch.image_len);
+    else if (image != MAP_FAILED)
+        trim_lent(g, d.launch.image_len);
     if (fd >= 0)
         close(fd);
     hostlist_destroy(h);
@@ -514,6 +612,10 @@ static void serve_client(struct gw *g)
         epoll_ctl(g->ep, EPOLL_CTL_DEL, g->lsock, NULL);
     g->cancel_len = 0;
     g->answer = 0;
+    if (g->o->client_fd < 0 && lend_buffer(g) < 0) {
+        drop_client(g);     /* a liveness probe, gone already */
+        return;
+    }
     ret = start(g, err, sizeof(err));
     g->refused = ret < 0 && g->answer < 0;
     if (g->refused) {
@@ -654,7 +756,7 @@ static void announce(struct gw *g)
 int gateway_run(const struct gateway_opts *o, char *err, size_t errlen)
 {
     struct gw g = { .o = o, .lsock = -1, .ep = -1, .sigfd = -1,
-                    .client = -1, .qsock = -1, .qclient = -1 };
+                    .client = -1, .qsock = -1, .qclient = -1, .lend_fd = -1 };
     int ret = 0;
 
     if (setup(&g, err, errlen) < 0) {
@@ -684,5 +786,9 @@ int gateway_run(const struct gateway_opts *o, char *err, size_t errlen)
         close(g.ep);
     if (g.sigfd >= 0)
         close(g.sigfd);
+    if (g.lend_map)
+        munmap(g.lend_map, g.lend_maplen);
+    if (g.lend_fd >= 0)
+        close(g.lend_fd);
     return ret;
 }
