@@ -226,4 +226,17 @@ for my $case ([[], 'no command'],
     ok(!@wrong, "usage: $name") or diag(join '; ', @wrong);
 }
 
+# The restorer's options for vmad_spawn_image, used by hand: --view with
+# no image at the view address, and a malformed --own-vdso range.
+my $restorer = bin('vmad-restore');
+clean_error(run([$restorer, '--view', 4096]), 'vmad-restore --view with no image mapped',
+            qr/no image is mapped at the view address/);
+for my $bad ('1000-zz', '2000-1000', '1001-2000', 'x') {
+    my $r = run([$restorer, '--own-vdso', $bad, '--view', 4096]);
+    ok($r->{status} == 2 && $r->{err} =~ /\Ausage: vmad-restore .*--own-vdso/
+       && (() = $r->{err} =~ /\n/g) == 1,
+       "vmad-restore --own-vdso $bad: the usage line, exit 2")
+        or diag("status $r->{status} err '$r->{err}'");
+}
+
 done_testing();

@@ -69,6 +69,7 @@ static struct {
     long rank;
     int verified;
     int in_view;             /* --view: the image is already at VIEW_ADDR */
+    int own_given;           /* --own-vdso: own[] is given, not read */
     int keep[MAX_KEEP_FDS], nkeep;
     /* from our auxv */
     uint64_t hwcap, hwcap2, minsigstksz, vdso;
@@ -149,7 +150,7 @@ static char *hex_str(uint64_t v, char *buf)
 static __attribute__((noreturn)) void usage(void)
 {
     put("usage: vmad-restore [--rank R] [--keep-fd N]... [--verified] "
-        "[--label NAME] (--fd N | --view LEN | IMAGE)\n");
+        "[--label NAME] [--own-vdso START-END]... (--fd N | --view LEN | IMAGE)\n");
     sys_exit_group(2);
 }
 
@@ -174,6 +175,28 @@ static long option_value(char **argv, int *i, long max)
     return v;
 }
 
+/* "--own-vdso START-END" (hex, as in /proc/self/maps): a kernel mapping
+ * of ours that vmad_spawn_image saw in the daemon, which the child
+ * inherited at the same place; given these, we do not read our maps. */
+static void add_vdso_arg(const char *a)
+{
+    struct own_map *m = &R.own[R.nown];
+
+    if (R.nown >= MAX_OWN_MAPS - 2)
+        usage();
+    m->start = rlib_parse_hex(&a);
+    if (*a++ != '-')
+        usage();
+    m->end = rlib_parse_hex(&a);
+    if (*a || m->end <= m->start || (m->start | m->end) & (PAGE - 1))
+        usage();
+    m->prot = PROT_READ;
+    m->file = 0;
+    m->kind = OWN_VDSO;
+    R.nown++;
+    R.own_given = 1;
+}
+
 static void parse_args(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -190,6 +213,8 @@ static void parse_args(int argc, char **argv)
             R.in_view = 1;
         } else if (rlib_streq(a, "--verified"))
             R.verified = 1;
+        else if (rlib_streq(a, "--own-vdso") && argv[i + 1])
+            add_vdso_arg(argv[++i]);
         else if (rlib_streq(a, "--label") && argv[i + 1])
             copy_label(argv[++i]);
         else if (a[0] == '-' && a[1])
@@ -237,6 +262,10 @@ static void open_image(void)
     long ret;
 
     if (R.in_view) {
+        /* vmad_spawn_image put it there; run by hand, nothing is. */
+        if (sys_msync(VIEW_ADDR, R.len, MS_ASYNC) < 0)
+            fail("--view: no image is mapped at the view address "
+                 "(vmad_spawn_image puts it there)");
         R.view = (const void *)VIEW_ADDR;
         parse_image();
         return;
@@ -760,7 +789,16 @@ void restorer_main(uint64_t *sp)
     R.self_end = ((uint64_t)_end + PAGE - 1) & ~(PAGE - 1);
     open_image();
     check_placement();
-    read_own_maps();
+    if (R.own_given) {
+        /* Ours: one range, file-backed, so only the exec path (which
+         * gives no --own-vdso) ever needs anonymize_self's list. */
+        R.own[R.nown++] = (struct own_map){ .start = R.self_start,
+                                            .end = R.self_end,
+                                            .prot = PROT_READ,
+                                            .kind = OWN_SELF };
+    } else {
+        read_own_maps();
+    }
     move_vdso_if_needed();
     drop_foreign_mappings();
     for (uint32_t i = 0; i < R.img.hdr->nregions; i++)

@@ -49,6 +49,8 @@ static inline long sys_mprotect(uint64_t addr, uint64_t len, int prot)
 static inline long sys_mremap(uint64_t old, uint64_t len, uint64_t nlen,
                               int flags, uint64_t naddr)
 { return SYS(__NR_mremap, old, len, nlen, flags, naddr, 0); }
+static inline long sys_msync(uint64_t addr, uint64_t len, int flags)
+{ return SYS(__NR_msync, addr, len, flags, 0, 0, 0); }
 static inline long sys_prctl(int op, long a, long b, long c, long d)
 { return SYS(__NR_prctl, op, a, b, c, d, 0); }
 static inline long sys_arch_prctl(int op, uint64_t v)
