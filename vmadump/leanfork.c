@@ -8,16 +8,16 @@
  * taking copy-on-write faults on its own heap while the child shares it.
  * Marking those mappings MADV_DONTFORK before the fork avoids all three.
  *
- * The child, forked with _Fork (no atfork handlers run: they would call
- * into libraries it no longer has), runs only vmadump/spawn.c's child
- * code until it jumps into the restorer: system calls through libc, its
- * stack, its thread's TCB and TLS (errno),
- * the restorer's segment table in our executable's .bss, and the image.
- * So every mapping is marked except: the image buffer; the stack and the
- * thread-pointer area; the executable, libc and the dynamic loader (each
- * found by an address known to lie in it), with the anonymous .bss
- * mapping that follows each; and the kernel's special mappings ([vdso],
- * [vvar], ...), which madvise cannot change.  The marks stay: this is for
+ * The child, forked by a raw clone (no atfork handlers, no return into
+ * libc), runs only vmadump/spawn.c's child code until it jumps into the
+ * restorer: raw system calls, its stack, the restorer's segment table in
+ * our executable's .bss, and the image.  So every mapping is marked
+ * except: the image buffer; the stack and the thread-pointer area (its
+ * TCB); the executable (found by an address known to lie in it), with the
+ * anonymous .bss mapping that follows it; and the kernel's special
+ * mappings ([vdso], [vvar], ...), which madvise cannot change.  libc and
+ * the dynamic loader are marked too: ten fewer mappings to copy (and
+ * their inherited anon_vma links) and to unmap again in every rank.  The marks stay: this is for
  * a caller that forks nothing else (leanfork.h).  Under AddressSanitizer
  * it marks nothing (the child needs the shadow memory).
  */
@@ -217,11 +217,10 @@ int leanfork_prune(const void *buf, size_t len)
 {
     static unsigned long pruned_pages;
     unsigned long pages = vm_pages();
-    /* Addresses in the code and data the child uses: this file's code
-     * (our executable, libvmad being static), a libc data object (stdout
-     * points into libc's .data), the dynamic loader (AT_BASE). */
-    struct keep k = { .obj = { (uintptr_t)leanfork_prune, (uintptr_t)stdout,
-                               getauxval(AT_BASE) },
+    /* An address in the code and data the child uses: this file's code
+     * (our executable, libvmad being static).  Not libc nor the dynamic
+     * loader: the child makes raw system calls (spawn.c). */
+    struct keep k = { .obj = { (uintptr_t)leanfork_prune },
                       .buf_start = (uintptr_t)buf,
                       .buf_end = (uintptr_t)buf + len };
     char *text;

@@ -147,55 +147,110 @@ bad:
 
 /* ---- in the child ---- */
 
-/* One line on the child's stderr (the rank's), then exit 127 like a
- * restorer that could not restore. */
-static void __attribute__((noreturn)) child_fail(const char *label,
-                                                 const char *what, int errnum)
+/* The child runs on raw system calls and our own code and data only: it
+ * inherits neither libc nor the dynamic loader (leanfork.c), so it may not
+ * call into them, read their data, or return into _Fork's code; it is
+ * forked by a raw clone, and everything it needs from libc was read into
+ * its plan before the fork. */
+static inline long raw_syscall(long n, long a, long b, long c, long d,
+                               long e, long f)
 {
-    const char *parts[] = { "vmad-restore: ", label, ": ", what, ": ",
-                            strerrorname_np(errnum), "\n" };
-    char line[512];
-    size_t n = 0;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    long ret;
 
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-        for (const char *p = parts[i] ? parts[i] : "?"; *p && n < sizeof(line) - 1; p++)
-            line[n++] = *p;
-    if (write(2, line, n) < 0)
-        _exit(127);
-    _exit(127);
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
 }
 
-static void child_stdio(const int fds[3], const char *label)
-{
-    for (int i = 0; i < 3; i++) {
-        int fd = fds[i] >= 0 ? fds[i] : open("/dev/null", i ? O_WRONLY : O_RDONLY);
+#define RAW(n, a, b, c, d, e, f) \
+    raw_syscall((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), \
+                (long)(f))
 
-        if (fd < 0 || dup2(fd, i) < 0)
-            child_fail(label, "stdio", errno);
+/* What the child does, all of it laid out by the caller. */
+struct child_plan {
+    const void *buf;
+    size_t plen;                /* the image's pages */
+    int fds[3];                 /* stdin, stdout, stderr, or -1: /dev/null */
+    int new_pgroup;
+    void *rseq_area;            /* the thread's rseq registration, or NULL */
+    unsigned rseq_len;
+    const char *label;
+    struct start_stack {
+        uint64_t words[64];
+    } __attribute__((aligned(16))) st; /* the restorer's initial stack */
+};
+
+/* Copy a string into line[*n...]; the child has no libc. */
+static void put_str(char *line, size_t *n, size_t cap, const char *s)
+{
+    for (; s && *s && *n < cap - 1; s++)
+        line[(*n)++] = *s;
+}
+
+/* One line on the child's stderr (the rank's), then exit 127 like a
+ * restorer that could not restore.  ret: the failed call's -errno. */
+static void __attribute__((noreturn)) child_fail(const char *label,
+                                                 const char *what, long ret)
+{
+    char line[512], num[24];
+    size_t n = 0, k = sizeof(num) - 1;
+    unsigned long e = ret < 0 ? (unsigned long)-ret : 0;
+
+    num[k] = 0;
+    do
+        num[--k] = (char)('0' + e % 10);
+    while ((e /= 10) && k > 0);
+    put_str(line, &n, sizeof(line), "vmad-restore: ");
+    put_str(line, &n, sizeof(line), label);
+    put_str(line, &n, sizeof(line), ": ");
+    put_str(line, &n, sizeof(line), what);
+    put_str(line, &n, sizeof(line), ": error ");
+    put_str(line, &n, sizeof(line), num + k);
+    line[n++] = '\n';
+    RAW(SYS_write, 2, line, n, 0, 0, 0);
+    RAW(SYS_exit_group, 127, 0, 0, 0, 0, 0);
+    __builtin_unreachable();
+}
+
+static void child_stdio(const struct child_plan *p)
+{
+    static const char dev_null[] = "/dev/null";
+
+    for (int i = 0; i < 3; i++) {
+        long fd = p->fds[i] >= 0 ? p->fds[i]
+                  : RAW(SYS_openat, AT_FDCWD, dev_null, i ? O_WRONLY : O_RDONLY,
+                        0, 0, 0);
+        long ret = fd < 0 ? fd : RAW(SYS_dup2, fd, i, 0, 0, 0, 0);
+
+        if (ret < 0)
+            child_fail(p->label, "stdio", ret);
     }
 }
 
 /* What exec would reset: signal dispositions and mask, the alternate
  * signal stack, and the thread's registrations with the kernel that point
  * into the daemon's memory (rseq area, robust futex list, clear-tid word). */
-static void child_reset(void)
+static void child_reset(const struct child_plan *p)
 {
     /* the kernel's struct sigaction, all zero: SIG_DFL, no flags */
     struct { uint64_t handler, flags, restorer, mask; } dfl = { 0 };
     stack_t no_alt = { .ss_flags = SS_DISABLE };
-    sigset_t none;
+    uint64_t none = 0;
 
     for (int sig = 1; sig < NSIG; sig++)
-        syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
-    sigaltstack(&no_alt, NULL);
-    if (__rseq_size > 0)
-        syscall(SYS_rseq, (char *)__builtin_thread_pointer() + __rseq_offset,
-                __rseq_size < 32 ? 32 : __rseq_size, RSEQ_FLAG_UNREGISTER,
-                RSEQ_SIG);
-    syscall(SYS_set_robust_list, NULL, 3 * sizeof(void *));
-    syscall(SYS_set_tid_address, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+        RAW(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask), 0, 0);
+    RAW(SYS_sigaltstack, &no_alt, NULL, 0, 0, 0, 0);
+    if (p->rseq_area)
+        RAW(SYS_rseq, p->rseq_area, p->rseq_len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG,
+            0, 0);
+    RAW(SYS_set_robust_list, NULL, 3 * sizeof(void *), 0, 0, 0, 0);
+    RAW(SYS_set_tid_address, NULL, 0, 0, 0, 0, 0);
+    RAW(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none), 0, 0);
 }
 
 static void child_map_restorer(const char *label)
@@ -205,59 +260,65 @@ static void child_map_restorer(const char *label)
         uint64_t start = s->vaddr & ~(PAGE - 1), fend = s->vaddr + s->filesz;
         uint64_t fpage = (fend + PAGE - 1) & ~(PAGE - 1);
         uint64_t mend = (s->vaddr + s->memsz + PAGE - 1) & ~(PAGE - 1);
+        long ret = RAW(SYS_mmap, start, fpage - start, s->prot,
+                       MAP_PRIVATE | MAP_FIXED_NOREPLACE, rst.fd,
+                       s->offset & ~(PAGE - 1));
 
-        if (mmap((void *)start, fpage - start, s->prot,
-                 MAP_PRIVATE | MAP_FIXED_NOREPLACE, rst.fd,
-                 (off_t)(s->offset & ~(PAGE - 1))) == MAP_FAILED)
-            child_fail(label, "mapping the restorer", errno);
-        if (s->memsz > s->filesz && (s->prot & PROT_WRITE))
-            memset((void *)fend, 0, fpage - fend);
-        if (mend > fpage &&
-            mmap((void *)fpage, mend - fpage, s->prot,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED)
-            child_fail(label, "mapping the restorer", errno);
+        if (ret < 0)
+            child_fail(label, "mapping the restorer", ret);
+        if (s->memsz > s->filesz && (s->prot & PROT_WRITE)) {
+            /* zero the file page's tail: rep stosb, not libc's memset */
+            void *d = (void *)fend;
+            size_t len = fpage - fend;
+
+            __asm__ volatile("rep stosb" : "+D"(d), "+c"(len) : "a"(0) : "memory");
+        }
+        if (mend > fpage
+            && (ret = RAW(SYS_mmap, fpage, mend - fpage, s->prot,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+                          0)) < 0)
+            child_fail(label, "mapping the restorer", ret);
     }
 }
 
-/* The restorer's initial stack: argc, argv, NULL, an empty environment,
- * the auxv entries it reads, AT_NULL. */
-struct start_stack {
-    uint64_t words[64];
-} __attribute__((aligned(16)));
-
-static void __attribute__((noreturn)) child_run(void *buf, size_t len,
-                                                const struct vmad_spawn_io *io,
-                                                char *const argv[],
-                                                const char *label)
+static void __attribute__((noreturn)) child_run(struct child_plan *p)
 {
-    struct start_stack st;
-    size_t plen = (len + PAGE - 1) & ~(PAGE - 1), n = 1;
-    int argc = 0;
+    long ret;
 
-    if (io->new_pgroup)
-        setpgid(0, 0);
-    child_stdio(io->fds, label);
-    child_reset();
-    child_map_restorer(label);
-    if (mremap(buf, plen, plen, MREMAP_MAYMOVE | MREMAP_FIXED,
-               (void *)VMAD_VIEW_ADDR) == MAP_FAILED)
-        child_fail(label, "moving the image", errno);
-    while (argv[argc])
-        st.words[n++] = (uint64_t)argv[argc++];
-    st.words[0] = (uint64_t)argc;
-    st.words[n++] = 0;      /* end of argv */
-    st.words[n++] = 0;      /* end of the environment */
+    if (p->new_pgroup)
+        RAW(SYS_setpgid, 0, 0, 0, 0, 0, 0);
+    child_stdio(p);
+    child_reset(p);
+    child_map_restorer(p->label);
+    ret = RAW(SYS_mremap, p->buf, p->plen, p->plen, MREMAP_MAYMOVE | MREMAP_FIXED,
+              VMAD_VIEW_ADDR, 0);
+    if (ret < 0)
+        child_fail(p->label, "moving the image", ret);
+    __asm__ volatile("mov %0, %%rsp\n\txor %%ebp, %%ebp\n\tjmp *%1"
+                     :: "r"(p->st.words), "r"(rst.entry) : "memory");
+    __builtin_unreachable();
+}
+
+/* The restorer's initial stack, as the kernel would lay it out: argc,
+ * argv, NULL, an empty environment, the auxv entries it reads, AT_NULL. */
+static void plan_stack(struct child_plan *p, char *const argv[])
+{
     static const unsigned long keys[] = { AT_HWCAP, AT_HWCAP2, AT_MINSIGSTKSZ,
                                           AT_SYSINFO_EHDR };
+    size_t n = 1;
+    int argc = 0;
+
+    while (argv[argc])
+        p->st.words[n++] = (uint64_t)argv[argc++];
+    p->st.words[0] = (uint64_t)argc;
+    p->st.words[n++] = 0;      /* end of argv */
+    p->st.words[n++] = 0;      /* end of the environment */
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-        st.words[n++] = keys[k];
-        st.words[n++] = getauxval(keys[k]);
+        p->st.words[n++] = keys[k];
+        p->st.words[n++] = getauxval(keys[k]);
     }
-    st.words[n++] = AT_NULL;
-    st.words[n++] = 0;
-    __asm__ volatile("mov %0, %%rsp\n\txor %%ebp, %%ebp\n\tjmp *%1"
-                     :: "r"(st.words), "r"(rst.entry) : "memory");
-    __builtin_unreachable();
+    p->st.words[n++] = AT_NULL;
+    p->st.words[n++] = 0;
 }
 
 /* ---- the caller's side ---- */
@@ -268,7 +329,8 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
 {
     const char *path = vmad_restorer_path();
     char rank[24], view[24], label[256];
-    pid_t child;
+    struct child_plan plan = { 0 };
+    long child;
     char *argv[12 + 2 * MAX_VDSO_MAPS];
     int argc = 0;
 
@@ -297,13 +359,27 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     argv[argc++] = (char *)"--label";
     argv[argc++] = label;
     argv[argc] = NULL;
+    plan.buf = buf;
+    plan.plen = (len + PAGE - 1) & ~(PAGE - 1);
+    memcpy(plan.fds, io->fds, sizeof(plan.fds));
+    plan.new_pgroup = io->new_pgroup;
+    if (__rseq_size > 0) {
+        plan.rseq_area = (char *)__builtin_thread_pointer() + __rseq_offset;
+        plan.rseq_len = __rseq_size < 32 ? 32 : __rseq_size;
+    }
+    plan.label = label;
+    plan_stack(&plan, argv);
     if (io->lean && leanfork_prune(buf, len) < 0)
         return errprintf(err, errlen, "/proc/self/maps: %s", strerror(errno));
-    /* The child must not write *pid: it may be in memory it lacks. */
-    if ((child = _Fork()) < 0)
+    /* A raw clone: the child must not return into libc, which it may lack,
+     * nor write *pid. */
+    child = RAW(SYS_clone, SIGCHLD, 0, 0, 0, 0, 0);
+    if (child < 0) {
+        errno = (int)-child;
         return errprintf(err, errlen, "fork: %s", strerror(errno));
+    }
     if (child == 0)
-        child_run(buf, len, io, argv, label);
-    *pid = child;
+        child_run(&plan);
+    *pid = (pid_t)child;
     return 0;
 }
