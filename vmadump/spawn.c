@@ -38,6 +38,7 @@
 
 #include "image.h"
 #include "leanfork.h"
+#include "restorer/sys.h"
 #include "util.h"
 #include "vmadump.h"
 
@@ -151,25 +152,7 @@ bad:
  * inherits neither libc nor the dynamic loader (leanfork.c), so it may not
  * call into them, read their data, or return into _Fork's code; it is
  * forked by a raw clone, and everything it needs from libc was read into
- * its plan before the fork. */
-static inline long raw_syscall(long n, long a, long b, long c, long d,
-                               long e, long f)
-{
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register long r9 __asm__("r9") = f;
-    long ret;
-
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
-
-#define RAW(n, a, b, c, d, e, f) \
-    raw_syscall((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), \
-                (long)(f))
+ * its plan before the fork.  System calls: the restorer's own (sys.h). */
 
 /* What the child does, all of it laid out by the caller. */
 struct child_plan {
@@ -212,8 +195,8 @@ static void __attribute__((noreturn)) child_fail(const char *label,
     put_str(line, &n, sizeof(line), ": error ");
     put_str(line, &n, sizeof(line), num + k);
     line[n++] = '\n';
-    RAW(SYS_write, 2, line, n, 0, 0, 0);
-    RAW(SYS_exit_group, 127, 0, 0, 0, 0, 0);
+    SYS(SYS_write, 2, line, n, 0, 0, 0);
+    SYS(SYS_exit_group, 127, 0, 0, 0, 0, 0);
     __builtin_unreachable();
 }
 
@@ -223,9 +206,9 @@ static void child_stdio(const struct child_plan *p)
 
     for (int i = 0; i < 3; i++) {
         long fd = p->fds[i] >= 0 ? p->fds[i]
-                  : RAW(SYS_openat, AT_FDCWD, dev_null, i ? O_WRONLY : O_RDONLY,
+                  : SYS(SYS_openat, AT_FDCWD, dev_null, i ? O_WRONLY : O_RDONLY,
                         0, 0, 0);
-        long ret = fd < 0 ? fd : RAW(SYS_dup2, fd, i, 0, 0, 0, 0);
+        long ret = fd < 0 ? fd : SYS(SYS_dup2, fd, i, 0, 0, 0, 0);
 
         if (ret < 0)
             child_fail(p->label, "stdio", ret);
@@ -243,14 +226,14 @@ static void child_reset(const struct child_plan *p)
     uint64_t none = 0;
 
     for (int sig = 1; sig < NSIG; sig++)
-        RAW(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask), 0, 0);
-    RAW(SYS_sigaltstack, &no_alt, NULL, 0, 0, 0, 0);
+        SYS(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask), 0, 0);
+    SYS(SYS_sigaltstack, &no_alt, NULL, 0, 0, 0, 0);
     if (p->rseq_area)
-        RAW(SYS_rseq, p->rseq_area, p->rseq_len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG,
+        SYS(SYS_rseq, p->rseq_area, p->rseq_len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG,
             0, 0);
-    RAW(SYS_set_robust_list, NULL, 3 * sizeof(void *), 0, 0, 0, 0);
-    RAW(SYS_set_tid_address, NULL, 0, 0, 0, 0, 0);
-    RAW(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none), 0, 0);
+    SYS(SYS_set_robust_list, NULL, 3 * sizeof(void *), 0, 0, 0, 0);
+    SYS(SYS_set_tid_address, NULL, 0, 0, 0, 0, 0);
+    SYS(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none), 0, 0);
 }
 
 static void child_map_restorer(const char *label)
@@ -260,7 +243,7 @@ static void child_map_restorer(const char *label)
         uint64_t start = s->vaddr & ~(PAGE - 1), fend = s->vaddr + s->filesz;
         uint64_t fpage = (fend + PAGE - 1) & ~(PAGE - 1);
         uint64_t mend = (s->vaddr + s->memsz + PAGE - 1) & ~(PAGE - 1);
-        long ret = RAW(SYS_mmap, start, fpage - start, s->prot,
+        long ret = SYS(SYS_mmap, start, fpage - start, s->prot,
                        MAP_PRIVATE | MAP_FIXED_NOREPLACE, rst.fd,
                        s->offset & ~(PAGE - 1));
 
@@ -274,7 +257,7 @@ static void child_map_restorer(const char *label)
             __asm__ volatile("rep stosb" : "+D"(d), "+c"(len) : "a"(0) : "memory");
         }
         if (mend > fpage
-            && (ret = RAW(SYS_mmap, fpage, mend - fpage, s->prot,
+            && (ret = SYS(SYS_mmap, fpage, mend - fpage, s->prot,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
                           0)) < 0)
             child_fail(label, "mapping the restorer", ret);
@@ -286,11 +269,11 @@ static void __attribute__((noreturn)) child_run(struct child_plan *p)
     long ret;
 
     if (p->new_pgroup)
-        RAW(SYS_setpgid, 0, 0, 0, 0, 0, 0);
+        SYS(SYS_setpgid, 0, 0, 0, 0, 0, 0);
     child_stdio(p);
     child_reset(p);
     child_map_restorer(p->label);
-    ret = RAW(SYS_mremap, p->buf, p->plen, p->plen, MREMAP_MAYMOVE | MREMAP_FIXED,
+    ret = SYS(SYS_mremap, p->buf, p->plen, p->plen, MREMAP_MAYMOVE | MREMAP_FIXED,
               VMAD_VIEW_ADDR, 0);
     if (ret < 0)
         child_fail(p->label, "moving the image", ret);
@@ -373,7 +356,7 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
         return errprintf(err, errlen, "/proc/self/maps: %s", strerror(errno));
     /* A raw clone: the child must not return into libc, which it may lack,
      * nor write *pid. */
-    child = RAW(SYS_clone, SIGCHLD, 0, 0, 0, 0, 0);
+    child = SYS(SYS_clone, SIGCHLD, 0, 0, 0, 0, 0);
     if (child < 0) {
         errno = (int)-child;
         return errprintf(err, errlen, "fork: %s", strerror(errno));
