@@ -10,14 +10,15 @@
  *
  * The child, forked by a raw clone (no atfork handlers, no return into
  * libc), runs only vmadump/spawn.c's child code until it jumps into the
- * restorer: raw system calls, its stack, the restorer's segment table in
- * our executable's .bss, and the image.  So every mapping is marked
- * except: the image buffer; the stack and the thread-pointer area (its
- * TCB); the executable (found by an address known to lie in it), with the
- * anonymous .bss mapping that follows it; and the kernel's special
- * mappings ([vdso], [vvar], ...), which madvise cannot change.  libc and
- * the dynamic loader are marked too: ten fewer mappings to copy (and
- * their inherited anon_vma links) and to unmap again in every rank.  The marks stay: this is for
+ * restorer: raw system calls, on a stack of its own in an anonymous
+ * mapping of the caller's that also holds its whole plan, our code and
+ * read-only data, and the image.  So every mapping is marked except those
+ * the caller names (leanfork.h) and the kernel's special mappings
+ * ([vdso], [vvar], ...), which madvise cannot change: libc, the dynamic
+ * loader, our own data, relro and TLS, and the [stack] too.  Most of
+ * those a daemon inherited from vexec-cluster, which forks every daemon,
+ * so each of their copies also joined anon_vma trees shared by all
+ * daemons.  The marks stay: this is for
  * a caller that forks nothing else (leanfork.h).  Under AddressSanitizer
  * it marks nothing (the child needs the shadow memory).
  */
@@ -74,17 +75,6 @@ static int contains(const struct vma *v, uintptr_t a)
     return a >= v->start && a < v->end;
 }
 
-/* The objects the child's code lives in, by an address in each. */
-struct keep {
-    uintptr_t obj[3];
-    uintptr_t addr[6];
-    int naddr;
-    char paths[3][512];
-    int npaths;
-    uintptr_t buf_start, buf_end;
-    uintptr_t prev_kept_end;    /* end of the last kept file mapping */
-};
-
 /* Call fn for each line of the maps text (NUL-terminated; each line is
  * cut at its newline while it is parsed, so sscanf sees one line). */
 static void each_vma(char *text, void (*fn)(void *arg, const struct vma *v),
@@ -106,54 +96,27 @@ static void each_vma(char *text, void (*fn)(void *arg, const struct vma *v),
     }
 }
 
-/* First pass: the paths of the VMAs holding our code, libc and ld.so. */
-static void find_path(void *arg, const struct vma *v)
+/* Does the child need this mapping?  Not our [heap] nor our [stack]: the
+ * child runs on a stack of its own (spawn.c). */
+static int needed(const struct leanfork_keep *k, const struct vma *v)
 {
-    struct keep *k = arg;
-
-    if (v->path[0] != '/')
-        return;
-    for (int i = 0; i < 3; i++)
-        if (k->obj[i] && contains(v, k->obj[i]) && k->npaths < 3)
-            snprintf(k->paths[k->npaths++], sizeof(k->paths[0]), "%s",
-                     v->path);
-}
-
-static int kept_path(const struct keep *k, const char *path)
-{
-    for (int i = 0; i < k->npaths; i++)
-        if (!strcmp(k->paths[i], path))
+    if (v->path[0] == '[' && strcmp(v->path, "[heap]")
+        && strcmp(v->path, "[stack]"))
+        return 1;           /* [vdso], [vvar]: the kernel's, kept */
+    for (int i = 0; i < k->nranges; i++)
+        if (v->start < k->end[i] && v->end > k->start[i])
+            return 1;
+    for (int i = 0; i < k->naddr; i++)
+        if (contains(v, k->addr[i]))
             return 1;
     return 0;
 }
 
-/* Does the child need this mapping?  prev_kept_end: the end of the
- * previous mapping if it was a kept file mapping (a .bss follows it). */
-static int needed(const struct keep *k, const struct vma *v,
-                  uintptr_t prev_kept_end)
-{
-    if (v->path[0] == '[' && strcmp(v->path, "[heap]"))
-        return 1;           /* [stack], [vdso], [vvar]: leave them be */
-    if (v->start < k->buf_end && v->end > k->buf_start)
-        return 1;
-    for (int i = 0; i < k->naddr; i++)
-        if (contains(v, k->addr[i]))
-            return 1;
-    if (v->path[0] == '/' && kept_path(k, v->path))
-        return 1;
-    return !v->path[0] && v->start == prev_kept_end;
-}
-
-/* Second pass: mark what the child does not need. */
+/* Mark what the child does not need. */
 static void mark(void *arg, const struct vma *v)
 {
-    struct keep *k = arg;
-
-    if (needed(k, v, k->prev_kept_end)) {
-        k->prev_kept_end = v->path[0] == '/' ? v->end : 0;
+    if (needed(arg, v))
         return;
-    }
-    k->prev_kept_end = 0;
     /* Advice only: a mapping that refuses (EINVAL for some special ones)
      * is simply inherited as before. */
     madvise((void *)v->start, v->end - v->start, MADV_DONTFORK);
@@ -213,18 +176,11 @@ static unsigned long vm_pages(void)
     return strtoul(text, NULL, 10);
 }
 
-int leanfork_prune(const void *buf, size_t len)
+int leanfork_prune(const struct leanfork_keep *k)
 {
     static unsigned long pruned_pages;
     unsigned long pages = vm_pages();
-    /* An address in the code and data the child uses: this file's code
-     * (our executable, libvmad being static).  Not libc nor the dynamic
-     * loader: the child makes raw system calls (spawn.c). */
-    struct keep k = { .obj = { (uintptr_t)leanfork_prune },
-                      .buf_start = (uintptr_t)buf,
-                      .buf_end = (uintptr_t)buf + len };
     char *text;
-    int here;
 
     /* Generating the maps text costs ~0.2 ms for a daemon's ~100
      * mappings.  New mappings change the address space's size; when it
@@ -235,20 +191,15 @@ int leanfork_prune(const void *buf, size_t len)
     if (!(text = read_maps()))
         return -1;
     pruned_pages = pages;
-    k.addr[k.naddr++] = (uintptr_t)&here;                   /* the stack */
-    k.addr[k.naddr++] = (uintptr_t)__builtin_thread_pointer();
-    k.addr[k.naddr++] = (uintptr_t)&errno;                  /* our TLS */
-    each_vma(text, find_path, &k);
-    each_vma(text, mark, &k);
+    each_vma(text, mark, (void *)k);
     return 0;
 }
 
 #else
 
-int leanfork_prune(const void *buf, size_t len)
+int leanfork_prune(const struct leanfork_keep *k)
 {
-    (void)buf;
-    (void)len;
+    (void)k;
     return 0;
 }
 

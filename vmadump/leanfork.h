@@ -9,10 +9,21 @@
 #define VMADUMP_LEANFORK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-/* Mark every mapping of the calling process MADV_DONTFORK except the
- * image buffer [buf, buf+len) and what the spawning child needs.  Returns
- * 0, or -1 with errno if /proc/self/maps cannot be read (nothing marked). */
-int leanfork_prune(const void *buf, size_t len);
+/* What the child needs: the mappings holding these ranges and addresses. */
+#define LEANFORK_MAX 4
+struct leanfork_keep {
+    uintptr_t start[LEANFORK_MAX], end[LEANFORK_MAX];  /* nranges of them */
+    int nranges;
+    uintptr_t addr[LEANFORK_MAX];                       /* naddr of them */
+    int naddr;
+};
+
+/* Mark every mapping of the calling process MADV_DONTFORK except those
+ * that overlap k's ranges or hold k's addresses, and the kernel's special
+ * mappings ([vdso], [vvar], ...).  Returns 0, or -1 with errno if
+ * /proc/self/maps cannot be read (nothing marked). */
+int leanfork_prune(const struct leanfork_keep *k);
 
 #endif

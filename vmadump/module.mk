@@ -50,6 +50,11 @@ UNIT_TESTS += $(B)/vmadump/test/test_image
 $(B)/vmadump/test/test_image: $(B)/vmadump/test/test_image.o $(LIBVMAD)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# vmad_spawn_image's lean fork, as a daemon uses it.
+UNIT_TESTS += $(B)/vmadump/test/test_spawn
+$(B)/vmadump/test/test_spawn: $(B)/vmadump/test/test_spawn.o $(LIBVMAD) | $(RESTORER)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # libFuzzer target over the image parser (clang only).
 FUZZERS += $(B)/fuzz/fuzz_image
 $(B)/fuzz/fuzz_image: vmadump/fuzz/fuzz_image.c vmadump/image.c vmadump/hash.c

@@ -154,18 +154,28 @@ bad:
  * forked by a raw clone, and everything it needs from libc was read into
  * its plan before the fork.  System calls: the restorer's own (sys.h). */
 
-/* What the child does, all of it laid out by the caller. */
+/* The child's stack: it leaves the caller's [stack] behind (leanfork.c). */
+#define CHILD_STACK (64u << 10)
+
+/* What the child does, all of it laid out by the caller in one anonymous
+ * mapping of its own (made once per process, so its anon_vma is ours
+ * alone): besides this, the child reads only our code and read-only data,
+ * and moves the image. */
 struct child_plan {
     const void *buf;
     size_t plen;                /* the image's pages */
     int fds[3];                 /* stdin, stdout, stderr, or -1: /dev/null */
     int new_pgroup;
-    void *rseq_area;            /* the thread's rseq registration, or NULL */
-    unsigned rseq_len;
-    const char *label;
+    int rst_fd;                 /* the restorer, and its segments */
+    uint64_t entry;
+    int nseg;
+    struct segment seg[MAX_SEGMENTS];
+    char label[256], view[24], rank[24];
+    char vdso[MAX_VDSO_MAPS][40];
     struct start_stack {
         uint64_t words[64];
     } __attribute__((aligned(16))) st; /* the restorer's initial stack */
+    unsigned char stack[CHILD_STACK] __attribute__((aligned(16)));
 };
 
 /* Copy a string into line[*n...]; the child has no libc. */
@@ -217,8 +227,9 @@ static void child_stdio(const struct child_plan *p)
 
 /* What exec would reset: signal dispositions and mask, the alternate
  * signal stack, and the thread's registrations with the kernel that point
- * into the daemon's memory (rseq area, robust futex list, clear-tid word). */
-static void child_reset(const struct child_plan *p)
+ * into the daemon's memory (robust futex list, clear-tid word; the rseq
+ * area is not inherited, see vmad_spawn_image). */
+static void child_reset(void)
 {
     /* the kernel's struct sigaction, all zero: SIG_DFL, no flags */
     struct { uint64_t handler, flags, restorer, mask; } dfl = { 0 };
@@ -228,27 +239,24 @@ static void child_reset(const struct child_plan *p)
     for (int sig = 1; sig < NSIG; sig++)
         SYS(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask), 0, 0);
     SYS(SYS_sigaltstack, &no_alt, NULL, 0, 0, 0, 0);
-    if (p->rseq_area)
-        SYS(SYS_rseq, p->rseq_area, p->rseq_len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG,
-            0, 0);
     SYS(SYS_set_robust_list, NULL, 3 * sizeof(void *), 0, 0, 0, 0);
     SYS(SYS_set_tid_address, NULL, 0, 0, 0, 0, 0);
     SYS(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none), 0, 0);
 }
 
-static void child_map_restorer(const char *label)
+static void child_map_restorer(const struct child_plan *p)
 {
-    for (int i = 0; i < rst.nseg; i++) {
-        const struct segment *s = &rst.seg[i];
+    for (int i = 0; i < p->nseg; i++) {
+        const struct segment *s = &p->seg[i];
         uint64_t start = s->vaddr & ~(PAGE - 1), fend = s->vaddr + s->filesz;
         uint64_t fpage = (fend + PAGE - 1) & ~(PAGE - 1);
         uint64_t mend = (s->vaddr + s->memsz + PAGE - 1) & ~(PAGE - 1);
         long ret = SYS(SYS_mmap, start, fpage - start, s->prot,
-                       MAP_PRIVATE | MAP_FIXED_NOREPLACE, rst.fd,
+                       MAP_PRIVATE | MAP_FIXED_NOREPLACE, p->rst_fd,
                        s->offset & ~(PAGE - 1));
 
         if (ret < 0)
-            child_fail(label, "mapping the restorer", ret);
+            child_fail(p->label, "mapping the restorer", ret);
         if (s->memsz > s->filesz && (s->prot & PROT_WRITE)) {
             /* zero the file page's tail: rep stosb, not libc's memset */
             void *d = (void *)fend;
@@ -260,26 +268,54 @@ static void child_map_restorer(const char *label)
             && (ret = SYS(SYS_mmap, fpage, mend - fpage, s->prot,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
                           0)) < 0)
-            child_fail(label, "mapping the restorer", ret);
+            child_fail(p->label, "mapping the restorer", ret);
     }
 }
 
-static void __attribute__((noreturn)) child_run(struct child_plan *p)
+static void __attribute__((noreturn, used)) child_run(struct child_plan *p)
 {
     long ret;
 
     if (p->new_pgroup)
         SYS(SYS_setpgid, 0, 0, 0, 0, 0, 0);
     child_stdio(p);
-    child_reset(p);
-    child_map_restorer(p->label);
+    child_reset();
+    child_map_restorer(p);
     ret = SYS(SYS_mremap, p->buf, p->plen, p->plen, MREMAP_MAYMOVE | MREMAP_FIXED,
               VMAD_VIEW_ADDR, 0);
     if (ret < 0)
         child_fail(p->label, "moving the image", ret);
     __asm__ volatile("mov %0, %%rsp\n\txor %%ebp, %%ebp\n\tjmp *%1"
-                     :: "r"(p->st.words), "r"(rst.entry) : "memory");
+                     :: "r"(p->st.words), "r"(p->entry) : "memory");
     __builtin_unreachable();
+}
+
+/* fork, as a raw clone whose child starts on p's own stack in child_run:
+ * it never returns here, since this frame lives on the caller's [stack],
+ * which the child does not have.  Returns the child's pid or -errno. */
+static long clone_to_child_run(struct child_plan *p)
+{
+    register long r10 __asm__("r10") = 0;   /* child_tid */
+    register long r8 __asm__("r8") = 0;     /* tls */
+    /* Registers the syscall keeps, fixed: an "r" operand may be given
+     * rax, which holds 0 in the child by the time of the call. */
+    register void (*fn)(struct child_plan *) __asm__("r9") = child_run;
+    long ret;
+
+    __asm__ volatile("syscall\n\t"
+                     "test %%rax, %%rax\n\t"
+                     "jnz 1f\n\t"
+                     "mov %[p], %%rdi\n\t"
+                     "xor %%ebp, %%ebp\n\t"
+                     "call *%[fn]\n\t"
+                     "ud2\n"
+                     "1:"
+                     : "=a"(ret)
+                     : "a"((long)__NR_clone), "D"((long)SIGCHLD),
+                       "S"(p->stack + CHILD_STACK), "d"(0L), "r"(r10), "r"(r8),
+                       [p] "b"(p), [fn] "r"(fn)
+                     : "rcx", "r11", "memory");
+    return ret;
 }
 
 /* The restorer's initial stack, as the kernel would lay it out: argc,
@@ -306,13 +342,19 @@ static void plan_stack(struct child_plan *p, char *const argv[])
 
 /* ---- the caller's side ---- */
 
+/* The child's plan, mapped once per process. */
+static struct child_plan *child_plan;
+
 int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts,
                      const struct vmad_spawn_io *io, pid_t *pid,
                      char *err, size_t errlen)
 {
+    static const char restorer_name[] = "vmad-restore";
     const char *path = vmad_restorer_path();
-    char rank[24], view[24], label[256];
-    struct child_plan plan = { 0 };
+    struct child_plan *p;
+    struct leanfork_keep keep = { .nranges = 2, .naddr = 2 };
+    void *rseq_area = NULL;
+    unsigned rseq_len = 0;
     long child;
     char *argv[12 + 2 * MAX_VDSO_MAPS];
     int argc = 0;
@@ -323,46 +365,74 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     }
     if ((rst.fd < 0 || strcmp(rst.path, path)) && load_restorer(path, err, errlen) < 0)
         return -1;
-    snprintf(label, sizeof(label), "%s", opts->label ? opts->label : "image");
-    snprintf(view, sizeof(view), "%zu", len);
-    argv[argc++] = (char *)"vmad-restore";
+    if (!child_plan) {
+        void *m = mmap(NULL, sizeof(*child_plan), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        if (m == MAP_FAILED)
+            return errprintf(err, errlen, "the spawn plan: %s", strerror(errno));
+        child_plan = m;
+    }
+    p = child_plan;
+    memset(p, 0, offsetof(struct child_plan, stack));
+    snprintf(p->label, sizeof(p->label), "%s", opts->label ? opts->label : "image");
+    snprintf(p->view, sizeof(p->view), "%zu", len);
+    argv[argc++] = (char *)restorer_name;
     argv[argc++] = (char *)"--view";
-    argv[argc++] = view;
+    argv[argc++] = p->view;
     if (opts->rank >= 0) {
-        snprintf(rank, sizeof(rank), "%ld", opts->rank);
+        snprintf(p->rank, sizeof(p->rank), "%ld", opts->rank);
         argv[argc++] = (char *)"--rank";
-        argv[argc++] = rank;
+        argv[argc++] = p->rank;
     }
     if (opts->verified)
         argv[argc++] = (char *)"--verified";
     for (int i = 0; i < rst.nvdso; i++) {
+        memcpy(p->vdso[i], rst.vdso[i], sizeof(p->vdso[i]));
         argv[argc++] = (char *)"--own-vdso";
-        argv[argc++] = rst.vdso[i];
+        argv[argc++] = p->vdso[i];
     }
     argv[argc++] = (char *)"--label";
-    argv[argc++] = label;
+    argv[argc++] = p->label;
     argv[argc] = NULL;
-    plan.buf = buf;
-    plan.plen = (len + PAGE - 1) & ~(PAGE - 1);
-    memcpy(plan.fds, io->fds, sizeof(plan.fds));
-    plan.new_pgroup = io->new_pgroup;
-    if (__rseq_size > 0) {
-        plan.rseq_area = (char *)__builtin_thread_pointer() + __rseq_offset;
-        plan.rseq_len = __rseq_size < 32 ? 32 : __rseq_size;
-    }
-    plan.label = label;
-    plan_stack(&plan, argv);
-    if (io->lean && leanfork_prune(buf, len) < 0)
+    p->buf = buf;
+    p->plen = (len + PAGE - 1) & ~(PAGE - 1);
+    memcpy(p->fds, io->fds, sizeof(p->fds));
+    p->new_pgroup = io->new_pgroup;
+    p->rst_fd = rst.fd;
+    p->entry = rst.entry;
+    p->nseg = rst.nseg;
+    memcpy(p->seg, rst.seg, sizeof(p->seg));
+    plan_stack(p, argv);
+    /* What the child touches: the image, its plan, our code, and our
+     * read-only data (the strings above and child_fail's). */
+    keep.start[0] = (uintptr_t)buf;
+    keep.end[0] = (uintptr_t)buf + p->plen;
+    keep.start[1] = (uintptr_t)p;
+    keep.end[1] = (uintptr_t)p + sizeof(*p);
+    keep.addr[0] = (uintptr_t)child_run;
+    keep.addr[1] = (uintptr_t)restorer_name;
+    if (io->lean && leanfork_prune(&keep) < 0)
         return errprintf(err, errlen, "/proc/self/maps: %s", strerror(errno));
-    /* A raw clone: the child must not return into libc, which it may lack,
-     * nor write *pid. */
-    child = SYS(SYS_clone, SIGCHLD, 0, 0, 0, 0, 0);
+    /* The kernel gives a forked child its parent's rseq registration and
+     * writes to it on the child's first return to user space: in our TLS,
+     * which the child lacks (a SIGSEGV at once).  So our thread leaves
+     * rseq for the clone and registers again (glibc only reads it). */
+    if (__rseq_size > 0) {
+        rseq_area = (char *)__builtin_thread_pointer() + __rseq_offset;
+        rseq_len = __rseq_size < 32 ? 32 : __rseq_size;
+        if (SYS(SYS_rseq, rseq_area, rseq_len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG,
+                0, 0) < 0)
+            rseq_area = NULL;
+    }
+    /* The child must not write *pid: it may be in memory it lacks. */
+    child = clone_to_child_run(p);
+    if (rseq_area)
+        SYS(SYS_rseq, rseq_area, rseq_len, 0, RSEQ_SIG, 0, 0);
     if (child < 0) {
         errno = (int)-child;
         return errprintf(err, errlen, "fork: %s", strerror(errno));
     }
-    if (child == 0)
-        child_run(&plan);
     *pid = (pid_t)child;
     return 0;
 }
