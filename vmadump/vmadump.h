@@ -89,7 +89,9 @@ int vmad_restore_spawn(int fd, const struct vmad_restore_opts *opts,
  * the caller that the child does not need is marked MADV_DONTFORK first
  * (fork copies less, the child unmaps less, the caller takes fewer
  * copy-on-write faults), and stays marked: set it only in a process that
- * forks nothing else (the node daemon).  No atfork handler runs.  Returns
+ * forks nothing else (the node daemon).  No atfork handler runs: the
+ * child is a raw clone that runs on a stack and plan of its own, made
+ * once per process, so call it from one thread at a time.  Returns
  * 0 with the child's pid in *pid, or -1.  A bad image makes the child
  * exit 127 with a one-line message on its stderr. */
 struct vmad_spawn_io {
