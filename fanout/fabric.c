@@ -662,11 +662,11 @@ int fab_send_wait(struct fab *f, int peer, uint64_t tag, const void *buf,
 
         if (errno != EAGAIN)
             return seterr(err, errlen, errno, "%s", strerror(errno));
-        if (mono_now() > limit && fab_peer_stopped(f, peer))
-            return seterr(err, errlen, ETIMEDOUT, "%s is stopped",
-                          f->peer_name[peer]);
         if (mono_now() > limit)
-            return seterr(err, errlen, ETIMEDOUT, "%s", strerror(ETIMEDOUT));
+            return fab_peer_stopped(f, peer)
+                   ? seterr(err, errlen, ETIMEDOUT, "%s is stopped",
+                            f->peer_name[peer])
+                   : seterr(err, errlen, ETIMEDOUT, "%s", strerror(ETIMEDOUT));
         if ((n = fab_poll(f, ev, POLL_BATCH, err, errlen)) < 0)
             return -1;
         for (int i = 0; i < n; i++)

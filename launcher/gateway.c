@@ -235,6 +235,21 @@ static ssize_t recv_launch(struct gw *g, int *fd)
     return n;
 }
 
+/* The memfd we lend, made at the first lending.  Only ever grown (sealed
+ * so): a client cannot shrink it under our mapping.  Returns it, or -1. */
+static int lend_memfd(struct gw *g)
+{
+    if (g->lend_fd >= 0)
+        return g->lend_fd;
+    g->lend_fd = memfd_create("vexec-gw-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (g->lend_fd >= 0
+        && fcntl(g->lend_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+        close(g->lend_fd);
+        g->lend_fd = -1;
+    }
+    return g->lend_fd;
+}
+
 /* Offer the client our image memfd (gateway.h): to a client of our own
  * user only, since it holds the last launch's image.  Returns 0, or -1 if
  * the client is gone. */
@@ -247,21 +262,9 @@ static int lend_buffer(struct gw *g)
     struct ucred cred;
     socklen_t clen = sizeof(cred);
 
-    int same_user = getsockopt(g->client, SOL_SOCKET, SO_PEERCRED, &cred,
-                               &clen) == 0 && cred.uid == geteuid();
-
-    g->lent = 0;
-    if (same_user && g->lend_fd < 0) {
-        /* Only ever grown: a client cannot shrink it under our mapping. */
-        g->lend_fd = memfd_create("vexec-gw-image", MFD_CLOEXEC
-                                                    | MFD_ALLOW_SEALING);
-        if (g->lend_fd >= 0
-            && fcntl(g->lend_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
-            close(g->lend_fd);
-            g->lend_fd = -1;
-        }
-    }
-    if (same_user && g->lend_fd >= 0) {
+    g->lent = getsockopt(g->client, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0
+              && cred.uid == geteuid() && lend_memfd(g) >= 0;
+    if (g->lent) {
         mh.msg_control = cbuf;
         mh.msg_controllen = sizeof(cbuf);
         c = CMSG_FIRSTHDR(&mh);
@@ -269,7 +272,6 @@ static int lend_buffer(struct gw *g)
         c->cmsg_type = SCM_RIGHTS;
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &g->lend_fd, sizeof(int));
-        g->lent = 1;
     }
     if (sendmsg(g->client, &mh, MSG_NOSIGNAL) < 0) {
         g->lent = 0;

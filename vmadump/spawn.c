@@ -16,12 +16,13 @@
  * lives it keeps its own copy-on-write pages, so a mapped image never
  * changes under a live process.
  *
- * Between fork and the jump the child makes system calls only — no
- * malloc, no stdio —, as the daemon may have other threads (libfabric).
- * It is forked with _Fork, so no atfork handler runs in it, and with
- * io->lean the caller's mappings it does not need are not even copied
- * into it (leanfork.c).  Everything it reads lives in the image, in our
- * executable's data, or on the stack (the label is copied there).
+ * Between fork and the jump the child makes raw system calls only — no
+ * libc at all —, as the daemon may have other threads (libfabric) and
+ * with io->lean the child has neither libc nor the caller's stack, data
+ * or TLS (leanfork.c).  It is a raw clone, so no atfork handler runs in
+ * it, started on a stack of its own in the plan (struct child_plan) that
+ * holds everything else it reads; besides that it reads only our code and
+ * read-only data, and moves the image.
  */
 #include <elf.h>
 #include <errno.h>
