@@ -34,10 +34,14 @@ struct txep {
     struct fid_ep *ep;
 };
 
-/* A peer's /proc/PID/stat, kept open while watched (fab_peer_state). */
+/* A peer's /proc/PID/stat, kept open while watched (fab_peer_state),
+ * and its last reading. */
 struct peer_stat {
     int pid;            /* 0: none open */
     int fd;             /* -1 once that process is gone */
+    int looked;         /* looked at since the last fab_trim_states */
+    char state;         /* read at `at` (mono_now), or at < 0: none */
+    double at;
 };
 
 struct fab {

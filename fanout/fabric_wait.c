@@ -118,6 +118,7 @@ char fab_peer_state(struct fab *f, int peer)
     struct peer_stat *w;
     char path[64], buf[512], *p;
     int pid = fab_peer_pid(f, peer);
+    double now;
     ssize_t n;
 
     if (pid <= 0)
@@ -129,9 +130,14 @@ char fab_peer_state(struct fab *f, int peer)
         snprintf(path, sizeof(path), "/proc/%d/stat", pid);
         w->fd = open(path, O_RDONLY | O_CLOEXEC);
         w->pid = pid;
+        w->at = -1;
     }
     if (w->fd < 0)
         return 0;
+    w->looked = 1;
+    now = mono_now();
+    if (w->at >= 0 && now - w->at < FAB_STATE_FRESH_S)
+        return w->state;
     n = pread(w->fd, buf, sizeof(buf) - 1, 0);
     if (n <= 0) {
         close(w->fd);
@@ -141,7 +147,9 @@ char fab_peer_state(struct fab *f, int peer)
     buf[n] = '\0';
     /* "PID (COMM) S ...": COMM may hold anything, ')' too. */
     p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : 0;
+    w->state = p && p[1] == ' ' ? p[2] : 0;
+    w->at = now;
+    return w->state;
 }
 
 int fab_peer_stopped(struct fab *f, int peer)
@@ -154,13 +162,27 @@ int fab_peer_stopped(struct fab *f, int peer)
     return s == 'T' || s == 't';
 }
 
-void fab_forget_states(struct fab *f)
+static void close_state(struct peer_stat *w)
+{
+    if (w->pid > 0 && w->fd >= 0)
+        close(w->fd);
+    w->pid = 0;
+}
+
+void fab_trim_states(struct fab *f)
 {
     for (int i = 0; i < FAB_MAX_PEERS; i++) {
-        if (f->stat[i].pid > 0 && f->stat[i].fd >= 0)
-            close(f->stat[i].fd);
-        f->stat[i].pid = 0;
+        if (!f->stat[i].looked)
+            close_state(&f->stat[i]);
+        f->stat[i].looked = 0;
+        f->stat[i].at = -1;
     }
+}
+
+void fab_forget_states(struct fab *f)
+{
+    for (int i = 0; i < FAB_MAX_PEERS; i++)
+        close_state(&f->stat[i]);
 }
 
 /* Empty our doorbell's queue: the rings have done their job once we poll. */

@@ -219,10 +219,15 @@ static struct job *job_create(struct daemon *d, const struct proto_down *m,
 
     if (!j || !(j->launch = malloc(len)))
         goto nomem;
-    *j = (struct job){ .id = m->job, .rank = -1, .n = (int)l->nnodes,
-                       .image_len = l->image_len, .image_sum = l->image_sum,
-                       .launch = j->launch, .launch_len = len, .in_fd = -1,
-                       .out.fd = -1, .errs.fd = -1 };
+    /* Field by field: calloc zeroed the rest, and assigning a whole
+     * struct job (67 KB) would write it all again on every node. */
+    j->id = m->job;
+    j->rank = -1;
+    j->n = (int)l->nnodes;
+    j->image_len = l->image_len;
+    j->image_sum = l->image_sum;
+    j->launch_len = len;
+    j->in_fd = j->out.fd = j->errs.fd = -1;
     memcpy(j->launch, msg, len);
     if (!(j->nodes = hostlist_create(l->nodes, err, errlen))
         || !(j->t = topo_create(l->tree, j->n, err, errlen)))
@@ -599,9 +604,10 @@ static void retire_job(struct daemon *d)
 
     bcast_destroy(j->bc);
     j->bc = NULL;
-    /* The neighbours' /proc files: an idle daemon holds no more fds than
-     * it did before the job. */
-    fab_forget_states(d->f);
+    /* The neighbours' /proc files: those of this job's neighbours are
+     * kept for the next job (with the same tree, the same neighbours), the
+     * rest closed, so an idle daemon's fds stay flat from job to job. */
+    fab_trim_states(d->f);
     job_free(d->done);
     d->done = j->orphan ? NULL : j;
     if (j->orphan)

@@ -175,21 +175,54 @@ static unsigned long vm_pages(void)
     return strtoul(text, NULL, 10);
 }
 
+/* The end of our heap as the kernel maps it: the program break rounded
+ * up to a page. */
+static uintptr_t heap_end(void)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+    return ((uintptr_t)sbrk(0) + page - 1) & ~(page - 1);
+}
+
+/* Does [lo, hi) hold anything the child needs? */
+static int keeps_any(const struct leanfork_keep *k, uintptr_t lo, uintptr_t hi)
+{
+    struct vma v = { .start = lo, .end = hi };
+
+    return needed(k, &v);
+}
+
 int leanfork_prune(const struct leanfork_keep *k)
 {
     static unsigned long pruned_pages;
+    static uintptr_t pruned_heap;
     unsigned long pages = vm_pages();
+    uintptr_t heap = heap_end(), page = (uintptr_t)sysconf(_SC_PAGESIZE);
     char *text;
 
     /* Generating the maps text costs ~0.2 ms for a daemon's ~100
      * mappings.  New mappings change the address space's size; when it
      * has not changed since the last prune, the marks stand (a mapping
      * missed this way is only inherited, as without this module). */
-    if (pages && pages == pruned_pages)
+    if (pages && pages == pruned_pages && heap == pruned_heap)
         return 0;
+    /* Only the heap moved (malloc grows and trims it for a while after a
+     * daemon starts, each launch in a new place): mark what it grew by. */
+    if (pages && pruned_pages && pruned_heap && heap != pruned_heap
+        && (long)(pages - pruned_pages) * (long)page
+               == (long)(heap - pruned_heap)
+        && !keeps_any(k, pruned_heap < heap ? pruned_heap : heap,
+                      pruned_heap < heap ? heap : pruned_heap)) {
+        if (heap > pruned_heap)
+            madvise((void *)pruned_heap, heap - pruned_heap, MADV_DONTFORK);
+        pruned_pages = pages;
+        pruned_heap = heap;
+        return 0;
+    }
     if (!(text = read_maps()))
         return -1;
     pruned_pages = pages;
+    pruned_heap = heap;
     each_vma(text, mark, (void *)k);
     return 0;
 }

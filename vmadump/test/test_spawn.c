@@ -2,7 +2,8 @@
  * the restored program runs as the rank asked, its output on our pipe,
  * and the caller is left whole after its raw clones: its thread's rseq
  * registration is back, its heap and the image buffer are unchanged, and
- * it spawns again and again.
+ * it spawns again and again.  Heap the caller grows between spawns is
+ * left out of the next child too (leanfork.c marks it MADV_DONTFORK).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,36 @@
 #include "vmadump/vmadump.h"
 
 #define SPAWNS 20
+
+/* Under AddressSanitizer leanfork marks nothing (leanfork.c). */
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_LEANFORK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NO_LEANFORK 1
+#endif
+#endif
+
+/* Is the mapping holding addr marked MADV_DONTFORK ("dc" among its
+ * VmFlags in /proc/self/smaps)?  1, 0, or -1 if not found. */
+static int dontfork_at(const void *addr)
+{
+    FILE *f = fopen("/proc/self/smaps", "re");
+    char line[1024];
+    unsigned long lo, hi, a = (unsigned long)addr;
+    int in = 0, res = -1;
+
+    if (!f)
+        return -1;
+    while (res < 0 && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = a >= lo && a < hi;
+        else if (in && !strncmp(line, "VmFlags:", 8))
+            res = strstr(line, " dc") != NULL;
+    }
+    fclose(f);
+    return res;
+}
 
 /* Spawn the image as rank; its stdout into out.  Returns the wait
  * status, or -1. */
@@ -96,6 +127,33 @@ int main(void)
     } else {
         ok(1, "# SKIP glibc registered no rseq");
     }
+#ifndef NO_LEANFORK
+    {
+        /* Grow the heap past what the last spawn saw, spawn, and the new
+         * part is marked; shrink and grow it again: the same. */
+        char *grown = sbrk(256 << 10);
+        int st;
+
+        if (grown == (void *)-1) {
+            ok(0, "sbrk: %s", strerror(errno));
+            return done_testing();
+        }
+        memset(grown, 1, 256 << 10);
+        st = spawn_one(buf, len, 7, out, sizeof(out));
+        ok(st == 0 && dontfork_at(grown + (255 << 10)) == 1,
+           "heap grown since the last spawn is left out of the next "
+           "(status %#x, marked %d)", st, dontfork_at(grown + (255 << 10)));
+        sbrk(-(128 << 10));
+        st = spawn_one(buf, len, 8, out, sizeof(out));
+        grown = sbrk(512 << 10);
+        memset(grown, 2, 512 << 10);
+        st |= spawn_one(buf, len, 9, out, sizeof(out));
+        ok(st == 0 && dontfork_at(grown + (511 << 10)) == 1
+               && !strcmp(heap, "heap unchanged"),
+           "and after it shrank and grew again (marked %d)",
+           dontfork_at(grown + (511 << 10)));
+    }
+#endif
     free(heap);
     free(img);
     return done_testing();
