@@ -507,6 +507,35 @@ void fab_drop_peer(struct fab *f, int peer)
         renew(f);
 }
 
+static void ring_later(struct fab *f, int peer)
+{
+    if (!f->is_due[peer]) {
+        f->is_due[peer] = 1;
+        f->due[f->ndue++] = peer;
+    }
+}
+
+void fab_hold_rings(struct fab *f)
+{
+    f->holding = 1;
+}
+
+void fab_ring_due(struct fab *f)
+{
+    for (int i = 0; i < f->ndue; i++) {
+        f->is_due[f->due[i]] = 0;
+        /* A peer gone since its send was posted: the send fails. */
+        fab_ring(f, f->due[i]);
+    }
+    f->ndue = 0;
+}
+
+void fab_flush_rings(struct fab *f)
+{
+    fab_ring_due(f);
+    f->holding = 0;
+}
+
 int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
              size_t len, void *ctx)
 {
@@ -534,6 +563,10 @@ int fab_send(struct fab *f, int peer, uint64_t tag, const void *buf,
         f->in_flight++;
     else
         op_put(f, op);
+    if (ret == 0 && f->holding) {
+        ring_later(f, peer);
+        return 0;
+    }
     /* Ring after posting, and on EAGAIN too: the peer must poll for the
      * message to move, or before its first message can be posted. */
     if ((ret == 0 || errno == EAGAIN) && fab_ring(f, peer) < 0) {

@@ -124,6 +124,19 @@ int fab_add_peer(struct fab *f, const char *name, char *err, size_t errlen);
  * 0, or -1 with errno EHOSTDOWN when the peer's process is gone. */
 int fab_ring(struct fab *f, int peer);
 
+/* Hold the rings of fab_send from now on until fab_flush_rings, which
+ * rings each peer posted to since then once.  An event loop holds them
+ * while it handles what woke it: a peer that gets a LAUNCH and a
+ * broadcast header in one turn, or a parent that gets a child's "image
+ * in" and its report, is woken once, not twice — every wake-up of a
+ * process is a context switch, the dearest thing on a host with hundreds
+ * of daemons per core.  A send the provider refuses (EAGAIN) still rings
+ * at once: the peer must poll for room to appear.  Holding twice is
+ * holding once.  Returns nothing; the rings' failures show in the sends'
+ * completions. */
+void fab_hold_rings(struct fab *f);
+void fab_flush_rings(struct fab *f);
+
 /* Post a send of len bytes of buf to peer with tag, and ring the peer.
  * buf must stay intact until the FAB_SENT event for ctx.  Returns 0, or -1
  * with errno EAGAIN when the provider cannot take it now (queue full, or

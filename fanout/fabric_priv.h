@@ -71,6 +71,10 @@ struct fab {
     int nsynth;
     int in_flight;      /* sends posted, not completed */
     int idle;           /* empty polls in a row, for fab_idle */
+    int holding;        /* fab_hold_rings: rings wait for the flush */
+    int ndue;           /* peers to ring at the flush, in due[] */
+    int due[FAB_MAX_PEERS];
+    unsigned char is_due[FAB_MAX_PEERS];
 };
 
 /* Bind f's doorbell (shm).  Returns 0, or -1 with err set. */
@@ -79,6 +83,10 @@ int fab_open_bell(struct fab *f, char *err, size_t errlen);
 /* Is peer's process stopped (SIGSTOP, a debugger)?  shm only; 0 when
  * its pid is unknown. */
 int fab_peer_stopped(struct fab *f, int peer);
+
+/* Ring the peers whose rings are held (fab_hold_rings) now; go on
+ * holding.  Before any wait: a held ring must not wait for our sleep. */
+void fab_ring_due(struct fab *f);
 
 /* Note where peer slot's doorbell is (shm), for fab_ring. */
 void fab_note_bell(struct fab *f, int slot);

@@ -1,11 +1,13 @@
 /* daemon.c - the node daemon's event loop and its part in a job.
  *
- * The loop: poll the fabric only while something of ours is in flight or
- * a peer rang within the last LINGER_S, otherwise block in epoll on the
- * doorbell (a peer posted a message for us), the signalfd (our rank ended,
- * or we are told to stop) and the rank's pipes.  Completions are routed
- * by their context: the posted down receive, one of the posted up
- * receives, or one of our sends.
+ * The loop: poll the fabric again at once after a turn that moved
+ * something, keep polling while something of ours is in flight, and
+ * otherwise block in epoll on the doorbell (a peer posted a message for
+ * us), the signalfd (our rank ended, or we are told to stop) and the
+ * rank's pipes.  The rings of a turn's sends are held until its end, so a
+ * peer sent several messages in one turn is woken once (fab_hold_rings).
+ * Completions are routed by their context: the posted down receive, one
+ * of the posted up receives, or one of our sends.
  *
  * Every down message is checked before anything else (auth.h): its
  * credential must verify with the cluster key and be fresh and unseen;
@@ -43,10 +45,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-/* After a ring, keep polling this long: shm may need a few progress calls
- * to finish a receive that the ring announced. */
-#define LINGER_S 0.002
 
 /* The whole line goes out in one write: the daemons of an emulated
  * cluster share one log file (O_APPEND), and a line written in pieces
@@ -663,7 +661,6 @@ static void on_ready_fd(struct daemon *d, int fd, uint32_t events)
 
     if (fd == fab_fd(d->f)) {
         fab_bell_clear(d->f);
-        d->linger_until = mono_now() + LINGER_S;
     } else if (fd == d->sigfd) {
         on_signalfd(d);
     } else if (j && fd == j->out.fd) {
@@ -681,15 +678,16 @@ static void serve(struct daemon *d)
     struct timespec ts;
 
     while (!d->stop) {
-        int n, moved = progress(d) > 0;
+        int n, moved;
 
-        if (moved)
-            d->linger_until = mono_now() + LINGER_S;
+        fab_hold_rings(d->f);
+        moved = progress(d) > 0;
         image_drive_broadcast(d);
         adopt_tick(d);
         flush_up(d);
         maybe_end_job(d);
         serve_query(d);
+        fab_flush_rings(d->f);
         n = epoll_pwait2(d->ep, ev, 16, daemon_wait_time(d, moved, &ts),
                          NULL);
         for (int i = 0; i < n; i++)

@@ -113,7 +113,6 @@ struct daemon {
     int stop;
     struct job *job;
     struct job *done;                   /* the last job that ended here */
-    double linger_until;
     char down[PROTO_MSG_MAX];           /* the posted down receive */
     char (*up)[PROTO_MSG_MAX];          /* UP_RECVS posted up receives */
     char sendbuf[PROTO_MSG_MAX];        /* the up batch in flight */

@@ -1,19 +1,21 @@
 /* daemon_wait.c - how long the node daemon's loop may sleep in epoll.
  *
  * shm cannot block and rings nothing when a send completes, so the loop
- * polls the fabric only while it must: while a broadcast moves data
- * (fab_idle has waited on the doorbell already), and at BUSY_WAIT_NS
- * ticks while a send whose completion matters is in flight, a batch
- * waits to be sent, or a peer rang within the last LINGER_S.  Otherwise
- * it sleeps until woken, or until adopt_tick's next look or a query's
- * next deadline.
+ * polls the fabric only while it must: at once after a turn that moved
+ * something (what it handled may have more behind it), while a broadcast
+ * moves data (fab_idle has waited on the doorbell already), and at
+ * BUSY_WAIT_NS ticks while a send whose completion matters is in flight
+ * or a batch waits to be sent.  Otherwise it sleeps until woken, or until
+ * adopt_tick's next look or a query's next deadline.  A ring needs no
+ * more polling than this: the sender posted before it rang, so the
+ * message is there for the turn the ring starts.
  */
 #include "common/clock.h"
 #include "launcher/daemon_priv.h"
 
 #include <time.h>
 
-/* Poll interval while lingering or with sends in flight: fab_idle's bound. */
+/* Poll interval with sends in flight: fab_idle's bound. */
 #define BUSY_WAIT_NS FAB_IDLE_MAX_NS
 
 /* Sends of ours in flight that we must see complete soon: all but the
@@ -40,10 +42,8 @@ static int busy(struct daemon *d)
 {
     if (unrung_sends(d) || !fab_can_sleep(d->f))
         return 1;
-    if (d->job && d->job->batch.len && !d->sending && !d->job->orphan
-        && !d->job->parent_lost)
-        return 1;
-    return mono_now() < d->linger_until;
+    return d->job && d->job->batch.len && !d->sending && !d->job->orphan
+           && !d->job->parent_lost;
 }
 
 struct timespec *daemon_wait_time(struct daemon *d, int moved,
@@ -55,9 +55,10 @@ struct timespec *daemon_wait_time(struct daemon *d, int moved,
     if (qns >= 0 && (next < 0 || qns < next * 1e9))
         next = qns / 1e9;
 
-    if (image_broadcasting(d) && !bcast_sleepy(d->job->bc)) {
-        if (!moved)
-            fab_idle(d->f);
+    if (moved) {
+        *ts = (struct timespec){ 0, 0 };
+    } else if (image_broadcasting(d) && !bcast_sleepy(d->job->bc)) {
+        fab_idle(d->f);
         *ts = (struct timespec){ 0, 0 };
     } else if (busy(d)) {
         *ts = (struct timespec){ 0, BUSY_WAIT_NS };
