@@ -97,9 +97,11 @@ int rank_watch(struct daemon *d, int fd, uint32_t events)
     return epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/* A new pipe end's status flags are its access mode only, which F_SETFL
+ * ignores: no F_GETFL first. */
 static int set_nonblock(int fd)
 {
-    return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fcntl(fd, F_SETFL, O_NONBLOCK);
 }
 
 /* Pipes for the rank's stdio: ours are non-blocking and close-on-exec. */

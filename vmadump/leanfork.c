@@ -160,15 +160,17 @@ static char *read_maps(void)
 }
 
 /* The size of our address space in pages (/proc/self/statm's first
- * field, from the kernel's counters: no walk of the mappings), or 0. */
+ * field, from the kernel's counters: no walk of the mappings; the file
+ * stays open, so a look is one read), or 0. */
 static unsigned long vm_pages(void)
 {
+    static int fd = -1;
     char text[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
+    ssize_t n;
 
-    if (fd >= 0)
-        close(fd);
+    if (fd < 0)
+        fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    n = fd < 0 ? -1 : pread(fd, text, sizeof(text) - 1, 0);
     if (n <= 0)
         return 0;
     text[n] = 0;

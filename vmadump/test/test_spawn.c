@@ -2,11 +2,13 @@
  * the restored program runs as the rank asked, its output on our pipe,
  * and the caller is left whole after its raw clones: its thread's rseq
  * registration is back, its heap and the image buffer are unchanged, and
- * it spawns again and again.  Heap the caller grows between spawns is
- * left out of the next child too (leanfork.c marks it MADV_DONTFORK).
+ * it spawns again and again.  Signals the caller catches or ignores are
+ * SIG_DFL in the child.  Heap the caller grows between spawns is left out
+ * of the next child too (leanfork.c marks it MADV_DONTFORK).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,19 @@ static int dontfork_at(const void *addr)
     return res;
 }
 
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+/* The hex mask after "NAME" in /proc/PID/status text, or 0. */
+static unsigned long long sig_bits(const char *text, const char *name)
+{
+    const char *p = strstr(text, name);
+
+    return p ? strtoull(p + strlen(name), NULL, 16) : 0;
+}
+
 /* Spawn the image as rank; its stdout into out.  Returns the wait
  * status, or -1. */
 static int spawn_one(void *buf, size_t len, long rank, char *out, size_t cap)
@@ -84,6 +99,11 @@ int main(void)
 {
     char *argv[] = { "/bin/sh", "-c", "echo rank=$BPROC_RANK", NULL };
     char *envp[] = { "BPROC_RANK=XXXXXXX", "PATH=/usr/bin:/bin", NULL };
+    char *sargv[] = { "/bin/sh", "-c", "while read l; do case $l in "
+                      "Sig[IC]*) echo $l;; esac; done </proc/self/status",
+                      NULL };
+    void *simg = NULL, *sbuf;
+    size_t slen = 0;
     char err[512], out[256], want[64];
     void *img, *buf;
     size_t len;
@@ -103,6 +123,17 @@ int main(void)
         return done_testing();
     }
     memcpy(buf, img, len);
+    /* Dumped now: a plain fork after the first lean spawn would give a
+     * child without our heap and stack (leanfork.h). */
+    if (vmad_dump_to_buffer(sargv[0], sargv, envp, NULL, &simg, &slen, err,
+                            sizeof(err)) < 0) {
+        diag("dump of %s: %s", sargv[0], err);
+        sbuf = MAP_FAILED;
+    } else if ((sbuf = mmap(NULL, (slen + 4095) & ~4095ul,
+                            PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) != MAP_FAILED) {
+        memcpy(sbuf, simg, slen);
+    }
     for (long r = 0; r < SPAWNS; r++) {
         int st = spawn_one(buf, len, r, out, sizeof(out));
 
@@ -126,6 +157,25 @@ int main(void)
            r == 0 ? "accepted" : strerror(errno));
     } else {
         ok(1, "# SKIP glibc registered no rseq");
+    }
+    {
+        /* What we catch or ignore is SIG_DFL in the child, whatever the
+         * image's own shell then sets (dash catches SIGINT and SIGCHLD). */
+        int st = -1;
+
+        signal(SIGUSR1, on_usr1);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGPIPE, SIG_IGN);
+        if (sbuf != MAP_FAILED)
+            st = spawn_one(sbuf, slen, 0, out, sizeof(out));
+        ok(st == 0 && strstr(out, "SigIgn: 0000000000000000")
+               && strstr(out, "SigCgt: ")
+               && !(sig_bits(out, "SigCgt:") & (1u << (SIGUSR1 - 1))),
+           "signals we catch or ignore are SIG_DFL in the child "
+           "(status %#x, '%s')", st, out);
+        signal(SIGUSR1, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
     }
 #ifndef NO_LEANFORK
     {
@@ -156,5 +206,6 @@ int main(void)
 #endif
     free(heap);
     free(img);
+    free(simg);
     return done_testing();
 }
