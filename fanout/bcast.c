@@ -243,7 +243,7 @@ static void tell_parent(struct bcast *b)
 {
     if (b->parent >= 0 && !b->told && bcast_have_all(b)) {
         b->told = 1;
-        fab_ring(b->f, b->parent);
+        fab_ring_soon(b->f, b->parent);
     }
 }
 

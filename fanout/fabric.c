@@ -515,6 +515,14 @@ static void ring_later(struct fab *f, int peer)
     }
 }
 
+void fab_ring_soon(struct fab *f, int peer)
+{
+    if (f->holding && peer >= 0 && peer < f->npeers)
+        ring_later(f, peer);
+    else
+        fab_ring(f, peer);
+}
+
 void fab_hold_rings(struct fab *f)
 {
     f->holding = 1;

@@ -137,6 +137,9 @@ int fab_ring(struct fab *f, int peer);
 void fab_hold_rings(struct fab *f);
 void fab_flush_rings(struct fab *f);
 
+/* Ring peer now, or with the held rings at the flush if they are held. */
+void fab_ring_soon(struct fab *f, int peer);
+
 /* Post a send of len bytes of buf to peer with tag, and ring the peer.
  * buf must stay intact until the FAB_SENT event for ctx.  Returns 0, or -1
  * with errno EAGAIN when the provider cannot take it now (queue full, or

@@ -684,6 +684,10 @@ static void serve(struct daemon *d)
         moved = progress(d) > 0;
         image_drive_broadcast(d);
         adopt_tick(d);
+        /* Our rank's exit goes in the batch with its last output lines:
+         * one message up, not two. */
+        if (d->job)
+            rank_report_exit(d->job);
         flush_up(d);
         maybe_end_job(d);
         serve_query(d);
