@@ -32,6 +32,7 @@
 #endif
 #endif
 
+#ifndef NO_LEANFORK
 /* Is the mapping holding addr marked MADV_DONTFORK ("dc" among its
  * VmFlags in /proc/self/smaps)?  1, 0, or -1 if not found. */
 static int dontfork_at(const void *addr)
@@ -52,6 +53,7 @@ static int dontfork_at(const void *addr)
     fclose(f);
     return res;
 }
+#endif
 
 static void on_usr1(int sig)
 {
