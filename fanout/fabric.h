@@ -252,13 +252,11 @@ extern unsigned fab_spin_takeovers;
  * gone.  The file stays open, so a look costs one read, and once the
  * process is gone it reads nothing even if another takes the pid; a
  * reading less than FAB_STATE_FRESH_S old is given again unread (a send
- * looks before every post, and posts come in bursts).  fab_trim_states
- * closes the files of peers not looked at since it was last called and
- * forgets every reading (a daemon calls it as each job ends, so the next
- * job's first look reads again); fab_forget_states closes them all. */
+ * looks before every post, and posts come in bursts).  fab_forget_states
+ * closes them all and forgets every reading (a daemon calls it as each
+ * job ends: an idle daemon holds no more fds than before the job). */
 #define FAB_STATE_FRESH_S 0.005
 char fab_peer_state(struct fab *f, int peer);
-void fab_trim_states(struct fab *f);
 void fab_forget_states(struct fab *f);
 
 /* Returns peer's name as added. */

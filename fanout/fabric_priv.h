@@ -39,7 +39,6 @@ struct txep {
 struct peer_stat {
     int pid;            /* 0: none open */
     int fd;             /* -1 once that process is gone */
-    int looked;         /* looked at since the last fab_trim_states */
     char state;         /* read at `at` (mono_now), or at < 0: none */
     double at;
 };

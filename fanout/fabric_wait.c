@@ -135,7 +135,6 @@ char fab_peer_state(struct fab *f, int peer)
     }
     if (w->fd < 0)
         return 0;
-    w->looked = 1;
     now = mono_now();
     if (w->at >= 0 && now - w->at < FAB_STATE_FRESH_S)
         return w->state;
@@ -168,16 +167,6 @@ static void close_state(struct peer_stat *w)
     if (w->pid > 0 && w->fd >= 0)
         close(w->fd);
     w->pid = 0;
-}
-
-void fab_trim_states(struct fab *f)
-{
-    for (int i = 0; i < FAB_MAX_PEERS; i++) {
-        if (!f->stat[i].looked)
-            close_state(&f->stat[i]);
-        f->stat[i].looked = 0;
-        f->stat[i].at = -1;
-    }
 }
 
 void fab_forget_states(struct fab *f)

@@ -602,10 +602,9 @@ static void retire_job(struct daemon *d)
 
     bcast_destroy(j->bc);
     j->bc = NULL;
-    /* The neighbours' /proc files: those of this job's neighbours are
-     * kept for the next job (with the same tree, the same neighbours), the
-     * rest closed, so an idle daemon's fds stay flat from job to job. */
-    fab_trim_states(d->f);
+    /* The neighbours' /proc files: an idle daemon holds no more fds than
+     * it did before the job. */
+    fab_forget_states(d->f);
     job_free(d->done);
     d->done = j->orphan ? NULL : j;
     if (j->orphan)
