@@ -37,3 +37,8 @@ UNIT_TESTS += $(B)/fanout/test/test_bcast_resume
 
 $(B)/fanout/test/test_bcast_resume: $(B)/fanout/test/test_bcast_resume.o $(B)/libfanout.a $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)
+
+UNIT_TESTS += $(B)/fanout/test/test_fabric_rings
+
+$(B)/fanout/test/test_fabric_rings: $(B)/fanout/test/test_fabric_rings.o $(B)/libfanout.a $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS)
