@@ -83,7 +83,7 @@ int main(void)
 {
     char name[2][64], err[256], bufs[MSGS][16];
     static const char msg[MSGS][8] = { "one", "two", "three" };
-    struct fab *tx, *rx;
+    struct fab *tx = NULL, *rx = NULL;
     int peer = -1, got = 0, sent = 0, before, after, settled;
 
     for (int i = 0; i < 2; i++)
@@ -93,7 +93,7 @@ int main(void)
         || (peer = fab_add_peer(tx, name[1], err, sizeof(err))) < 0
         || fab_add_peer(rx, name[0], err, sizeof(err)) < 0) {
         ok(0, "two endpoints: %s", err);
-        return done_testing();
+        goto out;
     }
     /* A first message, so the new peer has polled once (shm refuses a
      * send to a peer that has not) and every ring so far is taken. */
@@ -101,7 +101,7 @@ int main(void)
         || send_first(tx, rx, peer, msg[0], sizeof(msg[0])) < 0
         || settle(tx, rx, 1, &got) < 0) {
         ok(0, "a first message: %s", strerror(errno));
-        return done_testing();
+        goto out;
     }
     rings_queued(rx);
 
@@ -122,7 +122,7 @@ int main(void)
 
     if (post(rx, bufs) < 0) {
         ok(0, "posting receives: %s", strerror(errno));
-        return done_testing();
+        goto out;
     }
     for (int i = 1; i < MSGS; i++)
         fab_send(tx, peer, TAG, msg[i], sizeof(msg[i]), (void *)msg[i]);
@@ -141,7 +141,8 @@ int main(void)
     ok(before == 0 && after == 1,
        "fab_ring_soon waits for the flush while held (before %d, after %d)",
        before, after);
-
+out:
+    /* Their /dev/shm files go with them, on failure too. */
     fab_destroy(tx);
     fab_destroy(rx);
     return done_testing();
