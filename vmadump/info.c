@@ -56,7 +56,9 @@ int vmad_print_info(const void *buf, size_t len, FILE *out, char *err, size_t er
     v = image_string(&img, h->rankvars);
     for (uint32_t i = 0; i < h->nrankvars; i++, v += strlen(v) + 1)
         fprintf(out, " %s", v);
-    fprintf(out, "\n%u regions, data from offset %#" PRIx64 ":\n", h->nregions,
+    fprintf(out, "\nhuge-page lead %#zx (where a node's 2 MiB-aligned buffer "
+            "puts the image)\n", vmad_huge_lead(buf, len));
+    fprintf(out, "%u regions, data from offset %#" PRIx64 ":\n", h->nregions,
             h->data_offset);
     for (uint32_t i = 0; i < h->nregions; i++)
         print_region(&img, &img.regions[i], out);

@@ -45,6 +45,7 @@
 #include "vmadump.h"
 
 #define PAGE 4096ul
+#define HUGE_PAGE (2ul << 20)
 #define MAX_SEGMENTS 8
 #define MAX_VDSO_MAPS 4
 
@@ -173,7 +174,7 @@ struct child_plan {
     uint64_t entry;
     int nseg;
     struct segment seg[MAX_SEGMENTS];
-    char label[256], view[24], rank[24];
+    char label[256], view[24], view_off[24], rank[24];
     char vdso[MAX_VDSO_MAPS][40];
     struct start_stack {
         uint64_t words[64];
@@ -373,6 +374,43 @@ static uint64_t handled_signals(void)
     return found == 2 ? mask : ~(uint64_t)0;
 }
 
+
+/* Whole 2 MiB pages of the target that [t, t + len) covers. */
+static uint64_t huge_pages_within(uint64_t t, uint64_t len)
+{
+    uint64_t lo = (t + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    uint64_t hi = (t + len) & ~(HUGE_PAGE - 1);
+
+    return hi > lo ? (hi - lo) / HUGE_PAGE : 0;
+}
+
+size_t vmad_huge_lead(const void *buf, size_t len)
+{
+    struct image img;
+    uint64_t best = 0, lead = 0;
+
+    if (image_parse(buf, len, &img))
+        return 0;
+    for (uint32_t i = 0; i < img.hdr->nregions; i++) {
+        const struct image_region *r = &img.regions[i];
+
+        /* The stack is copied into place, not moved (restorer.c). */
+        if (r->kind != REGION_DATA || (r->flags & REGION_F_STACK))
+            continue;
+        for (uint32_t j = 0; j < r->nextents; j++) {
+            const struct image_extent *e = &img.extents[r->first_extent + j];
+            uint64_t t = r->start + e->region_offset;
+            uint64_t n = huge_pages_within(t, e->len);
+
+            if (n > best) {
+                best = n;
+                lead = (t - e->image_offset) & (HUGE_PAGE - 1);
+            }
+        }
+    }
+    return lead;
+}
+
 /* The child's plan, mapped once per process. */
 static struct child_plan *child_plan;
 
@@ -390,9 +428,11 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     char *argv[12 + 2 * MAX_VDSO_MAPS];
     int argc = 0;
 
-    if (((uintptr_t)buf & (PAGE - 1)) || len == 0) {
+    if ((((uintptr_t)buf | io->lead) & (PAGE - 1)) || len == 0
+        || io->lead >= HUGE_PAGE) {
         errno = EINVAL;
-        return errprintf(err, errlen, "image buffer not page aligned or empty");
+        return errprintf(err, errlen, "image buffer not page aligned or "
+                         "empty, or a lead not a page multiple below 2 MiB");
     }
     if ((rst.fd < 0 || strcmp(rst.path, path)) && load_restorer(path, err, errlen) < 0)
         return -1;
@@ -411,6 +451,11 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     argv[argc++] = (char *)restorer_name;
     argv[argc++] = (char *)"--view";
     argv[argc++] = p->view;
+    if (io->lead) {
+        snprintf(p->view_off, sizeof(p->view_off), "%zu", io->lead);
+        argv[argc++] = (char *)"--view-lead";
+        argv[argc++] = p->view_off;
+    }
     if (opts->rank >= 0) {
         snprintf(p->rank, sizeof(p->rank), "%ld", opts->rank);
         argv[argc++] = (char *)"--rank";
@@ -426,8 +471,8 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     argv[argc++] = (char *)"--label";
     argv[argc++] = p->label;
     argv[argc] = NULL;
-    p->buf = buf;
-    p->plen = (len + PAGE - 1) & ~(PAGE - 1);
+    p->buf = (char *)buf - io->lead;
+    p->plen = io->lead + ((len + PAGE - 1) & ~(PAGE - 1));
     memcpy(p->fds, io->fds, sizeof(p->fds));
     p->new_pgroup = io->new_pgroup;
     p->handled = handled_signals();
@@ -438,8 +483,8 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     plan_stack(p, argv);
     /* What the child touches: the image, its plan, our code, and our
      * read-only data (the strings above and child_fail's). */
-    keep.start[0] = (uintptr_t)buf;
-    keep.end[0] = (uintptr_t)buf + p->plen;
+    keep.start[0] = (uintptr_t)p->buf;
+    keep.end[0] = (uintptr_t)p->buf + p->plen;
     keep.start[1] = (uintptr_t)p;
     keep.end[1] = (uintptr_t)p + sizeof(*p);
     keep.addr[0] = (uintptr_t)child_run;

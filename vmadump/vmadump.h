@@ -98,10 +98,24 @@ struct vmad_spawn_io {
     int fds[3];
     int new_pgroup;
     int lean;
+    /* Bytes of the caller's mapping right before buf (a page multiple),
+     * moved with the image: with buf - lead 2 MiB aligned in huge-page
+     * memory and lead from vmad_huge_lead(), the child moves whole huge
+     * pages of the image, not 512 page entries each. */
+    size_t lead;
 };
 int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts,
                      const struct vmad_spawn_io *io, pid_t *pid,
                      char *err, size_t errlen);
+
+/* Where the image should begin in a 2 MiB-aligned huge-page buffer, for
+ * vmad_spawn_image (io->lead): the offset, a page multiple below 2 MiB,
+ * at which the data extent spanning the most whole 2 MiB pages of its
+ * target lies 2 MiB-congruent with its target address, so that the
+ * restorer moves those pages whole (no split into 4 KiB entries, which
+ * every rank pays for again at its exit).  0 when no extent spans a whole
+ * 2 MiB page, or for an image that does not parse. */
+size_t vmad_huge_lead(const void *buf, size_t len);
 
 /* Same as vmad_restore_fd, from an image in memory: copied into a sealed
  * memfd first. */

@@ -6,7 +6,8 @@
  *   1. read options and our own auxv (HWCAP, vDSO) from the initial stack;
  *   2. map the image read-only, validate it and its checksum (image.c) —
  *      or, with --view, find it already in place (vmad_spawn_image put it
- *      there in a forked child of the daemon, which then jumped to us);
+ *      there in a forked child of the daemon, which then jumped to us),
+ *      --view-lead bytes after VIEW_ADDR;
  *   3. move our vDSO if a target region needs its place, unmap everything
  *      that is not ours, the image or the vDSO (our old stack, and with
  *      --view the forking program's whole address space);
@@ -69,6 +70,7 @@ static struct {
     long rank;
     int verified;
     int in_view;             /* --view: the image is already at VIEW_ADDR */
+    uint64_t lead;           /* --view-lead: where from VIEW_ADDR it begins */
     int own_given;           /* --own-vdso: own[] is given, not read */
     int keep[MAX_KEEP_FDS], nkeep;
     /* from our auxv */
@@ -150,7 +152,8 @@ static char *hex_str(uint64_t v, char *buf)
 static __attribute__((noreturn)) void usage(void)
 {
     put("usage: vmad-restore [--rank R] [--keep-fd N]... [--verified] "
-        "[--label NAME] [--own-vdso START-END]... (--fd N | --view LEN | IMAGE)\n");
+        "[--label NAME] [--own-vdso START-END]... "
+        "(--fd N | --view LEN [--view-lead N] | IMAGE)\n");
     sys_exit_group(2);
 }
 
@@ -211,7 +214,9 @@ static void parse_args(int argc, char **argv)
         else if (rlib_streq(a, "--view")) {
             R.len = option_value(argv, &i, IMAGE_TASK_SIZE - VIEW_ADDR);
             R.in_view = 1;
-        } else if (rlib_streq(a, "--verified"))
+        } else if (rlib_streq(a, "--view-lead"))
+            R.lead = option_value(argv, &i, (2 << 20) - 1);
+        else if (rlib_streq(a, "--verified"))
             R.verified = 1;
         else if (rlib_streq(a, "--own-vdso") && argv[i + 1])
             add_vdso_arg(argv[++i]);
@@ -224,7 +229,8 @@ static void parse_args(int argc, char **argv)
         else
             usage();
     }
-    if ((R.fd >= 0) + !!R.path + R.in_view != 1)
+    if ((R.fd >= 0) + !!R.path + R.in_view != 1
+        || (R.lead && (!R.in_view || R.lead % PAGE)))
         usage();
     if (!R.label[0])
         copy_label(R.path ? R.path : "image");
@@ -263,10 +269,10 @@ static void open_image(void)
 
     if (R.in_view) {
         /* vmad_spawn_image put it there; run by hand, nothing is. */
-        if (sys_msync(VIEW_ADDR, R.len, MS_ASYNC) < 0)
+        if (sys_msync(VIEW_ADDR, R.lead + R.len, MS_ASYNC) < 0)
             fail("--view: no image is mapped at the view address "
                  "(vmad_spawn_image puts it there)");
-        R.view = (const void *)VIEW_ADDR;
+        R.view = (const void *)(VIEW_ADDR + R.lead);
         parse_image();
         return;
     }
@@ -407,7 +413,7 @@ static void check_placement(void)
         const struct image_region *r = &R.img.regions[i];
 
         if ((r->start < R.self_end && R.self_start < r->end) ||
-            (r->start < VIEW_ADDR + R.len && VIEW_ADDR < r->end))
+            (r->start < VIEW_ADDR + R.lead + R.len && VIEW_ADDR < r->end))
             failv("region ", hex_str(r->start, a), "-", hex_str(r->end, b),
                   " cannot be placed: it overlaps the restorer", (char *)0);
     }
@@ -459,7 +465,7 @@ static void drop_foreign_mappings(void)
     int n = 0;
 
     keep[n][0] = VIEW_ADDR;
-    keep[n++][1] = VIEW_ADDR + page_up(R.len);
+    keep[n++][1] = VIEW_ADDR + page_up(R.lead + R.len);
     for (int i = 0; i < R.nown; i++) {
         keep[n][0] = R.own[i].start;
         keep[n++][1] = R.own[i].end;
@@ -527,7 +533,7 @@ static void place_extent(uint64_t addr, const struct image_extent *e, int prot)
     if ((e->image_offset | e->len) & (PAGE - 1))
         failv("extent at image offset ", hex_str(e->image_offset, a),
               " is not page aligned", (char *)0);
-    ret = sys_mremap(VIEW_ADDR + e->image_offset, e->len, e->len,
+    ret = sys_mremap((uint64_t)R.view + e->image_offset, e->len, e->len,
                      MREMAP_MAYMOVE | MREMAP_FIXED, addr);
     if (ret >= 0)
         ret = sys_mprotect(addr, e->len, prot);
@@ -808,7 +814,7 @@ void restorer_main(uint64_t *sp)
     exe_fd = open_exe();
     set_mm(exe_fd);
     set_comm();
-    sys_munmap((uint64_t)R.view, R.len);
+    sys_munmap(VIEW_ADDR, R.lead + R.len);
     close_fds();
     if (R.cpu.regs[IREG_FS_BASE])
         sys_arch_prctl(ARCH_SET_FS, R.cpu.regs[IREG_FS_BASE]);

@@ -68,12 +68,14 @@ static unsigned long long sig_bits(const char *text, const char *name)
     return p ? strtoull(p + strlen(name), NULL, 16) : 0;
 }
 
-/* Spawn the image as rank; its stdout into out.  Returns the wait
- * status, or -1. */
-static int spawn_one(void *buf, size_t len, long rank, char *out, size_t cap)
+/* Spawn the image at buf, lead bytes into its mapping, as rank; its
+ * stdout into out.  Returns the wait status, or -1. */
+static int spawn_at(void *buf, size_t lead, size_t len, long rank, char *out,
+                    size_t cap)
 {
     struct vmad_restore_opts ro = { .rank = rank, .label = "test_spawn" };
-    struct vmad_spawn_io io = { .fds = { -1, -1, 2 }, .lean = 1 };
+    struct vmad_spawn_io io = { .fds = { -1, -1, 2 }, .lean = 1,
+                                .lead = lead };
     char err[512];
     size_t have = 0;
     ssize_t n;
@@ -95,6 +97,38 @@ static int spawn_one(void *buf, size_t len, long rank, char *out, size_t cap)
     out[have] = 0;
     close(p[0]);
     return waitpid(pid, &status, 0) == pid ? status : -1;
+}
+
+static int spawn_one(void *buf, size_t len, long rank, char *out, size_t cap)
+{
+    return spawn_at(buf, 0, len, rank, out, cap);
+}
+
+/* The image lead bytes into a mapping of its own (as the node daemon
+ * keeps it): the restored program runs the same; a lead off the page
+ * grid is refused before any fork. */
+static void test_lead(const void *img, size_t len)
+{
+    size_t lead = 3 * 4096, size = (lead + len + 4095) & ~4095ul;
+    char *map = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char out[256];
+    int st;
+
+    if (map == MAP_FAILED) {
+        ok(0, "lead buffer: %s", strerror(errno));
+        return;
+    }
+    memset(map, 0xee, lead);
+    memcpy(map + lead, img, len);
+    st = spawn_at(map + lead, lead, len, 5, out, sizeof(out));
+    ok(st == 0 && !strcmp(out, "rank=0000005\n"),
+       "an image %zu bytes into its mapping runs (status %#x, '%s')", lead,
+       st, out);
+    errno = 0;
+    ok(spawn_at(map + lead, 100, len, 5, out, sizeof(out)) == -1
+       && errno == EINVAL, "a lead off the page grid is refused");
+    munmap(map, size);
 }
 
 int main(void)
@@ -148,6 +182,7 @@ int main(void)
     ok(good == SPAWNS, "%d of %d lean spawns ran their rank and exited 0", good,
        SPAWNS);
     ok(!memcmp(buf, img, len), "the image buffer is unchanged after them");
+    test_lead(img, len);
     ok(!strcmp(heap, "heap unchanged"), "and so is our heap");
     if (__rseq_size > 0) {
         void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
