@@ -306,7 +306,8 @@ int daemon_start_job(struct daemon *d, const struct proto_down *m,
      * fresh buffer on every node (~6 MB; slow in this VM), and a child
      * that hears of the job before its parent can send would wait
      * through its parent's faults as well as its own. */
-    buf = image_buffer(d, m->launch.image_len, err, sizeof(err));
+    buf = image_buffer(d, m->launch.image_lead, m->launch.image_len, err,
+                       sizeof(err));
     forward_launch(d);
     image_begin_broadcast(d, buf, m->launch.chunk, err, sizeof(err));
     return 0;
@@ -587,7 +588,7 @@ static void maybe_end_job(struct daemon *d)
     }
     if (fab_sends_in_flight(d->f) > 0)
         return;
-    if (d->image_size > IMAGE_KEEP_MAX)
+    if (d->image_buf_size > IMAGE_KEEP_MAX)
         image_buffer_drop(d);
     retire_job(d);
 }

@@ -119,8 +119,10 @@ struct daemon {
     /* Each buffer above has had all its pages touched (daemon.c). */
     unsigned char down_full, send_full, up_full[UP_RECVS];
     int sending;
-    void *image;                        /* the image buffer, kept */
-    size_t image_size;
+    void *image_buf;                    /* the image buffer, kept */
+    size_t image_buf_size;
+    void *image;                        /* this job's image in it, */
+    size_t image_lead;                  /* that far into it */
     struct nodeq *query;                /* a QUERY being answered */
     struct nodeq *query_old;            /* the last, its sends in flight */
     struct nodestat_last last;          /* our last launch, for queries */
@@ -184,8 +186,10 @@ int rank_watch(struct daemon *d, int fd, uint32_t events);
 
 /* ---- image_in.c ---- */
 
-/* The buffer for a len-byte image (kept from job to job), or NULL. */
-void *image_buffer(struct daemon *d, size_t len, char *err, size_t errlen);
+/* Where a len-byte image goes, lead bytes into the 2 MiB-aligned buffer
+ * kept from job to job (vmad_huge_lead): d->image, or NULL. */
+void *image_buffer(struct daemon *d, size_t lead, size_t len, char *err,
+                   size_t errlen);
 
 /* Free the kept image buffer. */
 void image_buffer_drop(struct daemon *d);

@@ -37,20 +37,22 @@ static char **rank_environment(int n)
     return env;
 }
 
-/* The checksum the image's header carries (vmad_image_checksum). */
-static int read_image_sum(int fd, size_t len, uint64_t *sum)
+/* The checksum the image's header carries (vmad_image_checksum), and
+ * where a node's huge-page buffer should put the image. */
+static int read_image_facts(int fd, size_t len, uint64_t *sum, uint32_t *lead)
 {
     void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 
     if (map == MAP_FAILED)
         return -1;
     *sum = vmad_image_checksum(map, len);
+    *lead = (uint32_t)vmad_huge_lead(map, len);
     munmap(map, len);
     return 0;
 }
 
 int fe_image_dump(char *const argv[], int n, int *fd, size_t *len,
-                  uint64_t *sum, char *err, size_t errlen)
+                  uint64_t *sum, uint32_t *lead, char *err, size_t errlen)
 {
     char **env = rank_environment(n);
     off_t end;
@@ -82,7 +84,7 @@ int fe_image_dump(char *const argv[], int n, int *fd, size_t *len,
     if (end <= 0
         || (!lent && fcntl(*fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW
                                              | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
-        || read_image_sum(*fd, *len, sum) < 0) {
+        || read_image_facts(*fd, *len, sum, lead) < 0) {
         ret = 1;
         seterr(err, errlen, errno, "image memfd: %s", strerror(errno));
     }

@@ -94,6 +94,7 @@ struct fe {
     int image_lent;             /* image_fd is the gateway's (gateway.h) */
     size_t image_len;
     uint64_t image_sum;         /* its header's checksum, signed along */
+    uint32_t image_lead;        /* vmad_huge_lead, signed along */
     char launch[PROTO_MSG_MAX];
     char msg[PROTO_MSG_MAX];
     int *code;                  /* per rank: -1 running, else its code */
@@ -233,7 +234,8 @@ static int dump_program(struct fe *e)
 {
     char err[512];
     int code = fe_image_dump(e->o->argv, e->n, &e->image_fd, &e->image_len,
-                             &e->image_sum, err, sizeof(err));
+                             &e->image_sum, &e->image_lead, err,
+                             sizeof(err));
 
     return code ? cli_fail(code, "%s", err) : 0;
 }
@@ -478,6 +480,7 @@ static int send_launch(struct fe *e)
     struct proto_launch l = { .nnodes = (uint32_t)e->n,
                               .image_len = e->image_len,
                               .image_sum = e->image_sum,
+                              .image_lead = e->image_lead,
                               .chunk = e->o->chunk ? e->o->chunk
                                        : e->tcp ? BCAST_CHUNK_DEFAULT
                                                 : BCAST_CHUNK_ONE_HOST,

@@ -50,27 +50,33 @@ static void *new_image_buffer(size_t size)
 
 void image_buffer_drop(struct daemon *d)
 {
-    if (d->image)
-        munmap(d->image, d->image_size);
-    d->image = NULL;
-    d->image_size = 0;
+    if (d->image_buf)
+        munmap(d->image_buf, d->image_buf_size);
+    d->image_buf = d->image = NULL;
+    d->image_buf_size = d->image_lead = 0;
 }
 
 /* The buffer for this job's image: the one kept from the last job if it
  * is large enough — its pages are already allocated, and ranks started
  * from it hold copy-on-write pages of their own (vmad_spawn_image) —,
- * else a new one. */
-void *image_buffer(struct daemon *d, size_t len, char *err, size_t errlen)
+ * else a new one.  The image goes lead bytes into it, so that its
+ * largest data extent moves into the rank by whole huge pages. */
+void *image_buffer(struct daemon *d, size_t lead, size_t len, char *err,
+                   size_t errlen)
 {
-    if (d->image && d->image_size >= len)
-        return d->image;
-    image_buffer_drop(d);
-    if (!(d->image = new_image_buffer(huge_round(len)))) {
-        seterr(err, errlen, ENOMEM, "mapping a %zu-byte image: %s", len,
-               strerror(errno));
-        return NULL;
+    size_t need = huge_round(lead + len);
+
+    if (!d->image_buf || d->image_buf_size < need) {
+        image_buffer_drop(d);
+        if (!(d->image_buf = new_image_buffer(need))) {
+            seterr(err, errlen, ENOMEM, "mapping a %zu-byte image: %s", len,
+                   strerror(errno));
+            return NULL;
+        }
+        d->image_buf_size = need;
     }
-    d->image_size = huge_round(len);
+    d->image_lead = lead;
+    d->image = (char *)d->image_buf + lead;
     return d->image;
 }
 

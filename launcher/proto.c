@@ -3,7 +3,7 @@
  * Layouts (host byte order, 8-byte aligned records):
  *   down: magic "VXDN" u32 | type u16 | 0 u16 | job u64 | body length u32 |
  *         0 u32 | body  (then the credential, launcher/auth.h)
- *     LAUNCH body: nnodes u32 | 0 u32 | image length u64 |
+ *     LAUNCH body: nnodes u32 | image lead u32 | image length u64 |
  *                  image checksum u64 | chunk u64 |
  *                  tree "\0" origin "\0" nodes "\0"
  *     SIGNAL body: signal number i32
@@ -36,7 +36,7 @@ struct msg_hdr {
 
 struct launch_body {
     uint32_t nnodes;
-    uint32_t zero;
+    uint32_t image_lead;
     uint64_t image_len;
     uint64_t image_sum;
     uint64_t chunk;
@@ -77,7 +77,8 @@ int proto_encode_launch(void *buf, size_t size, uint64_t job,
                         const struct proto_launch *l, char *err,
                         size_t errlen)
 {
-    struct launch_body b = { .nnodes = l->nnodes, .image_len = l->image_len,
+    struct launch_body b = { .nnodes = l->nnodes, .image_lead = l->image_lead,
+                             .image_len = l->image_len,
                              .image_sum = l->image_sum, .chunk = l->chunk };
     const char *s[3] = { l->tree, l->origin, l->nodes };
     size_t len = sizeof(b);
@@ -216,7 +217,12 @@ static int decode_launch(const char *body, size_t len, struct proto_down *d,
     if (b.nnodes == 0 || b.image_len == 0 || b.chunk == 0)
         return seterr(err, errlen, EPROTO, "launch request with no nodes, "
                       "no image or no chunk size");
+    if (b.image_lead >= PROTO_LEAD_MAX || b.image_lead % 4096)
+        return seterr(err, errlen, EPROTO, "launch request with an image "
+                      "lead of %u bytes (not a page multiple below 2 MiB)",
+                      b.image_lead);
     d->launch.nnodes = b.nnodes;
+    d->launch.image_lead = b.image_lead;
     d->launch.image_len = b.image_len;
     d->launch.image_sum = b.image_sum;
     d->launch.chunk = b.chunk;

@@ -61,6 +61,9 @@
  * so a signed message still fits every posted receive. */
 #define PROTO_TRAILER_MAX 64u
 
+/* A LAUNCH's image lead is below one huge page (vmad_huge_lead). */
+#define PROTO_LEAD_MAX (2u << 20)
+
 /* Longest piece of output one OUT record carries: longer lines travel in
  * several records and the front end joins them. */
 #define PROTO_OUT_MAX (32u << 10)
@@ -87,6 +90,8 @@ enum proto_dead_why { PROTO_DEAD_DIED = 1, PROTO_DEAD_STOPPED,
 
 struct proto_launch {
     uint32_t nnodes;
+    uint32_t image_lead;    /* where the image begins in a node's 2 MiB-
+                             * aligned buffer (vmad_huge_lead) */
     uint64_t image_len;
     uint64_t image_sum;     /* the checksum in the image's header */
     uint64_t chunk;

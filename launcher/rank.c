@@ -142,7 +142,8 @@ int rank_spawn(struct daemon *d, size_t len, char *err, size_t errlen)
                                     .label = d->o->node };
     /* The rank gets its own process group, so a signal for the job
      * reaches whatever it starts too. */
-    struct vmad_spawn_io io = { .new_pgroup = 1, .lean = 1 };
+    struct vmad_spawn_io io = { .new_pgroup = 1, .lean = 1,
+                                .lead = d->image_lead };
     int ret;
 
     if (make_pipes(j, io.fds) < 0)

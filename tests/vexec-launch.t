@@ -12,7 +12,8 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use VexecTest qw(prog one_line_error);
+use File::Temp qw(tempfile);
+use VexecTest qw(prog bin run slurp dump_image one_line_error);
 use VexecCluster qw(need_vexec cluster_up vexec daemon_pids describe lines);
 
 need_vexec();
@@ -83,6 +84,28 @@ $r = vexec(['-n', $NODES, '--tree', 'kary:8', prog('big4m-static')]);
 is($r->{status}, 0, "big4m-static on $NODES nodes with kary:8 exits 0")
     or diag(describe($r));
 is($r->{out}, "big4m ok\n" x $NODES, 'and every rank checked its 4 MB of data');
+
+# The image lands in each node's huge-page buffer at the lead the front
+# end signed (vmad_huge_lead), so a rank gets the big data of hugedata
+# (6 MiB, not 2 MiB-congruent with its image offset) moved in by whole
+# 2 MiB pages: its smaps show them.  Without the lead they were split.
+SKIP: {
+    my $knob = '/sys/kernel/mm/transparent_hugepage/enabled';
+    my $thp = -r $knob ? slurp($knob) : 'absent';
+    skip("transparent huge pages are off here ($thp)", 2)
+        if $thp !~ /\[(always|madvise)\]/;
+    my (undef, $img) = tempfile(UNLINK => 1);
+    my $d = dump_image($img, [prog('hugedata-static')]);
+    my $info = run([bin('vmadump'), 'info', $img]);
+    like($info->{out}, qr/^huge-page lead 0x[1-9a-f]/m,
+         "hugedata-static's image wants a lead (else this tests nothing)")
+        or diag(describe($d) . ' ' . describe($info));
+    $r = vexec(['-n', 3, prog('hugedata-static')]);
+    my @kb = map { /^\d+ (\d+)$/ ? $1 : () } lines($r->{out});
+    ok($r->{status} == 0 && @kb == 3 && !grep({ $_ < 4096 } @kb),
+       'each rank of hugedata-static maps two whole 2 MiB pages of its data '
+       . "(AnonHugePages kB: @kb)") or diag(describe($r));
+}
 
 # A rank's /proc/self/exe is its program (PR_SET_MM_MAP's exe_fd), not
 # the daemon it was forked from nor the restorer.

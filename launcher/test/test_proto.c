@@ -11,7 +11,8 @@
 static char msg[PROTO_MSG_MAX];
 
 static const struct proto_launch launch = {
-    .nnodes = 1023, .image_len = 4894720, .chunk = 524288,
+    .nnodes = 1023, .image_lead = 0x1ff000, .image_len = 4894720,
+    .chunk = 524288,
     .image_sum = UINT64_C(0x8badf00ddeadbeef),
     .tree = "kary:8", .origin = "vx7.fe99", .nodes = "vx7.n[0-1022]",
 };
@@ -24,7 +25,7 @@ static void test_launch(void)
 
     ok(len > 0 && proto_decode_down(msg, (size_t)len, &d, NULL, 0) == 0
        && d.type == PROTO_LAUNCH && d.job == 77 && d.launch.nnodes == 1023
-       && d.launch.image_len == 4894720 && d.launch.chunk == 524288
+       && d.launch.image_lead == 0x1ff000 && d.launch.image_len == 4894720 && d.launch.chunk == 524288
        && d.launch.image_sum == UINT64_C(0x8badf00ddeadbeef)
        && !strcmp(d.launch.tree, "kary:8")
        && !strcmp(d.launch.origin, "vx7.fe99")
@@ -42,6 +43,31 @@ static void test_launch(void)
     msg[0] ^= 1;
     ok(proto_decode_down(msg, (size_t)len, &d, NULL, 0) < 0,
        "a message with a foreign magic is refused");
+}
+
+/* The image lead places the image in every node's buffer: one off the
+ * page grid, or a whole huge page or more, is refused. */
+static void test_launch_lead(void)
+{
+    static const uint32_t bad[] = { 1, 4095, 0x1ff001, 2u << 20, UINT32_MAX };
+    struct proto_launch l = launch;
+    struct proto_down d;
+    char err[256] = "";
+    int refused = 0, len;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        l.image_lead = bad[i];
+        len = proto_encode_launch(msg, sizeof(msg), 77, &l, NULL, 0);
+        refused += len > 0 && proto_decode_down(msg, (size_t)len, &d, err,
+                                                sizeof(err)) < 0
+                   && errno == EPROTO && strstr(err, "lead");
+    }
+    ok(refused == 5, "a LAUNCH whose image lead is off the page grid or "
+       "not below 2 MiB is refused (%d/5): %s", refused, err);
+    l.image_lead = 0;
+    len = proto_encode_launch(msg, sizeof(msg), 77, &l, NULL, 0);
+    ok(len > 0 && proto_decode_down(msg, (size_t)len, &d, NULL, 0) == 0
+       && d.launch.image_lead == 0, "a LAUNCH with no image lead decodes");
 }
 
 static void test_query(void)
@@ -242,6 +268,7 @@ static void test_adopt(void)
 int main(void)
 {
     test_launch();
+    test_launch_lead();
     test_query();
     test_too_big();
     test_signal_stdin();

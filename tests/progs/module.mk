@@ -44,6 +44,8 @@ $(eval $(call test_prog,big4m,static))
 # The failover tests' program: a 64 MB image takes long enough to stream
 # to many nodes that one can be killed while it does.
 $(eval $(call test_prog,big64m,static))
+# Reports how much of its 6 MiB of .data is mapped by 2 MiB pages.
+$(eval $(call test_prog,hugedata,static))
 # Linked over the restorer's own address range.
 FAR_LDFLAGS := -Wl,-Ttext-segment=0x200000000000
 $(eval $(call test_prog,far,nolibc,$(FAR_LDFLAGS)))
