@@ -174,7 +174,7 @@ struct child_plan {
     uint64_t entry;
     int nseg;
     struct segment seg[MAX_SEGMENTS];
-    char label[256], view[24], view_off[24], rank[24];
+    char label[256], view[24], view_lead[24], rank[24];
     char vdso[MAX_VDSO_MAPS][40];
     struct start_stack {
         uint64_t words[64];
@@ -374,7 +374,6 @@ static uint64_t handled_signals(void)
     return found == 2 ? mask : ~(uint64_t)0;
 }
 
-
 /* Whole 2 MiB pages of the target that [t, t + len) covers. */
 static uint64_t huge_pages_within(uint64_t t, uint64_t len)
 {
@@ -452,9 +451,9 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     argv[argc++] = (char *)"--view";
     argv[argc++] = p->view;
     if (io->lead) {
-        snprintf(p->view_off, sizeof(p->view_off), "%zu", io->lead);
+        snprintf(p->view_lead, sizeof(p->view_lead), "%zu", io->lead);
         argv[argc++] = (char *)"--view-lead";
-        argv[argc++] = p->view_off;
+        argv[argc++] = p->view_lead;
     }
     if (opts->rank >= 0) {
         snprintf(p->rank, sizeof(p->rank), "%ld", opts->rank);

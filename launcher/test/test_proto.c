@@ -25,7 +25,8 @@ static void test_launch(void)
 
     ok(len > 0 && proto_decode_down(msg, (size_t)len, &d, NULL, 0) == 0
        && d.type == PROTO_LAUNCH && d.job == 77 && d.launch.nnodes == 1023
-       && d.launch.image_lead == 0x1ff000 && d.launch.image_len == 4894720 && d.launch.chunk == 524288
+       && d.launch.image_lead == 0x1ff000 && d.launch.image_len == 4894720
+       && d.launch.chunk == 524288
        && d.launch.image_sum == UINT64_C(0x8badf00ddeadbeef)
        && !strcmp(d.launch.tree, "kary:8")
        && !strcmp(d.launch.origin, "vx7.fe99")
