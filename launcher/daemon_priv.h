@@ -121,6 +121,7 @@ struct daemon {
     int sending;
     void *image_buf;                    /* the image buffer, kept */
     size_t image_buf_size;
+    size_t image_buf_head;              /* its first bytes in small pages */
     void *image;                        /* this job's image in it, */
     size_t image_lead;                  /* that far into it */
     struct nodeq *query;                /* a QUERY being answered */

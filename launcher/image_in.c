@@ -28,8 +28,12 @@ static size_t huge_round(size_t len)
 
 /* Anonymous private memory for images up to size bytes, 2 MiB aligned
  * with huge pages requested: cross-memory copies into huge pages are
- * several times faster.  Returns it, or NULL. */
-static void *new_image_buffer(size_t size)
+ * several times faster.  The first head bytes (0 or one huge page) get
+ * small pages, faulted in only where an image lands: with a lead, the
+ * first huge page would hold little of the image (a page of big4m's)
+ * and never a whole huge page of it to move (its header comes first).
+ * Returns it, or NULL. */
+static void *new_image_buffer(size_t size, size_t head)
 {
     char *area = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), *buf;
@@ -40,11 +44,11 @@ static void *new_image_buffer(size_t size)
     if (buf > area)
         munmap(area, (size_t)(buf - area));
     munmap(buf + size, (size_t)(area + HUGE_PAGE - buf));
-    madvise(buf, size, MADV_HUGEPAGE);
+    madvise(buf + head, size - head, MADV_HUGEPAGE);
     /* Fault every page in now, before the broadcast: faults taken inside
      * the cross-memory copies of the first launch (a few GB at once on a
      * 1023-node cluster) stalled whole subtrees past the 10 s limit. */
-    madvise(buf, size, MADV_POPULATE_WRITE);
+    madvise(buf + head, size - head, MADV_POPULATE_WRITE);
     return buf;
 }
 
@@ -53,7 +57,7 @@ void image_buffer_drop(struct daemon *d)
     if (d->image_buf)
         munmap(d->image_buf, d->image_buf_size);
     d->image_buf = d->image = NULL;
-    d->image_buf_size = d->image_lead = 0;
+    d->image_buf_size = d->image_buf_head = d->image_lead = 0;
 }
 
 /* The buffer for this job's image: the one kept from the last job if it
@@ -64,17 +68,21 @@ void image_buffer_drop(struct daemon *d)
 void *image_buffer(struct daemon *d, size_t lead, size_t len, char *err,
                    size_t errlen)
 {
-    size_t need = huge_round(lead + len);
+    size_t need = huge_round(lead + len), head = lead ? HUGE_PAGE : 0;
 
-    if (!d->image_buf || d->image_buf_size < need) {
+    if (!d->image_buf || d->image_buf_size < need
+        || d->image_buf_head != head) {
         image_buffer_drop(d);
-        if (!(d->image_buf = new_image_buffer(need))) {
+        if (!(d->image_buf = new_image_buffer(need, head))) {
             seterr(err, errlen, ENOMEM, "mapping a %zu-byte image: %s", len,
                    strerror(errno));
             return NULL;
         }
         d->image_buf_size = need;
+        d->image_buf_head = head;
     }
+    if (head && (lead != d->image_lead || !d->image))
+        madvise((char *)d->image_buf + lead, head - lead, MADV_POPULATE_WRITE);
     d->image_lead = lead;
     d->image = (char *)d->image_buf + lead;
     return d->image;

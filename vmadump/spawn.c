@@ -166,7 +166,8 @@ bad:
  * and moves the image. */
 struct child_plan {
     const void *buf;
-    size_t plen;                /* the image's pages */
+    size_t plen;                /* the image's pages, the lead's included */
+    size_t head;                /* those before the first 2 MiB boundary */
     int fds[3];                 /* stdin, stdout, stderr, or -1: /dev/null */
     int new_pgroup;
     uint64_t handled;           /* bit sig-1: a disposition not SIG_DFL */
@@ -288,8 +289,16 @@ static void __attribute__((noreturn, used)) child_run(struct child_plan *p)
     child_stdio(p);
     child_reset(p);
     child_map_restorer(p);
-    ret = SYS(SYS_mremap, p->buf, p->plen, p->plen, MREMAP_MAYMOVE | MREMAP_FIXED,
-              VMAD_VIEW_ADDR, 0);
+    /* In two moves when there is a lead: the caller may give the part
+     * before the first 2 MiB boundary small pages (a mapping of its own),
+     * and one mremap moves one mapping only before Linux 6.17. */
+    ret = p->head ? SYS(SYS_mremap, p->buf, p->head, p->head,
+                        MREMAP_MAYMOVE | MREMAP_FIXED, VMAD_VIEW_ADDR, 0)
+                  : 0;
+    if (ret >= 0)
+        ret = SYS(SYS_mremap, (const char *)p->buf + p->head,
+                  p->plen - p->head, p->plen - p->head,
+                  MREMAP_MAYMOVE | MREMAP_FIXED, VMAD_VIEW_ADDR + p->head, 0);
     if (ret < 0)
         child_fail(p->label, "moving the image", ret);
     __asm__ volatile("mov %0, %%rsp\n\txor %%ebp, %%ebp\n\tjmp *%1"
@@ -472,6 +481,10 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     argv[argc] = NULL;
     p->buf = (char *)buf - io->lead;
     p->plen = io->lead + ((len + PAGE - 1) & ~(PAGE - 1));
+    p->head = io->lead ? HUGE_PAGE - ((uintptr_t)p->buf & (HUGE_PAGE - 1))
+                       : 0;
+    if (p->head > p->plen)
+        p->head = p->plen;
     memcpy(p->fds, io->fds, sizeof(p->fds));
     p->new_pgroup = io->new_pgroup;
     p->handled = handled_signals();

@@ -98,10 +98,13 @@ struct vmad_spawn_io {
     int fds[3];
     int new_pgroup;
     int lean;
-    /* Bytes of the caller's mapping right before buf (a page multiple),
+    /* Bytes of the caller's memory right before buf (a page multiple),
      * moved with the image: with buf - lead 2 MiB aligned in huge-page
      * memory and lead from vmad_huge_lead(), the child moves whole huge
-     * pages of the image, not 512 page entries each. */
+     * pages of the image, not 512 page entries each.  The first 2 MiB
+     * from buf - lead may be a mapping of its own (small pages: it never
+     * holds a whole huge page of the image, which starts with its
+     * header). */
     size_t lead;
 };
 int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts,
