@@ -295,7 +295,7 @@ static void __attribute__((noreturn, used)) child_run(struct child_plan *p)
     ret = p->head ? SYS(SYS_mremap, p->buf, p->head, p->head,
                         MREMAP_MAYMOVE | MREMAP_FIXED, VMAD_VIEW_ADDR, 0)
                   : 0;
-    if (ret >= 0)
+    if (ret >= 0 && p->plen > p->head)
         ret = SYS(SYS_mremap, (const char *)p->buf + p->head,
                   p->plen - p->head, p->plen - p->head,
                   MREMAP_MAYMOVE | MREMAP_FIXED, VMAD_VIEW_ADDR + p->head, 0);

@@ -131,6 +131,33 @@ static void test_lead(const void *img, size_t len)
     munmap(map, size);
 }
 
+/* As the node daemon lays its buffer out: 2 MiB aligned, its first 2 MiB
+ * a mapping of its own (small pages) and the rest another (huge pages
+ * asked for), the image from a lead just below the boundary so that it
+ * spans both: the child moves each. */
+static void test_lead_two_mappings(const void *img, size_t len)
+{
+    size_t huge = 2ul << 20, lead = huge - 2 * 4096;
+    size_t size = huge + ((len + huge - 1) & ~(huge - 1));
+    char *area = mmap(NULL, size + huge, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *base;
+    char out[256];
+    int st;
+
+    if (area == MAP_FAILED) {
+        ok(0, "two-mapping buffer: %s", strerror(errno));
+        return;
+    }
+    base = (char *)(((unsigned long)area + huge - 1) & ~(huge - 1));
+    madvise(base + huge, size - huge, MADV_HUGEPAGE);
+    memcpy(base + lead, img, len);
+    st = spawn_at(base + lead, lead, len, 6, out, sizeof(out));
+    ok(st == 0 && !strcmp(out, "rank=0000006\n"),
+       "an image across a buffer's small-page head and its huge-page rest "
+       "runs (status %#x, '%s')", st, out);
+    munmap(area, size + huge);
+}
+
 int main(void)
 {
     char *argv[] = { "/bin/sh", "-c", "echo rank=$BPROC_RANK", NULL };
@@ -183,6 +210,7 @@ int main(void)
        SPAWNS);
     ok(!memcmp(buf, img, len), "the image buffer is unchanged after them");
     test_lead(img, len);
+    test_lead_two_mappings(img, len);
     ok(!strcmp(heap, "heap unchanged"), "and so is our heap");
     if (__rseq_size > 0) {
         void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
