@@ -44,6 +44,10 @@
  * exactly where ld.so goes). */
 #define VMAD_VIEW_ADDR     0x100000000000ull
 
+/* x86_64's huge page: the view and a node daemon's image buffer are
+ * aligned to it, and an image's lead (vmad_huge_lead) is below it. */
+#define VMAD_HUGE_PAGE     (2ull << 20)
+
 struct image_header {
     char     magic[8];
     uint32_t version;

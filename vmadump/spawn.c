@@ -45,7 +45,6 @@
 #include "vmadump.h"
 
 #define PAGE 4096ul
-#define HUGE_PAGE (2ul << 20)
 #define MAX_SEGMENTS 8
 #define MAX_VDSO_MAPS 4
 
@@ -386,10 +385,10 @@ static uint64_t handled_signals(void)
 /* Whole 2 MiB pages of the target that [t, t + len) covers. */
 static uint64_t huge_pages_within(uint64_t t, uint64_t len)
 {
-    uint64_t lo = (t + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-    uint64_t hi = (t + len) & ~(HUGE_PAGE - 1);
+    uint64_t lo = (t + VMAD_HUGE_PAGE - 1) & ~(VMAD_HUGE_PAGE - 1);
+    uint64_t hi = (t + len) & ~(VMAD_HUGE_PAGE - 1);
 
-    return hi > lo ? (hi - lo) / HUGE_PAGE : 0;
+    return hi > lo ? (hi - lo) / VMAD_HUGE_PAGE : 0;
 }
 
 size_t vmad_huge_lead(const void *buf, size_t len)
@@ -412,7 +411,7 @@ size_t vmad_huge_lead(const void *buf, size_t len)
 
             if (n > best) {
                 best = n;
-                lead = (t - e->image_offset) & (HUGE_PAGE - 1);
+                lead = (t - e->image_offset) & (VMAD_HUGE_PAGE - 1);
             }
         }
     }
@@ -437,7 +436,7 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     int argc = 0;
 
     if ((((uintptr_t)buf | io->lead) & (PAGE - 1)) || len == 0
-        || io->lead >= HUGE_PAGE) {
+        || io->lead >= VMAD_HUGE_PAGE) {
         errno = EINVAL;
         return errprintf(err, errlen, "image buffer not page aligned or "
                          "empty, or a lead not a page multiple below 2 MiB");
@@ -481,7 +480,8 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     argv[argc] = NULL;
     p->buf = (char *)buf - io->lead;
     p->plen = io->lead + ((len + PAGE - 1) & ~(PAGE - 1));
-    p->head = io->lead ? HUGE_PAGE - ((uintptr_t)p->buf & (HUGE_PAGE - 1))
+    p->head = io->lead ? VMAD_HUGE_PAGE
+                             - ((uintptr_t)p->buf & (VMAD_HUGE_PAGE - 1))
                        : 0;
     if (p->head > p->plen)
         p->head = p->plen;

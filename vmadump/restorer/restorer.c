@@ -215,7 +215,7 @@ static void parse_args(int argc, char **argv)
             R.len = option_value(argv, &i, IMAGE_TASK_SIZE - VIEW_ADDR);
             R.in_view = 1;
         } else if (rlib_streq(a, "--view-lead"))
-            R.lead = option_value(argv, &i, (2 << 20) - 1);
+            R.lead = option_value(argv, &i, VMAD_HUGE_PAGE - 1);
         else if (rlib_streq(a, "--verified"))
             R.verified = 1;
         else if (rlib_streq(a, "--own-vdso") && argv[i + 1])
