@@ -238,5 +238,19 @@ for my $bad ('1000-zz', '2000-1000', '1001-2000', 'x') {
        "vmad-restore --own-vdso $bad: the usage line, exit 2")
         or diag("status $r->{status} err '$r->{err}'");
 }
+# --view-at: a page-aligned address with --view only, nothing mapped
+# there is the same clean error as at the view address.
+clean_error(run([$restorer, '--view', 4096, '--view-at', 0x300000000000]),
+            'vmad-restore --view-at with no image mapped there',
+            qr/no image is mapped at the view address/);
+for my $bad ([4096, '--view-at', 4097], ['--view-at', 8192], [4096, '--view-at', 'x'],
+             [4096, '--view-at', 0x7ffffffff000]) {
+    my @args = $bad->[0] =~ /^--/ ? @$bad : ('--view', @$bad);
+    my $r = run([$restorer, @args]);
+    ok($r->{status} == 2 && $r->{err} =~ /\Ausage: vmad-restore .*--view-at/
+       && (() = $r->{err} =~ /\n/g) == 1,
+       "vmad-restore @args: the usage line, exit 2")
+        or diag("status $r->{status} err '$r->{err}'");
+}
 
 done_testing();

@@ -8,9 +8,11 @@
  * vmad_spawn_image forks.  The child shares the image copy-on-write; an
  * exec of the restorer would drop that memory, so the child does the exec
  * itself: it maps the restorer's PT_LOAD segments at their linked address
- * (the restorer is static and position-dependent), moves the image to
- * VMAD_VIEW_ADDR and jumps to the restorer's entry with "--view LEN" on a
- * stack laid out as the kernel would.  The restorer unmaps everything else
+ * (the restorer is static and position-dependent) and jumps to the
+ * restorer's entry with "--view LEN --view-at ADDR" on a stack laid out as
+ * the kernel would, the image left where our buffer holds it.  Only when
+ * one of the image's target regions needs that place does the child first
+ * move the image to VMAD_VIEW_ADDR, where no usual program maps anything.  The restorer unmaps everything else
  * of the daemon and moves the image's pages into place (no copy).  The
  * daemon can rewrite its buffer at once for the next launch: while a rank
  * lives it keeps its own copy-on-write pages, so a mapped image never
@@ -167,6 +169,7 @@ struct child_plan {
     const void *buf;
     size_t plen;                /* the image's pages, the lead's included */
     size_t head;                /* those before the first 2 MiB boundary */
+    int in_place;               /* the restorer takes the image at buf */
     int fds[3];                 /* stdin, stdout, stderr, or -1: /dev/null */
     int new_pgroup;
     uint64_t handled;           /* bit sig-1: a disposition not SIG_DFL */
@@ -174,7 +177,7 @@ struct child_plan {
     uint64_t entry;
     int nseg;
     struct segment seg[MAX_SEGMENTS];
-    char label[256], view[24], view_lead[24], rank[24];
+    char label[256], view[24], view_at[24], view_lead[24], rank[24];
     char vdso[MAX_VDSO_MAPS][40];
     struct start_stack {
         uint64_t words[64];
@@ -291,10 +294,11 @@ static void __attribute__((noreturn, used)) child_run(struct child_plan *p)
     /* In two moves when there is a lead: the caller may give the part
      * before the first 2 MiB boundary small pages (a mapping of its own),
      * and one mremap moves one mapping only before Linux 6.17. */
-    ret = p->head ? SYS(SYS_mremap, p->buf, p->head, p->head,
-                        MREMAP_MAYMOVE | MREMAP_FIXED, VMAD_VIEW_ADDR, 0)
-                  : 0;
-    if (ret >= 0 && p->plen > p->head)
+    ret = p->head && !p->in_place
+              ? SYS(SYS_mremap, p->buf, p->head, p->head,
+                    MREMAP_MAYMOVE | MREMAP_FIXED, VMAD_VIEW_ADDR, 0)
+              : 0;
+    if (ret >= 0 && p->plen > p->head && !p->in_place)
         ret = SYS(SYS_mremap, (const char *)p->buf + p->head,
                   p->plen - p->head, p->plen - p->head,
                   MREMAP_MAYMOVE | MREMAP_FIXED, VMAD_VIEW_ADDR + p->head, 0);
@@ -418,6 +422,26 @@ size_t vmad_huge_lead(const void *buf, size_t len)
     return lead;
 }
 
+/* May the child leave the image where it lies, [lo, hi) of our address
+ * space?  Only if none of its target regions needs that place, and the
+ * restorer's own segments do not either.  Moving it to VMAD_VIEW_ADDR
+ * instead costs the child two mremaps and the page-table pages there. */
+static int clear_of_targets(const void *buf, size_t len, uint64_t lo,
+                            uint64_t hi)
+{
+    struct image img;
+
+    if (image_parse(buf, len, &img))
+        return 0;
+    for (uint32_t i = 0; i < img.hdr->nregions; i++)
+        if (img.regions[i].start < hi && lo < img.regions[i].end)
+            return 0;
+    for (int i = 0; i < rst.nseg; i++)
+        if (rst.seg[i].vaddr < hi && lo < rst.seg[i].vaddr + rst.seg[i].memsz)
+            return 0;
+    return 1;
+}
+
 /* The child's plan, mapped once per process. */
 static struct child_plan *child_plan;
 
@@ -432,7 +456,7 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     void *rseq_area = NULL;
     unsigned rseq_len = 0;
     long child;
-    char *argv[12 + 2 * MAX_VDSO_MAPS];
+    char *argv[14 + 2 * MAX_VDSO_MAPS];
     int argc = 0;
 
     if ((((uintptr_t)buf | io->lead) & (PAGE - 1)) || len == 0
@@ -453,11 +477,25 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     }
     p = child_plan;
     memset(p, 0, offsetof(struct child_plan, stack));
+    p->buf = (char *)buf - io->lead;
+    p->plen = io->lead + ((len + PAGE - 1) & ~(PAGE - 1));
+    p->head = io->lead ? VMAD_HUGE_PAGE
+                             - ((uintptr_t)p->buf & (VMAD_HUGE_PAGE - 1))
+                       : 0;
+    if (p->head > p->plen)
+        p->head = p->plen;
+    p->in_place = clear_of_targets(buf, len, (uintptr_t)p->buf,
+                                   (uintptr_t)p->buf + p->plen);
     snprintf(p->label, sizeof(p->label), "%s", opts->label ? opts->label : "image");
     snprintf(p->view, sizeof(p->view), "%zu", len);
     argv[argc++] = (char *)restorer_name;
     argv[argc++] = (char *)"--view";
     argv[argc++] = p->view;
+    if (p->in_place) {
+        snprintf(p->view_at, sizeof(p->view_at), "%zu", (size_t)(uintptr_t)p->buf);
+        argv[argc++] = (char *)"--view-at";
+        argv[argc++] = p->view_at;
+    }
     if (io->lead) {
         snprintf(p->view_lead, sizeof(p->view_lead), "%zu", io->lead);
         argv[argc++] = (char *)"--view-lead";
@@ -478,13 +516,6 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     argv[argc++] = (char *)"--label";
     argv[argc++] = p->label;
     argv[argc] = NULL;
-    p->buf = (char *)buf - io->lead;
-    p->plen = io->lead + ((len + PAGE - 1) & ~(PAGE - 1));
-    p->head = io->lead ? VMAD_HUGE_PAGE
-                             - ((uintptr_t)p->buf & (VMAD_HUGE_PAGE - 1))
-                       : 0;
-    if (p->head > p->plen)
-        p->head = p->plen;
     memcpy(p->fds, io->fds, sizeof(p->fds));
     p->new_pgroup = io->new_pgroup;
     p->handled = handled_signals();

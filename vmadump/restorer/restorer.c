@@ -7,7 +7,8 @@
  *   2. map the image read-only, validate it and its checksum (image.c) —
  *      or, with --view, find it already in place (vmad_spawn_image put it
  *      there in a forked child of the daemon, which then jumped to us),
- *      --view-lead bytes after VIEW_ADDR;
+ *      --view-lead bytes after VIEW_ADDR, or after --view-at's address
+ *      where the daemon's buffer lies clear of every target region;
  *   3. move our vDSO if a target region needs its place, unmap everything
  *      that is not ours, the image or the vDSO (our old stack, and with
  *      --view the forking program's whole address space);
@@ -69,8 +70,9 @@ static struct {
     int fd;
     long rank;
     int verified;
-    int in_view;             /* --view: the image is already at VIEW_ADDR */
-    uint64_t lead;           /* --view-lead: where from VIEW_ADDR it begins */
+    int in_view;             /* --view: the image is already in memory */
+    uint64_t base;           /* at VIEW_ADDR, or where --view-at says */
+    uint64_t lead;           /* --view-lead: where from base it begins */
     int own_given;           /* --own-vdso: own[] is given, not read */
     int keep[MAX_KEEP_FDS], nkeep;
     /* from our auxv */
@@ -153,7 +155,7 @@ static __attribute__((noreturn)) void usage(void)
 {
     put("usage: vmad-restore [--rank R] [--keep-fd N]... [--verified] "
         "[--label NAME] [--own-vdso START-END]... "
-        "(--fd N | --view LEN [--view-lead N] | IMAGE)\n");
+        "(--fd N | --view LEN [--view-at ADDR] [--view-lead N] | IMAGE)\n");
     sys_exit_group(2);
 }
 
@@ -214,7 +216,9 @@ static void parse_args(int argc, char **argv)
         else if (rlib_streq(a, "--view")) {
             R.len = option_value(argv, &i, IMAGE_TASK_SIZE - VIEW_ADDR);
             R.in_view = 1;
-        } else if (rlib_streq(a, "--view-lead"))
+        } else if (rlib_streq(a, "--view-at"))
+            R.base = option_value(argv, &i, IMAGE_TASK_SIZE);
+        else if (rlib_streq(a, "--view-lead"))
             R.lead = option_value(argv, &i, VMAD_HUGE_PAGE - 1);
         else if (rlib_streq(a, "--verified"))
             R.verified = 1;
@@ -229,8 +233,12 @@ static void parse_args(int argc, char **argv)
         else
             usage();
     }
+    if (!R.base)
+        R.base = VIEW_ADDR;
     if ((R.fd >= 0) + !!R.path + R.in_view != 1
-        || (R.lead && (!R.in_view || R.lead % PAGE)))
+        || (R.lead && (!R.in_view || R.lead % PAGE))
+        || (R.base != VIEW_ADDR && (!R.in_view || R.base % PAGE))
+        || R.base + R.lead + R.len > IMAGE_TASK_SIZE)
         usage();
     if (!R.label[0])
         copy_label(R.path ? R.path : "image");
@@ -269,10 +277,10 @@ static void open_image(void)
 
     if (R.in_view) {
         /* vmad_spawn_image put it there; run by hand, nothing is. */
-        if (sys_msync(VIEW_ADDR, R.lead + R.len, MS_ASYNC) < 0)
+        if (sys_msync(R.base, R.lead + R.len, MS_ASYNC) < 0)
             fail("--view: no image is mapped at the view address "
                  "(vmad_spawn_image puts it there)");
-        R.view = (const void *)(VIEW_ADDR + R.lead);
+        R.view = (const void *)(R.base + R.lead);
         parse_image();
         return;
     }
@@ -413,9 +421,10 @@ static void check_placement(void)
         const struct image_region *r = &R.img.regions[i];
 
         if ((r->start < R.self_end && R.self_start < r->end) ||
-            (r->start < VIEW_ADDR + R.lead + R.len && VIEW_ADDR < r->end))
+            (r->start < R.base + R.lead + R.len && R.base < r->end))
             failv("region ", hex_str(r->start, a), "-", hex_str(r->end, b),
-                  " cannot be placed: it overlaps the restorer", (char *)0);
+                  " cannot be placed: it overlaps the restorer or the "
+                  "image", (char *)0);
     }
 }
 
@@ -464,8 +473,8 @@ static void drop_foreign_mappings(void)
     uint64_t keep[MAX_OWN_MAPS + 1][2], lo = 0, t0, t1;
     int n = 0;
 
-    keep[n][0] = VIEW_ADDR;
-    keep[n++][1] = VIEW_ADDR + page_up(R.lead + R.len);
+    keep[n][0] = R.base;
+    keep[n++][1] = R.base + page_up(R.lead + R.len);
     for (int i = 0; i < R.nown; i++) {
         keep[n][0] = R.own[i].start;
         keep[n++][1] = R.own[i].end;
@@ -814,7 +823,7 @@ void restorer_main(uint64_t *sp)
     exe_fd = open_exe();
     set_mm(exe_fd);
     set_comm();
-    sys_munmap(VIEW_ADDR, R.lead + R.len);
+    sys_munmap(R.base, R.lead + R.len);
     close_fds();
     if (R.cpu.regs[IREG_FS_BASE])
         sys_arch_prctl(ARCH_SET_FS, R.cpu.regs[IREG_FS_BASE]);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/tap.h"
+#include "vmadump/image.h"
 #include "vmadump/vmadump.h"
 
 #define SPAWNS 20
@@ -158,6 +159,43 @@ static void test_lead_two_mappings(const void *img, size_t len)
     munmap(area, size + huge);
 }
 
+/* A buffer lying where one of the image's regions goes (the first of
+ * them that is free in our address space): the restorer cannot take the
+ * image where it is, so the child moves it to VMAD_VIEW_ADDR first, and
+ * the program runs as from any other buffer. */
+static void test_buffer_on_target(const void *img, size_t len)
+{
+    size_t size = (len + 4095) & ~4095ul;
+    char *map = MAP_FAILED, out[256];
+    struct image im;
+    uint64_t at = 0;
+    int st;
+
+    if (image_parse(img, len, &im)) {
+        ok(0, "the image parses");
+        return;
+    }
+    for (uint32_t i = 0; i < im.hdr->nregions && map == MAP_FAILED; i++) {
+        at = im.regions[i].start;
+        map = mmap((void *)at, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (map != MAP_FAILED && map != (char *)at) {
+            munmap(map, size);
+            map = MAP_FAILED;
+        }
+    }
+    if (map == MAP_FAILED) {
+        ok(0, "no region of the image is free here for a buffer");
+        return;
+    }
+    memcpy(map, img, len);
+    st = spawn_at(map, 0, len, 7, out, sizeof(out));
+    ok(st == 0 && !strcmp(out, "rank=0000007\n"),
+       "an image whose buffer lies on its own target %#llx runs (status %#x, "
+       "'%s')", (unsigned long long)at, st, out);
+    munmap(map, size);
+}
+
 int main(void)
 {
     char *argv[] = { "/bin/sh", "-c", "echo rank=$BPROC_RANK", NULL };
@@ -211,6 +249,7 @@ int main(void)
     ok(!memcmp(buf, img, len), "the image buffer is unchanged after them");
     test_lead(img, len);
     test_lead_two_mappings(img, len);
+    test_buffer_on_target(img, len);
     ok(!strcmp(heap, "heap unchanged"), "and so is our heap");
     if (__rseq_size > 0) {
         void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
