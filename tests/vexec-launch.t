@@ -107,6 +107,19 @@ SKIP: {
        . "(AnonHugePages kB: @kb)") or diag(describe($r));
 }
 
+# The restorer moves a program's regions into place (in one move where
+# they lie back to back) and then protects each: every rank sees its
+# header, text, read-only data, data and bss mapped as a plain run of
+# the same program does.
+for my $v ('static', 'pie') {
+    my $native = run([prog("protprobe-$v")]);
+    $r = vexec(['-n', 3, prog("protprobe-$v")]);
+    ok($native->{status} == 0 && $native->{out} =~ /^header r--p text r-xp /
+       && $r->{status} == 0 && $r->{out} eq $native->{out} x 3,
+       "each rank of protprobe-$v has its program's protections "
+       . "(native: $native->{out})") or diag(describe($r));
+}
+
 # A rank's /proc/self/exe is its program (PR_SET_MM_MAP's exe_fd), not
 # the daemon it was forked from nor the restorer.
 $r = vexec(['-n', 3, '/bin/dash', '-c', 'readlink /proc/$$/exe']);

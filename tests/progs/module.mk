@@ -38,6 +38,7 @@ $(foreach v,static pie,$(eval $(call test_prog,forkexec,$(v))))
 $(foreach v,static pie,$(eval $(call test_prog,catlike,$(v))))
 $(foreach v,static pie,$(eval $(call test_prog,stack,$(v))))
 $(foreach v,static pie,$(eval $(call test_prog,signals,$(v))))
+$(foreach v,static pie,$(eval $(call test_prog,protprobe,$(v))))
 $(eval $(call test_prog,rankenv,pie))
 # The benchmark program: static, and about 4 MB of it is .data.
 $(eval $(call test_prog,big4m,static))

@@ -566,6 +566,59 @@ static void map_data(const struct image_region *r)
     }
 }
 
+/* Is r a data region whose one extent fills it, page aligned: moved
+ * whole with --view? */
+static int whole_data(const struct image_region *r)
+{
+    const struct image_extent *e = r->nextents == 1 ? extent(r, 0) : 0;
+
+    return r->kind == REGION_DATA && !(r->flags & REGION_F_STACK) && e
+           && e->region_offset == 0 && e->len == r->end - r->start
+           && !((e->image_offset | e->len) & (PAGE - 1));
+}
+
+/* With --view, regions i, i+1, ... that lie back to back both in the
+ * image and at their targets (a program's header, text, read-only data
+ * and data do) move in one mremap, then each gets its protection: each
+ * mremap is a new mapping, page-table work and a TLB flush of its own.
+ * The image's pages are read-write, so read-write regions need no
+ * mprotect.  Returns how many regions it placed: 0 for a run of fewer
+ * than two, which map_region places. */
+static uint32_t move_run(uint32_t i)
+{
+    const struct image_region *r = &R.img.regions[i];
+    const struct image_extent *first = extent(r, 0), *prev = first;
+    uint64_t len = first->len;
+    uint32_t j = i + 1;
+    char a[24];
+    long ret;
+
+    if (!R.in_view || !whole_data(r))
+        return 0;
+    for (; j < R.img.hdr->nregions && whole_data(&R.img.regions[j]); j++) {
+        const struct image_extent *e = extent(&R.img.regions[j], 0);
+
+        if (R.img.regions[j].start != R.img.regions[j - 1].end
+            || e->image_offset != prev->image_offset + prev->len)
+            break;
+        len += e->len;
+        prev = e;
+    }
+    if (j - i < 2)
+        return 0;
+    ret = sys_mremap((uint64_t)R.view + first->image_offset, len, len,
+                     MREMAP_MAYMOVE | MREMAP_FIXED, r->start);
+    for (uint32_t k = i; k < j && ret >= 0; k++)
+        if (R.img.regions[k].prot != (PROT_READ | PROT_WRITE))
+            ret = sys_mprotect(R.img.regions[k].start,
+                               R.img.regions[k].end - R.img.regions[k].start,
+                               R.img.regions[k].prot);
+    if (ret < 0)
+        failv("cannot move image data to ", hex_str(r->start, a), ": ",
+              rlib_strerror(ret), (char *)0);
+    return j - i;
+}
+
 static void map_region(const struct image_region *r)
 {
     uint64_t len = r->end - r->start;
@@ -816,8 +869,11 @@ void restorer_main(uint64_t *sp)
     }
     move_vdso_if_needed();
     drop_foreign_mappings();
-    for (uint32_t i = 0; i < R.img.hdr->nregions; i++)
-        map_region(&R.img.regions[i]);
+    for (uint32_t i = 0, n; i < R.img.hdr->nregions; i += n)
+        if (!(n = move_run(i))) {
+            map_region(&R.img.regions[i]);
+            n = 1;
+        }
     patch_environment();
     patch_auxv();
     exe_fd = open_exe();
