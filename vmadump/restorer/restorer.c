@@ -583,7 +583,9 @@ static int whole_data(const struct image_region *r)
  * mremap is a new mapping, page-table work and a TLB flush of its own.
  * The image's pages are read-write, so read-write regions need no
  * mprotect.  Returns how many regions it placed: 0 for a run of fewer
- * than two, which map_region places. */
+ * than two, or one that spans two of the buffer's mappings on a kernel
+ * before 6.17 (one mremap moves one mapping only: EFAULT, nothing moved),
+ * which map_region then places region by region. */
 static uint32_t move_run(uint32_t i)
 {
     const struct image_region *r = &R.img.regions[i];
@@ -608,6 +610,8 @@ static uint32_t move_run(uint32_t i)
         return 0;
     ret = sys_mremap((uint64_t)R.view + first->image_offset, len, len,
                      MREMAP_MAYMOVE | MREMAP_FIXED, r->start);
+    if (ret == -EFAULT)
+        return 0;
     for (uint32_t k = i; k < j && ret >= 0; k++)
         if (R.img.regions[k].prot != (PROT_READ | PROT_WRITE))
             ret = sys_mprotect(R.img.regions[k].start,
