@@ -12,11 +12,11 @@
  * restorer's entry with "--view LEN --view-at ADDR" on a stack laid out as
  * the kernel would, the image left where our buffer holds it.  Only when
  * one of the image's target regions needs that place does the child first
- * move the image to VMAD_VIEW_ADDR, where no usual program maps anything.  The restorer unmaps everything else
- * of the daemon and moves the image's pages into place (no copy).  The
- * daemon can rewrite its buffer at once for the next launch: while a rank
- * lives it keeps its own copy-on-write pages, so a mapped image never
- * changes under a live process.
+ * move the image to VMAD_VIEW_ADDR, where no usual program maps anything.
+ * The restorer unmaps everything else of the daemon and moves the image's
+ * pages into place (no copy).  The daemon can rewrite its buffer at once
+ * for the next launch: while a rank lives it keeps its own copy-on-write
+ * pages, so a mapped image never changes under a live process.
  *
  * Between fork and the jump the child makes raw system calls only — no
  * libc at all —, as the daemon may have other threads (libfabric) and
@@ -492,7 +492,8 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     argv[argc++] = (char *)"--view";
     argv[argc++] = p->view;
     if (p->in_place) {
-        snprintf(p->view_at, sizeof(p->view_at), "%zu", (size_t)(uintptr_t)p->buf);
+        snprintf(p->view_at, sizeof(p->view_at), "%zu",
+                 (size_t)(uintptr_t)p->buf);
         argv[argc++] = (char *)"--view-at";
         argv[argc++] = p->view_at;
     }
