@@ -291,19 +291,22 @@ static void __attribute__((noreturn, used)) child_run(struct child_plan *p)
     child_stdio(p);
     child_reset(p);
     child_map_restorer(p);
-    /* In two moves when there is a lead: the caller may give the part
-     * before the first 2 MiB boundary small pages (a mapping of its own),
-     * and one mremap moves one mapping only before Linux 6.17. */
-    ret = p->head && !p->in_place
-              ? SYS(SYS_mremap, p->buf, p->head, p->head,
-                    MREMAP_MAYMOVE | MREMAP_FIXED, VMAD_VIEW_ADDR, 0)
-              : 0;
-    if (ret >= 0 && p->plen > p->head && !p->in_place)
-        ret = SYS(SYS_mremap, (const char *)p->buf + p->head,
-                  p->plen - p->head, p->plen - p->head,
-                  MREMAP_MAYMOVE | MREMAP_FIXED, VMAD_VIEW_ADDR + p->head, 0);
-    if (ret < 0)
-        child_fail(p->label, "moving the image", ret);
+    /* Only when a target region lies where the image does.  In two moves
+     * when there is a lead: the caller may give the part before the
+     * first 2 MiB boundary small pages (a mapping of its own), and one
+     * mremap moves one mapping only before Linux 6.17. */
+    if (!p->in_place) {
+        ret = p->head ? SYS(SYS_mremap, p->buf, p->head, p->head,
+                            MREMAP_MAYMOVE | MREMAP_FIXED, VMAD_VIEW_ADDR, 0)
+                      : 0;
+        if (ret >= 0 && p->plen > p->head)
+            ret = SYS(SYS_mremap, (const char *)p->buf + p->head,
+                      p->plen - p->head, p->plen - p->head,
+                      MREMAP_MAYMOVE | MREMAP_FIXED, VMAD_VIEW_ADDR + p->head,
+                      0);
+        if (ret < 0)
+            child_fail(p->label, "moving the image", ret);
+    }
     __asm__ volatile("mov %0, %%rsp\n\txor %%ebp, %%ebp\n\tjmp *%1"
                      :: "r"(p->st.words), "r"(p->entry) : "memory");
     __builtin_unreachable();
@@ -423,8 +426,9 @@ size_t vmad_huge_lead(const void *buf, size_t len)
 }
 
 /* May the child leave the image where it lies, [lo, hi) of our address
- * space?  Only if none of its target regions needs that place, and the
- * restorer's own segments do not either.  Moving it to VMAD_VIEW_ADDR
+ * space?  Only if none of its target regions needs that place.  (The
+ * restorer's segments cannot lie there either way: the child maps them
+ * with MAP_FIXED_NOREPLACE before any move.)  Moving it to VMAD_VIEW_ADDR
  * instead costs the child two mremaps and the page-table pages there. */
 static int clear_of_targets(const void *buf, size_t len, uint64_t lo,
                             uint64_t hi)
@@ -435,9 +439,6 @@ static int clear_of_targets(const void *buf, size_t len, uint64_t lo,
         return 0;
     for (uint32_t i = 0; i < img.hdr->nregions; i++)
         if (img.regions[i].start < hi && lo < img.regions[i].end)
-            return 0;
-    for (int i = 0; i < rst.nseg; i++)
-        if (rst.seg[i].vaddr < hi && lo < rst.seg[i].vaddr + rst.seg[i].memsz)
             return 0;
     return 1;
 }

@@ -99,9 +99,10 @@ struct vmad_spawn_io {
     int new_pgroup;
     int lean;
     /* Bytes of the caller's memory right before buf (a page multiple),
-     * moved with the image: with buf - lead 2 MiB aligned in huge-page
-     * memory and lead from vmad_huge_lead(), the child moves whole huge
-     * pages of the image, not 512 page entries each.  The first 2 MiB
+     * given to the child with the image: with buf - lead 2 MiB aligned in
+     * huge-page memory and lead from vmad_huge_lead(), the restorer moves
+     * whole huge pages of the image into place, not 512 page entries
+     * each.  The first 2 MiB
      * from buf - lead may be a mapping of its own (small pages: it never
      * holds a whole huge page of the image, which starts with its
      * header). */

@@ -589,14 +589,16 @@ static int whole_data(const struct image_region *r)
 static uint32_t move_run(uint32_t i)
 {
     const struct image_region *r = &R.img.regions[i];
-    const struct image_extent *first = extent(r, 0), *prev = first;
-    uint64_t len = first->len;
+    const struct image_extent *first, *prev;
     uint32_t j = i + 1;
+    uint64_t len;
     char a[24];
     long ret;
 
     if (!R.in_view || !whole_data(r))
         return 0;
+    first = prev = extent(r, 0);
+    len = first->len;
     for (; j < R.img.hdr->nregions && whole_data(&R.img.regions[j]); j++) {
         const struct image_extent *e = extent(&R.img.regions[j], 0);
 
