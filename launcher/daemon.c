@@ -109,7 +109,6 @@ void job_fail_own(struct job *j, int errnum, const char *why)
     j->own_done = 1;
 }
 
-/* Send the next piece of the batch if nothing of ours is in flight. */
 /* Touch every page of a PROTO_MSG_MAX message buffer the first time it is
  * used (*full says whether it was).  Its footprint is then set by its
  * first use, not grown page by page as larger messages come: node 0,
@@ -125,6 +124,7 @@ static void touch_once(char *buf, unsigned char *full)
     *full = 1;
 }
 
+/* Send the next piece of the batch if nothing of ours is in flight. */
 static void flush_up(struct daemon *d)
 {
     struct job *j = d->job;
