@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,6 +67,7 @@ int main(int argc, char **argv)
     int (*fd)[2];
     pid_t *pid;
     volatile long *hops;
+    struct rlimit lim;
     int started = 0, ret = 0;
 
     if (argc < 3 || argc > 4 || (n = parse(argv[1], 2, 100000)) < 0
@@ -74,6 +76,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: vexec-bench-ring N PAGES [MS]  "
                 "(N >= 2, PAGES >= 0, MS >= 1)\n");
         return 2;
+    }
+    /* Two fds a process, all held here: take the hard limit. */
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
     }
     fd = calloc((size_t)n, sizeof(*fd));
     pid = calloc((size_t)n, sizeof(*pid));
