@@ -614,11 +614,9 @@ static uint32_t move_run(uint32_t i)
                      MREMAP_MAYMOVE | MREMAP_FIXED, r->start);
     if (ret == -EFAULT)
         return 0;
-    for (uint32_t k = i; k < j && ret >= 0; k++)
-        if (R.img.regions[k].prot != (PROT_READ | PROT_WRITE))
-            ret = sys_mprotect(R.img.regions[k].start,
-                               R.img.regions[k].end - R.img.regions[k].start,
-                               R.img.regions[k].prot);
+    for (const struct image_region *q = r; q < r + (j - i) && ret >= 0; q++)
+        if (q->prot != (PROT_READ | PROT_WRITE))
+            ret = sys_mprotect(q->start, q->end - q->start, q->prot);
     if (ret < 0)
         failv("cannot move image data to ", hex_str(r->start, a), ": ",
               rlib_strerror(ret), (char *)0);
