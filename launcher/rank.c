@@ -141,9 +141,10 @@ int rank_spawn(struct daemon *d, size_t len, char *err, size_t errlen)
     struct vmad_restore_opts ro = { .rank = j->rank, .verified = 1,
                                     .label = d->o->node };
     /* The rank gets its own process group, so a signal for the job
-     * reaches whatever it starts too. */
+     * reaches whatever it starts too.  A daemon killed outright can
+     * neither report its rank nor end it: the kernel ends it then. */
     struct vmad_spawn_io io = { .new_pgroup = 1, .lean = 1,
-                                .lead = d->image_lead };
+                                .lead = d->image_lead, .death_sig = SIGKILL };
     int ret;
 
     if (make_pipes(j, io.fds) < 0)

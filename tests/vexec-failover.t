@@ -3,7 +3,8 @@
 # a 64 MB image streams through it: every other node still runs its rank
 # exactly once, vexec names exactly the dead node in one line and exits
 # non-zero (0 with --keep-going), nothing hangs, and the cluster's next
-# launch works (no stale receives left on any endpoint).
+# launch works (no stale receives left on any endpoint).  And a daemon
+# killed while its rank runs takes that rank with it.
 #
 # The daemon is really killed or stopped, by this test, once it has
 # started taking the image: its VmRSS grows by the image buffer when the
@@ -31,7 +32,7 @@ use Time::HiRes qw(sleep time);
 use VexecTest qw(bin prog slurp);
 use VexecCluster qw(need_vexec cluster_up cluster_down daemon_pids
                     daemon_rss describe lines start_bg wait_bg
-                    pid_alive);
+                    pid_alive wait_until);
 
 need_vexec();
 
@@ -145,8 +146,50 @@ sub scenario {
                 '-w', nodes_but($n, $kill, $stop), '--tree', $tree);
 }
 
+# children_of($pid): the pids whose parent is $pid.
+sub children_of {
+    my ($ppid) = @_;
+    opendir my $dh, '/proc' or die "opendir /proc: $!";
+    my @kids;
+    for my $pid (grep { /^\d+$/ } readdir $dh) {
+        my ($parent) = VexecCluster::read_proc_file($pid, 'stat')
+                       =~ /\)\s+\S\s+(\d+)/;
+        push @kids, $pid if defined $parent && $parent == $ppid;
+    }
+    return @kids;
+}
+
+# A daemon killed outright while its rank runs can neither report nor end
+# that rank: the kernel ends it with its daemon (PR_SET_PDEATHSIG), so the
+# job leaves nothing running.  Without that, /bin/sleep ran on for its 300 s.
+sub kill_under_rank {
+    my ($node) = @_;
+    my %pid = daemon_pids();
+    my $d = $pid{$node} or die "no daemon $node";
+    my $vexec = start_bg([bin('vexec'), '-n', '1', '-w', $node, '/bin/sleep',
+                          '300'], out => "$tmp/out", err => "$tmp/err");
+    my $rank = wait_until(120, sub {
+        my ($c) = children_of($d);
+        return $c && VexecCluster::read_proc_file($c, 'cmdline')
+                     =~ m{^/bin/sleep\x00300\x00} ? $c : 0;
+    });
+    kill 'KILL', $d;
+    my $status = wait_bg($vexec, $LIMIT);
+    my $err = slurp("$tmp/err");
+    ok($rank && defined $status && $status >> 8 != 0
+       && $err =~ /^vexec: node \Q$node\E died/m,
+       "kill -9 of $node while its rank runs: vexec names it, exits non-zero")
+        or diag("rank " . ($rank || 'never started') . "; status "
+                . ($status // 'hung') . "; stderr: " . substr($err, 0, 400));
+    ok($rank && wait_until(30, sub { !pid_alive($rank) }),
+       "and the rank (/bin/sleep 300) ends with its daemon")
+        or diag('still running: '
+                . join('; ', VexecCluster::stray_procs()));
+}
+
 cluster_up(16);
 scenario(16, 'kary:2', 1, 2, '--chunk', '64K');
+kill_under_rank('n9');
 cluster_down();
 
 SKIP: {

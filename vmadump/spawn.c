@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -172,6 +173,8 @@ struct child_plan {
     int in_place;               /* the restorer takes the image at buf */
     int fds[3];                 /* stdin, stdout, stderr, or -1: /dev/null */
     int new_pgroup;
+    int death_sig;              /* PR_SET_PDEATHSIG, or 0 */
+    long parent;                /* the caller's pid */
     uint64_t handled;           /* bit sig-1: a disposition not SIG_DFL */
     int rst_fd;                 /* the restorer, and its segments */
     uint64_t entry;
@@ -286,6 +289,13 @@ static void __attribute__((noreturn, used)) child_run(struct child_plan *p)
 {
     long ret;
 
+    /* A caller that died before the prctl would never signal us. */
+    if (p->death_sig) {
+        SYS(SYS_prctl, PR_SET_PDEATHSIG, p->death_sig, 0, 0, 0, 0);
+        if (SYS(SYS_getppid, 0, 0, 0, 0, 0, 0) != p->parent)
+            SYS(SYS_kill, SYS(SYS_getpid, 0, 0, 0, 0, 0, 0), p->death_sig, 0,
+                0, 0, 0);
+    }
     if (p->new_pgroup)
         SYS(SYS_setpgid, 0, 0, 0, 0, 0, 0);
     child_stdio(p);
@@ -520,6 +530,8 @@ int vmad_spawn_image(void *buf, size_t len, const struct vmad_restore_opts *opts
     argv[argc] = NULL;
     memcpy(p->fds, io->fds, sizeof(p->fds));
     p->new_pgroup = io->new_pgroup;
+    p->death_sig = io->death_sig;
+    p->parent = getpid();
     p->handled = handled_signals();
     p->rst_fd = rst.fd;
     p->entry = rst.entry;

@@ -98,6 +98,12 @@ struct vmad_spawn_io {
     int fds[3];
     int new_pgroup;
     int lean;
+    /* A signal the child gets when the calling thread ends (the caller
+     * dies), set before the restorer runs (PR_SET_PDEATHSIG); if the
+     * caller is gone already, the child sends it to itself at once.
+     * 0: none.  It reaches the restored program only, not processes that
+     * program starts. */
+    int death_sig;
     /* Bytes of the caller's memory right before buf (a page multiple),
      * given to the child with the image: with buf - lead 2 MiB aligned in
      * huge-page memory and lead from vmad_huge_lead(), the restorer moves
