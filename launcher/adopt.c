@@ -31,7 +31,11 @@
  * adopter, listens for the image on the adopter's epoch, and sends every
  * exit status it knows again (the dead parent may have taken some with
  * it; ranks are counted once).  With no adopter by then (vexec or the
- * whole path above died), it kills its rank and ends the job.
+ * whole path above died), it ends the job: it kills its rank and passes a
+ * SIGKILL down, so that no rank below runs on unowned.  Nothing can adopt
+ * node 0's children (vexec gives up a dead node 0 and all below it) nor
+ * node 0 itself: a child of node 0 whose parent died, and node 0 whose
+ * gateway died, end the job so at once.
  */
 #include "common/clock.h"
 #include "common/err.h"
@@ -40,7 +44,6 @@
 #include "launcher/daemon_priv.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,21 +323,38 @@ static void check_parent(struct daemon *d)
     struct job *j = d->job;
     enum verdict v;
 
-    if (j->rank == 0)
-        return;         /* the root's own parent: vexec watches node 0 */
+    if (j->rank == 0) {
+        /* Node 0's parent is the gateway, the tree's origin, which watches
+         * node 0.  Nothing can adopt node 0: with the gateway dead, no one
+         * is left to report to or to cancel the job, so it ends. */
+        if (look_at(d, j->parent, &j->parent_stopped) == PEER_DIED) {
+            daemon_log(d, "the gateway died: ending job %#llx",
+                       (unsigned long long)j->id);
+            daemon_kill_job(d);
+        }
+        return;
+    }
     if (j->parent_lost) {
         if (mono_now() - j->parent_lost < ORPHAN_WAIT_S)
             return;
         daemon_log(d, "no adopter came within %.0f s: ending job %#llx",
                    ORPHAN_WAIT_S, (unsigned long long)j->id);
-        j->orphan = 1;
-        if (j->pid > 0 && !j->rank_exited)
-            kill(-j->pid, SIGKILL);
+        daemon_kill_job(d);
         return;
     }
     v = look_at(d, j->parent, &j->parent_stopped);
     if (v != PEER_DIED && v != PEER_STOPPED)
         return;
+    if (j->parent_rank == 0 && v == PEER_DIED) {
+        /* Only node 0 could adopt us, and vexec has given it up and the
+         * ranks below it (a stopped node 0 it waits for). */
+        daemon_log(d, "parent %s died and no one can adopt us: ending job "
+                   "%#llx", hostlist_nth(j->nodes, 0),
+                   (unsigned long long)j->id);
+        fab_drop_peer(d->f, j->parent);
+        daemon_kill_job(d);
+        return;
+    }
     daemon_log(d, "parent %s %s: waiting to be adopted",
                hostlist_nth(j->nodes, j->parent_rank),
                v == PEER_DIED ? "died" : "is stopped");

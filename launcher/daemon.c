@@ -362,6 +362,28 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
         j->pending_signal = signo;
 }
 
+/* End the job here and below it: our rank, and every rank under us
+ * through a SIGKILL we sign with the cluster key (as an adopter signs an
+ * ADOPT) and pass down.  For a job with no one left above to report to or
+ * to cancel it; it reports nothing more. */
+void daemon_kill_job(struct daemon *d)
+{
+    struct job *j = d->job;
+    char msg[SIG_MSG_MAX], err[256];
+    int len = proto_encode_signal(msg, sizeof(msg), j->id, SIGKILL, err,
+                                  sizeof(err));
+
+    j->orphan = 1;
+    if (len < 0 || (len = auth_sign(d->auth, msg, (size_t)len, sizeof(msg),
+                                    err, sizeof(err))) < 0) {
+        daemon_log(d, "ending the ranks below: %s", err);
+        if (j->pid > 0 && !j->rank_exited)
+            kill(-j->pid, SIGKILL);
+        return;
+    }
+    deliver_signal(d, msg, (size_t)len, SIGKILL);
+}
+
 /* ---- node status queries (vexec nodes; nodequery.h) ---- */
 
 /* A verified QUERY in d->down (len bytes, signed_len of them signed):

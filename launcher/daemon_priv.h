@@ -151,6 +151,10 @@ void job_fail_own(struct job *j, int errnum, const char *why);
 /* The ranks of i's subtree cannot run: FAIL and EXIT for each. */
 void job_fail_subtree(struct job *j, int i, const char *why);
 
+/* Give the job up here and end it below: our rank and, through a signed
+ * SIGKILL passed down, every rank under us. */
+void daemon_kill_job(struct daemon *d);
+
 /* Start the job of a verified, admitted LAUNCH (msg, len bytes, m its
  * decoding), with parent_rank as its parent (-2: the tree's).  Returns 0,
  * or -1 if it was refused (logged). */

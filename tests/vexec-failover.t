@@ -4,7 +4,8 @@
 # exactly once, vexec names exactly the dead node in one line and exits
 # non-zero (0 with --keep-going), nothing hangs, and the cluster's next
 # launch works (no stale receives left on any endpoint).  And a daemon
-# killed while its rank runs takes that rank with it.
+# killed while its rank runs takes that rank with it; a killed node 0 or
+# gateway, above every rank of a running job, leaves none of them running.
 #
 # The daemon is really killed or stopped, by this test, once it has
 # started taking the image: its VmRSS grows by the image buffer when the
@@ -159,37 +160,61 @@ sub children_of {
     return @kids;
 }
 
-# A daemon killed outright while its rank runs can neither report nor end
-# that rank: the kernel ends it with its daemon (PR_SET_PDEATHSIG), so the
-# job leaves nothing running.  Without that, /bin/sleep ran on for its 300 s.
-sub kill_under_rank {
-    my ($node) = @_;
+# kill_under_job($what, $victim, $expect, @nodes): run /bin/sleep 300 as
+# one rank on each of @nodes (kary:2, in that order), kill -9 the pid
+# $victim once every rank runs, and check that vexec ends non-zero with a
+# line matching $expect, and that every rank ends too: none may run on
+# with nothing left to report its exit or to kill it.
+sub kill_under_job {
+    my ($what, $victim, $expect, @nodes) = @_;
     my %pid = daemon_pids();
-    my $d = $pid{$node} or die "no daemon $node";
-    my $vexec = start_bg([bin('vexec'), '-n', '1', '-w', $node, '/bin/sleep',
-                          '300'], out => "$tmp/out", err => "$tmp/err");
-    my $rank = wait_until(120, sub {
-        my ($c) = children_of($d);
-        return $c && VexecCluster::read_proc_file($c, 'cmdline')
-                     =~ m{^/bin/sleep\x00300\x00} ? $c : 0;
+    my @daemons = map { $pid{$_} or die "no daemon $_" } @nodes;
+    my $vexec = start_bg([bin('vexec'), '-n', scalar(@nodes), '-w',
+                          join(',', @nodes), '--tree', 'kary:2',
+                          '/bin/sleep', '300'],
+                         out => "$tmp/out", err => "$tmp/err");
+    my @ranks;
+    my $all = wait_until(120, sub {
+        @ranks = grep { VexecCluster::read_proc_file($_, 'cmdline')
+                        =~ m{^/bin/sleep\x00300\x00} }
+                 map { children_of($_) } @daemons;
+        return @ranks == @nodes;
     });
-    kill 'KILL', $d;
+    kill 'KILL', $victim;
     my $status = wait_bg($vexec, $LIMIT);
     my $err = slurp("$tmp/err");
-    ok($rank && defined $status && $status >> 8 != 0
-       && $err =~ /^vexec: node \Q$node\E died/m,
-       "kill -9 of $node while its rank runs: vexec names it, exits non-zero")
-        or diag("rank " . ($rank || 'never started') . "; status "
+    ok($all && defined $status && $status >> 8 != 0 && $err =~ $expect,
+       "kill -9 of $what while " . @nodes . " ranks run: vexec says so, "
+       . "exits non-zero")
+        or diag(scalar(@ranks) . " of " . @nodes . " ranks started; status "
                 . ($status // 'hung') . "; stderr: " . substr($err, 0, 400));
-    ok($rank && wait_until(30, sub { !pid_alive($rank) }),
-       "and the rank (/bin/sleep 300) ends with its daemon")
+    ok($all && wait_until(30, sub { !grep { pid_alive($_) } @ranks }),
+       "and every rank (/bin/sleep 300) ends")
         or diag('still running: '
                 . join('; ', VexecCluster::stray_procs()));
 }
 
+# The gateway's pid, from the cluster's gateway file.
+sub gateway_pid {
+    open my $fh, '<', "$ENV{VEXEC_CLUSTER}/gateway" or die "gateway: $!";
+    my $line = <$fh> // '';
+    return $line =~ /^(\d+)/ ? $1 : die "no gateway pid in '$line'";
+}
+
 cluster_up(16);
 scenario(16, 'kary:2', 1, 2, '--chunk', '64K');
-kill_under_rank('n9');
+# n1, n2 are gone now.  The rank of a killed daemon dies with it; a dead
+# node 0's subtree (which nothing can adopt) and a dead gateway's whole
+# tree end their ranks at once.
+my %d = daemon_pids();
+kill_under_job('n9', $d{n9}, qr/^vexec: node n9 died/m, 'n9');
+my @live = map { "n$_" } 0, 3 .. 8, 10 .. 15;
+kill_under_job('node 0 (n0)', $d{n0},
+               qr/^vexec: node n0 died; the ranks below it are lost$/m,
+               @live);
+shift @live;
+kill_under_job('the gateway', gateway_pid(),
+               qr/^vexec: the cluster's gateway went away/m, @live);
 cluster_down();
 
 SKIP: {
