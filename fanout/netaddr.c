@@ -4,9 +4,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 int netaddr_is_tcp(const char *name)
 {
@@ -56,4 +59,44 @@ char *netaddr_format(const struct sockaddr_in *sa, char *buf, size_t size)
     inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof(ip));
     snprintf(buf, size, "%s:%u", ip, (unsigned)ntohs(sa->sin_port));
     return buf;
+}
+
+int netaddr_connect(const char *name)
+{
+    struct sockaddr_in sa;
+    int s;
+
+    if (netaddr_parse(name, &sa, NULL, 0) < 0)
+        return -1;
+    s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0
+        || errno == EINPROGRESS)
+        return s;
+    close(s);
+    return -1;
+}
+
+int netaddr_connect_result(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    int e = 0;
+    socklen_t len = sizeof(e);
+
+    if (poll(&p, 1, 0) == 0)
+        return EINPROGRESS;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+        return errno;
+    return e;
+}
+
+void netaddr_close_reset(int fd)
+{
+    struct linger now = { .l_onoff = 1, .l_linger = 0 };
+
+    if (fd < 0)
+        return;
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+    close(fd);
 }

@@ -32,4 +32,21 @@ int netaddr_parse(const char *name, struct sockaddr_in *sa, char *err,
  * Returns buf. */
 char *netaddr_format(const struct sockaddr_in *sa, char *buf, size_t size);
 
+/* Liveness probes: a daemon is up if its address accepts a connection.
+ * Start a non-blocking connect to name.  Returns the socket, or -1 with
+ * errno set when the connect failed at once. */
+int netaddr_connect(const char *name);
+
+/* How a probe's connect stands, without waiting: 0 (accepted),
+ * EINPROGRESS (no answer yet), or the errno it failed with
+ * (ECONNREFUSED: nothing listens there). */
+int netaddr_connect_result(int fd);
+
+/* Close a probe's socket with a reset, not a FIN: libfabric 1.17's tcp
+ * provider, once it has a connection up, keeps an accepted socket whose
+ * peer closed normally before its handshake in CLOSE-WAIT and spins on it
+ * (measured: a daemon at 90% CPU while idle); a reset makes it drop the
+ * socket.  Ignores fd < 0. */
+void netaddr_close_reset(int fd);
+
 #endif

@@ -317,6 +317,43 @@ static void check_kids(struct daemon *d)
         adopt_dead(d, silent, PROTO_DEAD_SILENT, "stopped answering");
 }
 
+/* Has node 0's parent, the gateway, died?  Returns how, or NULL.  On this
+ * host its doorbell and process tell.  The one-shot gateway of `vexec
+ * --hosts` is on another host: it is probed as vexec probes node 0, by a
+ * connect to its address, one a second (each read at the next look).
+ * Refused means nothing listens there any more; no probe accepted for
+ * SILENT_S means it stopped answering. */
+static const char *gateway_lost(struct daemon *d)
+{
+    struct job *j = d->job;
+    const char *name = fab_peer_name(d->f, j->parent);
+    int e;
+
+    if (!netaddr_is_tcp(name))
+        return look_at(d, j->parent, &j->parent_stopped) == PEER_DIED
+               ? "died" : NULL;
+    if (j->gw_heard == 0)
+        j->gw_heard = mono_now();
+    if (j->gw_probe < 0) {
+        if ((j->gw_probe = netaddr_connect(name)) < 0 && errno == ECONNREFUSED)
+            return "died";
+    } else if ((e = netaddr_connect_result(j->gw_probe)) != EINPROGRESS) {
+        netaddr_close_reset(j->gw_probe);
+        j->gw_probe = -1;
+        if (e == ECONNREFUSED)
+            return "died";
+        if (e == 0)
+            j->gw_heard = mono_now();
+    }
+    return mono_now() - j->gw_heard > SILENT_S ? "stopped answering" : NULL;
+}
+
+void adopt_end(struct job *j)
+{
+    netaddr_close_reset(j->gw_probe);
+    j->gw_probe = -1;
+}
+
 /* Stop reporting to a parent that died or stopped; wait for an adopter. */
 static void check_parent(struct daemon *d)
 {
@@ -326,9 +363,12 @@ static void check_parent(struct daemon *d)
     if (j->rank == 0) {
         /* Node 0's parent is the gateway, the tree's origin, which watches
          * node 0.  Nothing can adopt node 0: with the gateway dead, no one
-         * is left to report to or to cancel the job, so it ends. */
-        if (look_at(d, j->parent, &j->parent_stopped) == PEER_DIED) {
-            daemon_log(d, "the gateway died: ending job %#llx",
+         * is left to report to or to cancel the job, so it ends (unless
+         * it has reported all it had: a one-shot gateway may leave then). */
+        const char *how = job_reported(j) ? NULL : gateway_lost(d);
+
+        if (how) {
+            daemon_log(d, "the gateway %s: ending job %#llx", how,
                        (unsigned long long)j->id);
             daemon_kill_job(d);
         }

@@ -192,6 +192,7 @@ static void job_free(struct job *j)
         close(j->errs.fd);
     if (j->in_fd >= 0)
         close(j->in_fd);
+    adopt_end(j);
     bcast_destroy(j->bc);
     topo_destroy(j->t);
     hostlist_destroy(j->nodes);
@@ -225,7 +226,7 @@ static struct job *job_create(struct daemon *d, const struct proto_down *m,
     j->image_len = l->image_len;
     j->image_sum = l->image_sum;
     j->launch_len = len;
-    j->in_fd = j->out.fd = j->errs.fd = -1;
+    j->in_fd = j->out.fd = j->errs.fd = j->gw_probe = -1;
     memcpy(j->launch, msg, len);
     if (!(j->nodes = hostlist_create(l->nodes, err, errlen))
         || !(j->t = topo_create(l->tree, j->n, err, errlen)))
@@ -279,6 +280,44 @@ static void send_accepted(struct daemon *d)
         daemon_log(d, "telling the root the launch is accepted: %s", err);
 }
 
+/* How long a LAUNCH may wait for the job before it to end: below vexec's
+ * 10 s wait for node 0's answer, above the ~1.5 s node 0 takes to see a
+ * one-shot gateway gone (adopt.c). */
+#define HOLD_S 5.0
+
+/* Is the job ending anyway: given up, cancelled, or every rank of its
+ * subtree exited?  A LAUNCH that comes then is held, not refused: a
+ * vexec killed (kill -9) and started again at once finds node 0 still
+ * waiting to see its old gateway gone, with reports it cannot send. */
+static int job_ending(const struct job *j)
+{
+    return j->orphan || j->killed || (j->own_done && j->exits >= j->subtree);
+}
+
+/* Start the held LAUNCH once the job before it has ended; refuse it when
+ * that takes longer than HOLD_S.  Its credential was admitted when it
+ * came. */
+static void start_held(struct daemon *d)
+{
+    struct proto_down m;
+    char err[256];
+    int body;
+
+    if (!d->held || (d->job && mono_now() < d->held_until))
+        return;
+    body = auth_payload_len(d->held, d->held_len, err, sizeof(err));
+    if (d->job)
+        daemon_log(d, "refusing a held launch: job %#llx is still running",
+                   (unsigned long long)d->job->id);
+    else if (body < 0 || proto_decode_down(d->held, (size_t)body, &m, err,
+                                           sizeof(err)) < 0)
+        daemon_log(d, "refusing a held launch: %s", err);
+    else
+        daemon_start_job(d, &m, d->held, d->held_len, -2);
+    free(d->held);
+    d->held = NULL;
+}
+
 int daemon_start_job(struct daemon *d, const struct proto_down *m,
                      const void *msg, size_t len, int parent_rank)
 {
@@ -287,6 +326,16 @@ int daemon_start_job(struct daemon *d, const struct proto_down *m,
 
     if (d->job && job_reported(d->job))
         retire_job(d);
+    if (d->job && parent_rank == -2 && !d->held && job_ending(d->job)
+        && (d->held = malloc(len))) {
+        memcpy(d->held, msg, len);
+        d->held_len = len;
+        d->held_until = mono_now() + HOLD_S;
+        daemon_log(d, "holding job %#llx until job %#llx has ended",
+                   (unsigned long long)m->job,
+                   (unsigned long long)d->job->id);
+        return 0;
+    }
     if (d->job) {
         daemon_log(d, "refusing job %#llx: job %#llx is running",
                    (unsigned long long)m->job,
@@ -349,6 +398,8 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
     struct job *j = d->job;
     char *slot = j->sig[j->next_sig++ % SIG_SLOTS];
 
+    if (signo == SIGKILL)
+        j->killed = 1;
     memcpy(slot, msg, len);
     for (int k = 0; k < j->nkid; k++)
         if (j->kid[k].state == KID_LIVE
@@ -625,6 +676,7 @@ static void retire_job(struct daemon *d)
 
     bcast_destroy(j->bc);
     j->bc = NULL;
+    adopt_end(j);
     /* The neighbours' /proc files: an idle daemon holds no more fds than
      * it did before the job. */
     fab_forget_states(d->f);
@@ -712,6 +764,7 @@ static void serve(struct daemon *d)
             rank_report_exit(d->job);
         flush_up(d);
         maybe_end_job(d);
+        start_held(d);
         serve_query(d);
         fab_flush_rings(d->f);
         n = epoll_pwait2(d->ep, ev, 16, daemon_wait_time(d, moved, &ts),
@@ -778,6 +831,7 @@ static void teardown(struct daemon *d)
     fab_destroy(d->f);
     auth_destroy(d->auth);
     free(d->up);
+    free(d->held);
     if (d->ep >= 0)
         close(d->ep);
     if (d->sigfd >= 0)

@@ -88,6 +88,7 @@ struct job {
     pid_t pid;                  /* our rank, 0 before it starts */
     int rank_exited, rank_status;
     int pending_signal;         /* arrived before the rank started */
+    int killed;                 /* a SIGKILL came for the job */
     struct stream out, errs;
     int in_fd;                  /* rank 0's stdin, -1 otherwise */
     struct proto_batch in;      /* stdin bytes not yet written */
@@ -102,6 +103,8 @@ struct job {
     int next_sig;
     double next_check;          /* adopt_tick's next look at neighbours */
     double next_alive;          /* when to tell a tcp parent we live */
+    int gw_probe;               /* node 0 over tcp: probe of the gateway */
+    double gw_heard;            /* when the gateway last accepted one */
     struct nodestat_last *last; /* the daemon's record of its launches */
 };
 
@@ -127,6 +130,9 @@ struct daemon {
     struct nodeq *query;                /* a QUERY being answered */
     struct nodeq *query_old;            /* the last, its sends in flight */
     struct nodestat_last last;          /* our last launch, for queries */
+    char *held;                         /* a LAUNCH waiting for job to end */
+    size_t held_len;
+    double held_until;                  /* then it is refused */
 };
 
 /* ---- daemon.c ---- */
@@ -215,6 +221,9 @@ void image_broadcast_failed(struct daemon *d, const char *why);
 int image_broadcasting(const struct daemon *d);
 
 /* ---- adopt.c ---- */
+
+/* The job ends here: let go of what watching its neighbours holds. */
+void adopt_end(struct job *j);
 
 /* Add a live child (rank, fab peer) to the job.  Returns 0 or -1. */
 int adopt_add_kid(struct job *j, int rank, int peer);

@@ -204,51 +204,10 @@ int hosts_check_unique(const struct hosts *h, char *err, size_t errlen)
     return ret;
 }
 
-/* Start a non-blocking connect to endpoint.  Returns the socket, or -1
- * with errno set when the connect failed at once. */
-static int start_connect(const char *endpoint)
-{
-    struct sockaddr_in sa;
-    int s;
-
-    if (netaddr_parse(endpoint, &sa, NULL, 0) < 0)
-        return -1;
-    s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -1;
-    if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0
-        || errno == EINPROGRESS)
-        return s;
-    close(s);
-    return -1;
-}
-
-/* Close a probe's connection with a reset, not a FIN: libfabric 1.17's
- * tcp provider, once it has a connection up, keeps an accepted socket
- * whose peer closed normally before its handshake in CLOSE-WAIT and
- * spins on it (measured: a daemon at 90% CPU while idle); a reset makes
- * it drop the socket. */
-static void close_with_reset(int fd)
-{
-    struct linger now = { .l_onoff = 1, .l_linger = 0 };
-
-    if (fd < 0)
-        return;
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
-    close(fd);
-}
-
 /* The outcome of a finished or timed-out connect: 0 or an errno. */
 static int connect_result(const struct pollfd *p)
 {
-    int e = 0;
-    socklen_t len = sizeof(e);
-
-    if (!p->revents)
-        return ETIMEDOUT;
-    if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
-        return errno;
-    return e;
+    return p->revents ? netaddr_connect_result(p->fd) : ETIMEDOUT;
 }
 
 /* Probe daemons [from, from+count) at once.  Returns -1 when all
@@ -261,7 +220,7 @@ static int probe_batch(const struct hosts *h, int from, int count,
     int bad = -1;
 
     for (int i = 0; i < count; i++) {
-        p[i] = (struct pollfd){ .fd = start_connect(h->endpoint[from + i]),
+        p[i] = (struct pollfd){ .fd = netaddr_connect(h->endpoint[from + i]),
                                 .events = POLLOUT };
         if (p[i].fd < 0 && bad < 0) {
             bad = from + i;
@@ -278,7 +237,7 @@ static int probe_batch(const struct hosts *h, int from, int count,
             bad = from + i;
     }
     for (int i = 0; i < count; i++)
-        close_with_reset(p[i].fd);
+        netaddr_close_reset(p[i].fd);
     return bad;
 }
 

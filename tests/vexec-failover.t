@@ -33,7 +33,7 @@ use Time::HiRes qw(sleep time);
 use VexecTest qw(bin prog slurp);
 use VexecCluster qw(need_vexec cluster_up cluster_down daemon_pids
                     daemon_rss describe lines start_bg wait_bg
-                    pid_alive wait_until);
+                    pid_alive wait_until ranks_running);
 
 need_vexec();
 
@@ -147,19 +147,6 @@ sub scenario {
                 '-w', nodes_but($n, $kill, $stop), '--tree', $tree);
 }
 
-# children_of($pid): the pids whose parent is $pid.
-sub children_of {
-    my ($ppid) = @_;
-    opendir my $dh, '/proc' or die "opendir /proc: $!";
-    my @kids;
-    for my $pid (grep { /^\d+$/ } readdir $dh) {
-        my ($parent) = VexecCluster::read_proc_file($pid, 'stat')
-                       =~ /\)\s+\S\s+(\d+)/;
-        push @kids, $pid if defined $parent && $parent == $ppid;
-    }
-    return @kids;
-}
-
 # kill_under_job($what, $victim, $expect, @nodes): run /bin/sleep 300 as
 # one rank on each of @nodes (kary:2, in that order), kill -9 the pid
 # $victim once every rank runs, and check that vexec ends non-zero with a
@@ -175,9 +162,7 @@ sub kill_under_job {
                          out => "$tmp/out", err => "$tmp/err");
     my @ranks;
     my $all = wait_until(120, sub {
-        @ranks = grep { VexecCluster::read_proc_file($_, 'cmdline')
-                        =~ m{^/bin/sleep\x00300\x00} }
-                 map { children_of($_) } @daemons;
+        @ranks = ranks_running(['/bin/sleep', '300'], @daemons);
         return @ranks == @nodes;
     });
     kill 'KILL', $victim;

@@ -7,7 +7,8 @@
 # between their addresses; -f HOSTFILE (with comments) and --hosts in
 # hostlist syntax both work; a bad list or a host without a daemon is one
 # line and a non-zero exit with nothing left running; idle daemons stay
-# idle; teardown leaves no namespace, link or process.
+# idle; a killed one-shot gateway or daemon is noticed and leaves no rank
+# running; teardown leaves no namespace, link or process.
 #
 # Skipped unless root and `ip netns add` works.
 use strict;
@@ -18,7 +19,8 @@ use File::Temp qw(tempdir);
 use Test::More;
 use VexecTest qw(prog bin one_line_error);
 use VexecCluster qw(need_vexec cluster_up vexec describe lines pid_alive
-                    daemon_cpu_ticks);
+                    daemon_cpu_ticks ranks_running start_bg wait_bg
+                    wait_until);
 
 my $HOSTS = 4;
 my $DAEMONS = 2;
@@ -141,7 +143,7 @@ for my $h (2 .. $HOSTS) {
 
 # Errors: one line, non-zero, nothing started.
 sub gateways_left {
-    return grep { pid_alive($_) && VexecTest::slurp("/proc/$_/cmdline") =~ /^vexec-gateway\0--address\0\Q$subnet\E\./ }
+    return grep { pid_alive($_) && VexecTest::slurp("/proc/$_/cmdline") =~ /^vexec-gateway\x00--address\x00\Q$subnet\E\./ }
            map { m{^/proc/(\d+)$} ? $1 : () } glob('/proc/[0-9]*');
 }
 for my $case (['--hosts', 'x[1-'], ['--hosts', "$subnet.2:300"],
@@ -179,6 +181,50 @@ select(undef, undef, undef, 2);
 my $ticks = daemon_cpu_ticks(values %daemon_pid) - $t0;
 ok($ticks <= 20, "the 8 idle daemons used $ticks ticks of CPU in 2 s");
 
+# kill_under_job($what, $victim, $expect): run /bin/sleep 300 on the 8
+# daemons, kill -9 what $victim returns (given vexec's pid) once every
+# rank runs; vexec must end non-zero with stderr matching $expect (or be
+# the one killed), every rank must end, and a launch right after must
+# run: node 0 holds it until its old job has ended.
+sub kill_under_job {
+    my ($what, $victim, $expect) = @_;
+    my ($out, $err) = map { "$state/../victim.$_" } qw(out err);
+    my $bg = start_bg([bin('vexec'), @via_list, '--tree', 'kary:2',
+                       '/bin/sleep', '300'], out => $out, err => $err);
+    my @ranks;
+    my $all = wait_until(120, sub {
+        @ranks = ranks_running(['/bin/sleep', '300'], values %daemon_pid);
+        return @ranks == $N;
+    });
+    my @pids = $victim->($bg);
+    kill 'KILL', @pids;
+    my $status = wait_bg($bg, 180);
+    my $text = VexecTest::slurp($err);
+    ok($all && @pids == 1 && defined $status && $status != 0
+       && $text =~ $expect,
+       "kill -9 of $what while $N ranks run: vexec ends, non-zero")
+        or diag(scalar(@ranks) . " ranks, killed @pids, status "
+                . ($status // 'hung') . ": $text");
+    ok($all && wait_until(40, sub { !grep { pid_alive($_) } @ranks }),
+       'and every rank (/bin/sleep 300) ends')
+        or diag('still running: ' . join(' ', grep { pid_alive($_) } @ranks));
+    my $r = vexec([@via_list, '/bin/dash', '-c', 'echo $BPROC_RANK']);
+    is_deeply([sort(lines($r->{out}))],
+              [map { sprintf('%07d', $_) } 0 .. $N - 1],
+              'and a launch right after runs every rank')
+        or diag(describe($r));
+}
+
+# The one-shot gateway killed: node 0, whose probes of the gateway's
+# address are refused from then on, ends the job.  vexec killed: its
+# gateway sends the cancel vexec signed at the start, and node 0 holds the
+# next launch until it sees that gateway gone (its last reports have no
+# one to go to).  Whether node 0 has ended the job before the next launch
+# comes is a race (1 in 3 lost it without the hold), so five rounds.
+kill_under_job('the one-shot gateway', sub { gateways_left() },
+               qr/^vexec: the gateway went away/m);
+kill_under_job("vexec (round $_ of 5)", sub { $_[0] }, qr/^$/) for 1 .. 5;
+
 # A daemon that dies while the ranks run, after the broadcast: no send to
 # it is pending, so its parent notices that it hears no ALIVE from it for
 # 30 s, reports it, and adopts its children, whose ranks' exits still
@@ -186,13 +232,13 @@ ok($ticks <= 20, "the 8 idle daemons used $ticks ticks of CPU in 2 s");
 # ranks 3 (host 2) and 4 (host 3).  Last: the cluster has 7 daemons after.
 my $dead = "$addr[0]:7401";
 my ($kout, $kerr) = map { "$state/../kill.$_" } qw(out err);
-my $bg = VexecCluster::start_bg([bin('vexec'), @via_list, '--tree', 'kary:2',
+my $bg = start_bg([bin('vexec'), @via_list, '--tree', 'kary:2',
                                  '/bin/dash', '-c',
                                  'sleep 5; echo "$BPROC_RANK done"'],
                                 out => $kout, err => $kerr);
 select(undef, undef, undef, 2.5);
 kill 'KILL', $daemon_pid{$dead};
-my $kstatus = VexecCluster::wait_bg($bg, 180);
+my $kstatus = wait_bg($bg, 180);
 my @done = sort(lines(VexecTest::slurp($kout)));
 my @kerr = lines(VexecTest::slurp($kerr));
 is_deeply(\@done, [map { sprintf('%07d done', $_) } 0, 2 .. $N - 1],

@@ -22,7 +22,8 @@ our @EXPORT_OK = qw(need_vexec new_cluster_dir cluster cluster_up
                     cluster_down vexec daemon_pids cluster_name pid_alive
                     shm_files stray_procs wait_until describe lines
                     start_bg wait_bg daemon_fds daemon_rss daemon_cpu_ticks
-                    guard_cluster expand_hostlist cluster_procs);
+                    guard_cluster expand_hostlist cluster_procs
+                    children_of ranks_running);
 
 # The binaries and test programs these tests need.
 sub need_vexec {
@@ -137,6 +138,27 @@ sub cluster_name {
     my $name = <$fh> // return undef;
     chomp $name;
     return length $name ? $name : undef;
+}
+
+# children_of(PID): the pids whose parent is PID.
+sub children_of {
+    my ($ppid) = @_;
+    opendir my $dh, '/proc' or die "opendir /proc: $!";
+    my @kids;
+    for my $pid (grep { /^\d+$/ } readdir $dh) {
+        my ($parent) = read_proc_file($pid, 'stat') =~ /\)\s+\S\s+(\d+)/;
+        push @kids, $pid if defined $parent && $parent == $ppid;
+    }
+    return @kids;
+}
+
+# ranks_running(\@cmd, @daemons): the children of the daemons' pids whose
+# command line is @cmd (the ranks of a launch of @cmd).
+sub ranks_running {
+    my ($cmd, @daemons) = @_;
+    my $line = join("\0", @$cmd) . "\0";
+    return grep { read_proc_file($_, 'cmdline') eq $line }
+           map { children_of($_) } @daemons;
 }
 
 # Is PID a live process (a zombie is not)?
