@@ -321,8 +321,14 @@ static void check_kids(struct daemon *d)
  * host its doorbell and process tell.  The one-shot gateway of `vexec
  * --hosts` is on another host: it is probed as vexec probes node 0, by a
  * connect to its address, one a second (each read at the next look).
- * Refused means nothing listens there any more; no probe accepted for
- * SILENT_S means it stopped answering. */
+ * Once a probe has been accepted, refused means nothing listens there any
+ * more, and no probe accepted for SILENT_S means it stopped answering.
+ * Until then nothing is judged: node 0 may be unable to reach the
+ * gateway's host at all (a firewall that rejects or drops the probes)
+ * while libfabric's connection, which the gateway opened, works.  But a
+ * refused probe counts at once while a new LAUNCH waits for this job to
+ * end (daemon.c): the job is ending anyway, and a vexec killed in the
+ * job's first second must not leave node 0 in it for good. */
 static const char *gateway_lost(struct daemon *d)
 {
     struct job *j = d->job;
@@ -332,19 +338,20 @@ static const char *gateway_lost(struct daemon *d)
     if (!netaddr_is_tcp(name))
         return look_at(d, j->parent, &j->parent_stopped) == PEER_DIED
                ? "died" : NULL;
-    if (j->gw_heard == 0)
-        j->gw_heard = mono_now();
     if (j->gw_probe < 0) {
-        if ((j->gw_probe = netaddr_connect(name)) < 0 && errno == ECONNREFUSED)
-            return "died";
+        if ((j->gw_probe = netaddr_connect(name)) >= 0)
+            return NULL;            /* read at the next look */
+        e = errno;
     } else if ((e = netaddr_connect_result(j->gw_probe)) != EINPROGRESS) {
         netaddr_close_reset(j->gw_probe);
         j->gw_probe = -1;
-        if (e == ECONNREFUSED)
-            return "died";
-        if (e == 0)
-            j->gw_heard = mono_now();
     }
+    if (e == 0)
+        j->gw_heard = mono_now();
+    if (e == ECONNREFUSED && (j->gw_heard || d->held))
+        return "died";
+    if (!j->gw_heard)
+        return NULL;
     return mono_now() - j->gw_heard > SILENT_S ? "stopped answering" : NULL;
 }
 

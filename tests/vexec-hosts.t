@@ -181,13 +181,14 @@ select(undef, undef, undef, 2);
 my $ticks = daemon_cpu_ticks(values %daemon_pid) - $t0;
 ok($ticks <= 20, "the 8 idle daemons used $ticks ticks of CPU in 2 s");
 
-# kill_under_job($what, $victim, $expect): run /bin/sleep 300 on the 8
-# daemons, kill -9 what $victim returns (given vexec's pid) once every
-# rank runs; vexec must end non-zero with stderr matching $expect (or be
-# the one killed), every rank must end, and a launch right after must
-# run: node 0 holds it until its old job has ended.
+# kill_under_job($what, $victim, $expect, $settle): run /bin/sleep 300 on
+# the 8 daemons, kill -9 what $victim returns (given vexec's pid) $settle
+# seconds after every rank runs; vexec must end non-zero with stderr
+# matching $expect (or be the one killed), every rank must end, and a
+# launch right after must run: node 0 holds it until its old job has
+# ended.
 sub kill_under_job {
-    my ($what, $victim, $expect) = @_;
+    my ($what, $victim, $expect, $settle) = @_;
     my ($out, $err) = map { "$state/../victim.$_" } qw(out err);
     my $bg = start_bg([bin('vexec'), @via_list, '--tree', 'kary:2',
                        '/bin/sleep', '300'], out => $out, err => $err);
@@ -196,6 +197,7 @@ sub kill_under_job {
         @ranks = ranks_running(['/bin/sleep', '300'], values %daemon_pid);
         return @ranks == $N;
     });
+    select(undef, undef, undef, $settle) if $settle;
     my @pids = $victim->($bg);
     kill 'KILL', @pids;
     my $status = wait_bg($bg, 180);
@@ -216,13 +218,14 @@ sub kill_under_job {
 }
 
 # The one-shot gateway killed: node 0, whose probes of the gateway's
-# address are refused from then on, ends the job.  vexec killed: its
+# address are refused from then on, ends the job.  It judges them once
+# one was accepted, about a second into the job: the kill comes 2 s in.  vexec killed: its
 # gateway sends the cancel vexec signed at the start, and node 0 holds the
 # next launch until it sees that gateway gone (its last reports have no
 # one to go to).  Whether node 0 has ended the job before the next launch
 # comes is a race (1 in 3 lost it without the hold), so five rounds.
 kill_under_job('the one-shot gateway', sub { gateways_left() },
-               qr/^vexec: the gateway went away/m);
+               qr/^vexec: the gateway went away/m, 2);
 kill_under_job("vexec (round $_ of 5)", sub { $_[0] }, qr/^$/) for 1 .. 5;
 
 # A daemon that dies while the ranks run, after the broadcast: no send to
