@@ -305,12 +305,13 @@ static void start_held(struct daemon *d)
 
     if (!d->held || (d->job && mono_now() < d->held_until))
         return;
-    body = auth_payload_len(d->held, d->held_len, err, sizeof(err));
     if (d->job)
         daemon_log(d, "refusing a held launch: job %#llx is still running",
                    (unsigned long long)d->job->id);
-    else if (body < 0 || proto_decode_down(d->held, (size_t)body, &m, err,
-                                           sizeof(err)) < 0)
+    else if ((body = auth_payload_len(d->held, d->held_len, err,
+                                      sizeof(err))) < 0
+             || proto_decode_down(d->held, (size_t)body, &m, err,
+                                  sizeof(err)) < 0)
         daemon_log(d, "refusing a held launch: %s", err);
     else
         daemon_start_job(d, &m, d->held, d->held_len, -2);

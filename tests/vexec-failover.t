@@ -33,7 +33,7 @@ use Time::HiRes qw(sleep time);
 use VexecTest qw(bin prog slurp);
 use VexecCluster qw(need_vexec cluster_up cluster_down daemon_pids
                     daemon_rss describe lines start_bg wait_bg
-                    pid_alive wait_until ranks_running);
+                    pid_alive wait_until kill_under_ranks gateway_pid);
 
 need_vexec();
 
@@ -155,35 +155,23 @@ sub scenario {
 sub kill_under_job {
     my ($what, $victim, $expect, @nodes) = @_;
     my %pid = daemon_pids();
-    my @daemons = map { $pid{$_} or die "no daemon $_" } @nodes;
-    my $vexec = start_bg([bin('vexec'), '-n', scalar(@nodes), '-w',
-                          join(',', @nodes), '--tree', 'kary:2',
-                          '/bin/sleep', '300'],
-                         out => "$tmp/out", err => "$tmp/err");
-    my @ranks;
-    my $all = wait_until(120, sub {
-        @ranks = ranks_running(['/bin/sleep', '300'], @daemons);
-        return @ranks == @nodes;
-    });
-    kill 'KILL', $victim;
-    my $status = wait_bg($vexec, $LIMIT);
-    my $err = slurp("$tmp/err");
-    ok($all && defined $status && $status >> 8 != 0 && $err =~ $expect,
+    my $r = kill_under_ranks(
+        cmd => [bin('vexec'), '-n', scalar(@nodes), '-w', join(',', @nodes),
+                '--tree', 'kary:2', '/bin/sleep', '300'],
+        out => "$tmp/out", err => "$tmp/err",
+        rank_cmd => ['/bin/sleep', '300'], ranks => scalar(@nodes),
+        daemons => [map { $pid{$_} or die "no daemon $_" } @nodes],
+        victim => sub { $victim }, limit => $LIMIT);
+    my ($status, $err, @ranks) = ($r->{status}, $r->{err}, @{ $r->{ranks} });
+    ok($r->{all} && defined $status && $status >> 8 != 0 && $err =~ $expect,
        "kill -9 of $what while " . @nodes . " ranks run: vexec says so, "
        . "exits non-zero")
         or diag(scalar(@ranks) . " of " . @nodes . " ranks started; status "
                 . ($status // 'hung') . "; stderr: " . substr($err, 0, 400));
-    ok($all && wait_until(30, sub { !grep { pid_alive($_) } @ranks }),
+    ok($r->{all} && wait_until(30, sub { !grep { pid_alive($_) } @ranks }),
        "and every rank (/bin/sleep 300) ends")
         or diag('still running: '
                 . join('; ', VexecCluster::stray_procs()));
-}
-
-# The gateway's pid, from the cluster's gateway file.
-sub gateway_pid {
-    open my $fh, '<', "$ENV{VEXEC_CLUSTER}/gateway" or die "gateway: $!";
-    my $line = <$fh> // '';
-    return $line =~ /^(\d+)/ ? $1 : die "no gateway pid in '$line'";
 }
 
 cluster_up(16);

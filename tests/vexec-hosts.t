@@ -19,7 +19,7 @@ use File::Temp qw(tempdir);
 use Test::More;
 use VexecTest qw(prog bin one_line_error);
 use VexecCluster qw(need_vexec cluster_up vexec describe lines pid_alive
-                    daemon_cpu_ticks ranks_running start_bg wait_bg
+                    daemon_cpu_ticks kill_under_ranks start_bg wait_bg
                     wait_until);
 
 my $HOSTS = 4;
@@ -189,19 +189,16 @@ ok($ticks <= 20, "the 8 idle daemons used $ticks ticks of CPU in 2 s");
 # ended.
 sub kill_under_job {
     my ($what, $victim, $expect, $settle) = @_;
-    my ($out, $err) = map { "$state/../victim.$_" } qw(out err);
-    my $bg = start_bg([bin('vexec'), @via_list, '--tree', 'kary:2',
-                       '/bin/sleep', '300'], out => $out, err => $err);
-    my @ranks;
-    my $all = wait_until(120, sub {
-        @ranks = ranks_running(['/bin/sleep', '300'], values %daemon_pid);
-        return @ranks == $N;
-    });
-    select(undef, undef, undef, $settle) if $settle;
-    my @pids = $victim->($bg);
-    kill 'KILL', @pids;
-    my $status = wait_bg($bg, 180);
-    my $text = VexecTest::slurp($err);
+    my $r = kill_under_ranks(
+        cmd => [bin('vexec'), @via_list, '--tree', 'kary:2', '/bin/sleep',
+                '300'],
+        out => "$state/../victim.out", err => "$state/../victim.err",
+        rank_cmd => ['/bin/sleep', '300'], ranks => $N,
+        daemons => [values %daemon_pid], settle => $settle,
+        victim => $victim, limit => 180);
+    my ($all, $status, $text) = @$r{qw(all status err)};
+    my @ranks = @{ $r->{ranks} };
+    my @pids = @{ $r->{killed} };
     ok($all && @pids == 1 && defined $status && $status != 0
        && $text =~ $expect,
        "kill -9 of $what while $N ranks run: vexec ends, non-zero")
@@ -210,11 +207,11 @@ sub kill_under_job {
     ok($all && wait_until(40, sub { !grep { pid_alive($_) } @ranks }),
        'and every rank (/bin/sleep 300) ends')
         or diag('still running: ' . join(' ', grep { pid_alive($_) } @ranks));
-    my $r = vexec([@via_list, '/bin/dash', '-c', 'echo $BPROC_RANK']);
-    is_deeply([sort(lines($r->{out}))],
+    my $next = vexec([@via_list, '/bin/dash', '-c', 'echo $BPROC_RANK']);
+    is_deeply([sort(lines($next->{out}))],
               [map { sprintf('%07d', $_) } 0 .. $N - 1],
               'and a launch right after runs every rank')
-        or diag(describe($r));
+        or diag(describe($next));
 }
 
 # The one-shot gateway killed: node 0, whose probes of the gateway's

@@ -23,7 +23,8 @@ our @EXPORT_OK = qw(need_vexec new_cluster_dir cluster cluster_up
                     shm_files stray_procs wait_until describe lines
                     start_bg wait_bg daemon_fds daemon_rss daemon_cpu_ticks
                     guard_cluster expand_hostlist cluster_procs
-                    children_of ranks_running);
+                    children_of ranks_running gateway_pid
+                    kill_under_ranks);
 
 # The binaries and test programs these tests need.
 sub need_vexec {
@@ -122,12 +123,17 @@ sub cluster_procs {
     my ($dir) = @_;
     $dir //= $ENV{VEXEC_CLUSTER};
     my %pids = daemon_pids($dir);
-    my @pids = values %pids;
-    if (open my $gw, '<', "$dir/gateway") {
-        my $pid = <$gw> // '';
-        push @pids, $1 if $pid =~ /^(\d+)/;
-    }
-    return @pids;
+    my $gw = gateway_pid($dir);
+    return (values %pids, defined $gw ? $gw : ());
+}
+
+# gateway_pid(DIR): the pid DIR/gateway names, or undef.
+sub gateway_pid {
+    my ($dir) = @_;
+    $dir //= $ENV{VEXEC_CLUSTER};
+    open my $gw, '<', "$dir/gateway" or return undef;
+    my $line = <$gw> // '';
+    return $line =~ /^(\d+)/ ? $1 : undef;
 }
 
 # cluster_name(DIR): the endpoint prefix from DIR/name, or undef.
@@ -159,6 +165,28 @@ sub ranks_running {
     my $line = join("\0", @$cmd) . "\0";
     return grep { read_proc_file($_, 'cmdline') eq $line }
            map { children_of($_) } @daemons;
+}
+
+# kill_under_ranks(%opt): start cmd => [vexec ...] (output to out, err),
+# wait until ranks => N ranks of rank_cmd => [...] run under daemons =>
+# [pids], wait settle seconds more, kill -9 the pids victim => sub (given
+# vexec's pid) returns, and wait up to limit seconds for vexec.  Returns
+# { all => every rank ran, ranks => [pids], killed => [pids], status =>
+# vexec's wait status or undef (hung), err => its stderr }.
+sub kill_under_ranks {
+    my (%o) = @_;
+    my $bg = start_bg($o{cmd}, out => $o{out}, err => $o{err});
+    my @ranks;
+    my $all = wait_until(120, sub {
+        @ranks = ranks_running($o{rank_cmd}, @{ $o{daemons} });
+        return @ranks == $o{ranks};
+    });
+    select(undef, undef, undef, $o{settle}) if $o{settle};
+    my @killed = $o{victim}->($bg);
+    kill 'KILL', @killed;
+    my $status = wait_bg($bg, $o{limit});
+    return { all => $all, ranks => \@ranks, killed => \@killed,
+             status => $status, err => VexecTest::slurp($o{err}) };
 }
 
 # Is PID a live process (a zombie is not)?
