@@ -28,6 +28,7 @@
  * repaired around them while the job runs.
  */
 #include "common/clock.h"
+#include "common/evwait.h"
 #include "common/err.h"
 #include "launcher/daemon_priv.h"
 #include "vmadump/vmadump.h"
@@ -768,8 +769,7 @@ static void serve(struct daemon *d)
         start_held(d);
         serve_query(d);
         fab_flush_rings(d->f);
-        n = epoll_pwait2(d->ep, ev, 16, daemon_wait_time(d, moved, &ts),
-                         NULL);
+        n = evwait(d->ep, ev, 16, daemon_wait_time(d, moved, &ts));
         for (int i = 0; i < n; i++)
             on_ready_fd(d, ev[i].data.fd, ev[i].events);
     }

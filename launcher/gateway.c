@@ -15,6 +15,7 @@
  * the tree's engine (nodequery.h), with the gateway as the tree's origin.
  */
 #include "common/clock.h"
+#include "common/evwait.h"
 #include "common/err.h"
 #include "fanout/bcast.h"
 #include "fanout/bell.h"
@@ -669,8 +670,7 @@ static void serve(struct gw *g)
         query_serve(g);
         busy = fab_sends_in_flight(g->f) > 0 || mono_now() < g->linger_until
                || !fab_can_sleep(g->f);
-        n = epoll_pwait2(g->ep, ev, 8, busy ? &tick : query_wait(g, &qts),
-                         NULL);
+        n = evwait(g->ep, ev, 8, busy ? &tick : query_wait(g, &qts));
         for (int i = 0; i < n; i++) {
             int was = g->client;
 

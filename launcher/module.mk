@@ -91,6 +91,12 @@ $(B)/launcher/test/vexec_inject: $(B)/launcher/test/vexec_inject.o \
 		$(LAUNCHER_LINK)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(FANOUT_LDLIBS) $(LAUNCHER_LDLIBS)
 
+# Runs a command as on a kernel without epoll_pwait2 (tests/vexec-cluster.t).
+all: $(B)/launcher/test/no_pwait2
+
+$(B)/launcher/test/no_pwait2: $(B)/launcher/test/no_pwait2.o
+	$(CC) $(LDFLAGS) -o $@ $^
+
 FUZZERS += $(B)/fuzz/fuzz_auth
 
 $(B)/fuzz/fuzz_auth: launcher/fuzz/fuzz_auth.c launcher/auth.c launcher/auth.h \
