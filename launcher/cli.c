@@ -81,6 +81,8 @@ int cli_connect_gateway(const char *kind, const char *cluster_name,
         return cli_fail(1, "socket: %s", strerror(errno));
     if (connect(*sock, (struct sockaddr *)&sa, len) < 0)
         return cli_fail(1, "the gateway of the cluster in %s is not running "
-                        "(%s)", cluster_dir, strerror(errno));
+                        "(%s); if its nodes are up, `vexec-cluster up N` "
+                        "with their number N starts a new one", cluster_dir,
+                        strerror(errno));
     return 0;
 }

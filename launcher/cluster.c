@@ -102,18 +102,31 @@ static int read_pids(struct cluster *c, char *err, size_t errlen)
     return 0;
 }
 
+/* The gateway's pid and endpoint; without a record of them, none and
+ * NAME.gw, the first gateway's. */
 static void read_gateway(struct cluster *c)
 {
-    char p[4200];
+    char p[4200], ep[CLUSTER_GW_ENDPOINT_MAX + 1];
     long pid = 0;
     FILE *f;
 
+    snprintf(c->gw_endpoint, sizeof(c->gw_endpoint), "%s.%s", c->name,
+             GATEWAY_KIND);
     path(p, sizeof(p), c->dir, "gateway");
-    if ((f = fopen(p, "r"))) {
-        if (fscanf(f, "%ld", &pid) == 1 && pid > 0)
+    if (!(f = fopen(p, "r")))
+        return;
+    _Static_assert(CLUSTER_GW_ENDPOINT_MAX == 48, "the %48s below");
+    switch (fscanf(f, "%ld %48s", &pid, ep)) {
+    case 2:
+        if (!strncmp(ep, c->name, strlen(c->name))
+            && ep[strlen(c->name)] == '.')
+            snprintf(c->gw_endpoint, sizeof(c->gw_endpoint), "%s", ep);
+        /* fall through */
+    case 1:
+        if (pid > 0)
             c->gateway = (pid_t)pid;
-        fclose(f);
     }
+    fclose(f);
 }
 
 int cluster_load(const char *dir, struct cluster *c, char *err,
@@ -167,7 +180,8 @@ int cluster_save(const struct cluster *c, char *err, size_t errlen)
                                 c->nodes[i], (long)c->pids[i]);
     /* pids before name: a reader that finds the name finds the nodes. */
     ret = write_file(c->dir, "pids", text, len, err, errlen);
-    len = (size_t)snprintf(text, size, "%ld\n", (long)c->gateway);
+    len = (size_t)snprintf(text, size, "%ld %s\n", (long)c->gateway,
+                           c->gw_endpoint);
     if (ret == 0)
         ret = write_file(c->dir, "gateway", text, len, err, errlen);
     free(text);

@@ -5,7 +5,9 @@
  * ${XDG_RUNTIME_DIR:-/tmp}/vexec-UID.  Its files:
  *   name   the cluster's name, the prefix of every endpoint ("vx4242")
  *   pids   one line per node in rank order: "NODE PID" ("n17 4321")
- *   gateway  the gateway's pid (launcher/gateway.h)
+ *   gateway  "PID ENDPOINT": the gateway's pid and endpoint name
+ *            (launcher/gateway.h; "NAME.gw", "NAME.gw1" after a first
+ *            restart by `up`, and so on; just "PID" means "NAME.gw")
  *   key    the cluster key (launcher/auth.h), or a link to it
  * A node's endpoint (and /dev/shm file) is NAME.NODE ("vx4242.n17").
  *
@@ -20,6 +22,9 @@
 
 #define CLUSTER_NAME_MAX 32
 
+/* A gateway's endpoint name: NAME.gw and a restart count. */
+#define CLUSTER_GW_ENDPOINT_MAX (CLUSTER_NAME_MAX + 16)
+
 /* The key file's name in the cluster directory. */
 #define CLUSTER_KEY_FILE "key"
 
@@ -30,6 +35,7 @@ struct cluster {
     char **nodes;           /* node names, "n0" ... */
     pid_t *pids;
     pid_t gateway;          /* the gateway's pid (file "gateway"), or 0 */
+    char gw_endpoint[CLUSTER_GW_ENDPOINT_MAX + 1];  /* its endpoint name */
 };
 
 /* The cluster directory: dir if not NULL, else the environment's or the

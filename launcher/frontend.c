@@ -426,7 +426,7 @@ static int connect_gateway(struct fe *e)
 {
     if (e->tcp)
         return start_gateway(e);
-    snprintf(e->origin, sizeof(e->origin), "%s.%s", e->c.name, GATEWAY_KIND);
+    snprintf(e->origin, sizeof(e->origin), "%s", e->c.gw_endpoint);
     return cli_connect_gateway(GATEWAY_KIND, e->c.name, e->c.dir, &e->sock);
 }
 

@@ -182,7 +182,7 @@ static int send_query(struct nq *q)
                               .origin = origin, .nodes = expr };
     int len = -1;
 
-    snprintf(origin, sizeof(origin), "%s.%s", q->c.name, GATEWAY_KIND);
+    snprintf(origin, sizeof(origin), "%s", q->c.gw_endpoint);
     if (!expr)
         return cli_fail(1, "out of memory");
     if (getrandom(&q->id, sizeof(q->id), 0) == sizeof(q->id)

@@ -8,8 +8,11 @@
  * Each node is its own process with its own endpoint ("CLUSTER.nI", also
  * its /dev/shm file), doorbell and memory.  One more process, the
  * gateway (endpoint "CLUSTER.gw", gateway.h), is the root of every launch
- * tree and the only fabric user vexec talks to; its pid is in DIR/gateway.  `up` loads libfabric once and
- * forks the daemons from that state: a daemon exec'd afresh would spend
+ * tree and the only fabric user vexec talks to; its pid and endpoint are
+ * in DIR/gateway (a restarted one is "CLUSTER.gw1", ...: `up N` over N
+ * running daemons whose gateway died starts a new one).  `up` loads
+ * libfabric once and forks the daemons from that state: a daemon exec'd
+ * afresh would spend
  * ~0.1 s of CPU in Debian libfabric's provider start-up (DESIGN.md), a
  * minute for 1023 of them on two cores.  The record (cluster.h) lives in
  * the cluster directory together with the daemons' log and the cluster
@@ -88,11 +91,12 @@ static int is_daemon(pid_t pid)
     return !strcmp(comm, "vexecd\n") || !strcmp(comm, "vexec-gateway\n");
 }
 
-/* Remove the /dev/shm files of endpoints named NAME.*: a daemon killed
- * with SIGKILL could not. */
-static void remove_shm_files(const char *name)
+/* Remove the files in /dev/shm named prefix followed by one of the
+ * characters in next, or (with whole) prefix itself: the endpoint files a
+ * daemon killed with SIGKILL could not remove. */
+static void remove_shm(const char *prefix, int whole, const char *next)
 {
-    size_t len = strlen(name);
+    size_t len = strlen(prefix);
     struct dirent *e;
     DIR *dir = opendir("/dev/shm");
     char p[512];
@@ -100,11 +104,19 @@ static void remove_shm_files(const char *name)
     if (!dir)
         return;
     while ((e = readdir(dir)))
-        if (!strncmp(e->d_name, name, len) && e->d_name[len] == '.') {
+        if (!strncmp(e->d_name, prefix, len)
+            && (e->d_name[len] ? strchr(next, e->d_name[len]) != NULL
+                               : whole)) {
             snprintf(p, sizeof(p), "/dev/shm/%s", e->d_name);
             unlink(p);
         }
     closedir(dir);
+}
+
+/* The files of every endpoint of cluster name: NAME.* */
+static void remove_shm_files(const char *name)
+{
+    remove_shm(name, 0, ".");
 }
 
 /* Stop every daemon of c: TERM, a grace period, then KILL. */
@@ -182,7 +194,7 @@ static void gateway_child(const struct cluster *c, int ready, int log)
     char ep[FAB_NAME_MAX + 1], err[512];
 
     detach("vexec-gateway", ready, log);
-    snprintf(ep, sizeof(ep), "%s.%s", c->name, GATEWAY_KIND);
+    snprintf(ep, sizeof(ep), "%s", c->gw_endpoint);
     o.endpoint = ep;
     if (gateway_run(&o, err, sizeof(err)) < 0) {
         fprintf(stderr, "vexec gateway: %s\n", err);
@@ -296,21 +308,122 @@ static int setup_key(const char *dir, const char *keyfile)
     return 0;
 }
 
+/* The files of the dead endpoint ep and of the send-only endpoints it
+ * opened (ep~K, fabric.h). */
+static void remove_endpoint_files(const char *ep)
+{
+    remove_shm(ep, 1, "~");
+}
+
+/* The endpoint name of the gateway after the one named old: NAME.gw1
+ * after NAME.gw, NAME.gw2 after NAME.gw1, and so on.  A new name, because
+ * the nodes that talked to the old gateway keep its name mapped to its
+ * dead shm region (fabric.h: a dropped peer stays addressable). */
+static void next_gateway_endpoint(struct cluster *c)
+{
+    size_t len = strlen(c->name) + 1 + strlen(GATEWAY_KIND);
+    long k = strtol(c->gw_endpoint + len, NULL, 10);
+
+    snprintf(c->gw_endpoint, sizeof(c->gw_endpoint), "%s.%s%ld", c->name,
+             GATEWAY_KIND, k + 1);
+}
+
+/* `up N` over a cluster whose N daemons all run but whose gateway died:
+ * start a new gateway for them instead of refusing, so that the cluster
+ * takes launches again without a `down` and a fresh `up` (seconds per
+ * hundred nodes).  Returns -1 if there is no such cluster (the caller
+ * goes on with a fresh `up`), else `up`'s exit status. */
+static int restart_gateway(const char *dir, int n, const char *keyfile)
+{
+    struct cluster c;
+    double t0 = mono_now();
+    char err[512], p[4200], old[CLUSTER_GW_ENDPOINT_MAX + 1];
+    int ready[2], log, got = 0, ret = 1;
+
+    if (cluster_load(dir, &c, NULL, 0) < 0)
+        return -1;
+    if (cluster_gateway_up(&c) || count_up(&c) < c.n) {
+        cluster_free(&c);
+        return -1;
+    }
+    if (n != c.n) {
+        fprintf(stderr, "vexec-cluster: the %d nodes in %s run without a "
+                "gateway; `up %d` starts one for them, or run vexec-cluster "
+                "down first\n", c.n, dir, c.n);
+        goto out;
+    }
+    if (keyfile) {
+        fprintf(stderr, "vexec-cluster: the %d nodes in %s run without a "
+                "gateway and keep their key: `up %d` without --key starts "
+                "one for them\n", c.n, dir, c.n);
+        goto out;
+    }
+    if (c.gateway > 0 && is_daemon(c.gateway))
+        kill(c.gateway, SIGKILL);   /* alive but its socket gone */
+    snprintf(old, sizeof(old), "%s", c.gw_endpoint);
+    remove_endpoint_files(old);
+    next_gateway_endpoint(&c);
+    snprintf(p, sizeof(p), "%s/log", dir);
+    if ((log = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
+        fail("cannot open the daemons' log %s", p);
+        goto out;
+    }
+    if (fab_init(err, sizeof(err)) < 0 || pipe2(ready, O_CLOEXEC) < 0) {
+        fail("%s", "cannot start the gateway: no libfabric shm provider");
+        close(log);
+        goto out;
+    }
+    if ((c.gateway = fork()) == 0)
+        gateway_child(&c, ready[1], log);
+    close(ready[1]);
+    close(log);
+    while (got == 0 && read(ready[0], p, 1) < 0 && errno == EINTR)
+        ;
+    got = c.gateway > 0 && cluster_gateway_up(&c);
+    close(ready[0]);
+    if (!got) {
+        fprintf(stderr, "vexec-cluster: the new gateway for the %d nodes in "
+                "%s did not start (see %s/log)\n", c.n, dir, dir);
+        if (c.gateway > 0)
+            kill(c.gateway, SIGKILL);
+        remove_endpoint_files(c.gw_endpoint);
+        goto out;
+    }
+    if (cluster_save(&c, err, sizeof(err)) < 0) {
+        kill(c.gateway, SIGKILL);
+        remove_endpoint_files(c.gw_endpoint);
+        fail("%s", err);
+        goto out;
+    }
+    printf("vexec-cluster: %d nodes up, their gateway restarted in %.2f s "
+           "(%s)\n", c.n, mono_now() - t0, dir);
+    ret = 0;
+out:
+    cluster_free(&c);
+    return ret;
+}
+
 static int cmd_up(const char *dir, const char *count, const char *keyfile)
 {
     struct cluster c = { 0 };
     double t0 = mono_now();
     char err[512], p[4200];
-    int n = parse_count(count), lock, log, ready;
+    int n = parse_count(count), lock, log, ready, ret;
 
     if (n < 0)
         return fail("node count '%s' is not a number from 1 to 16384", count);
     if ((lock = lock_dir(dir)) < 0)
         return fail("%s: cannot lock the cluster directory", dir);
+    if ((ret = restart_gateway(dir, n, keyfile)) >= 0) {
+        close(lock);
+        return ret;
+    }
     if (check_no_cluster(dir) < 0 || setup_key(dir, keyfile))
         return 1;
     snprintf(c.dir, sizeof(c.dir), "%s", dir);
     snprintf(c.name, sizeof(c.name), "vx%d", (int)getpid());
+    snprintf(c.gw_endpoint, sizeof(c.gw_endpoint), "%s.%s", c.name,
+             GATEWAY_KIND);
     snprintf(p, sizeof(p), "%s/log", dir);
     if (alloc_nodes(&c, n) < 0)
         return fail("%s", "out of memory");

@@ -15,7 +15,7 @@ use VexecCluster qw(need_vexec new_cluster_dir cluster cluster_up cluster_down
                     vexec daemon_pids cluster_name pid_alive shm_files
                     describe lines wait_until daemon_fds daemon_rss
                     daemon_cpu_ticks guard_cluster expand_hostlist
-                    cluster_procs stray_procs);
+                    cluster_procs stray_procs gateway_pid kill_under_ranks);
 
 need_vexec();
 
@@ -251,6 +251,73 @@ ok($r->{status} == 0 && wait_until(10, sub { !grep { pid_alive($_) } @big_procs 
    'down of 64 nodes leaves no daemon and no shm file')
     or diag(describe($r) . '; alive: ' . scalar(grep { pid_alive($_) } @big_procs)
             . '; shm: ' . scalar(shm_files($bname)));
+
+# --- a dead gateway: `up` over the cluster's running nodes restarts it -------
+{
+    my $gdir = cluster_up(4);
+    my $gname = cluster_name($gdir);
+    my %nodes = daemon_pids($gdir);
+    my @nodes = map { $nodes{"n$_"} } 0 .. 3;
+    my $gw = gateway_pid($gdir);
+    kill 'KILL', $gw;
+    wait_until(10, sub { !pid_alive($gw) });
+    $r = vexec(['-n', 4, '/bin/echo', 'hi']);
+    my @wrong = one_line_error($r);
+    push @wrong, 'no hint at vexec-cluster up'
+        unless $r->{err} =~ /is not running.*`vexec-cluster up N`/;
+    ok(!@wrong, 'gateway killed: vexec says so in one line, naming the cure')
+        or diag(join('; ', @wrong) . ' -- ' . describe($r));
+    $r = cluster(['status']);
+    ok($r->{status} != 0 && $r->{out} =~ /^4 nodes: 4 up, 0 down\ngateway: down$/m,
+       'gateway killed: status shows 4 nodes up and the gateway down')
+        or diag(describe($r) . " out '$r->{out}'");
+    check_cluster_error('gateway killed: up of another size is refused',
+                        cluster(['up', 5]));
+    check_cluster_error('gateway killed: up with another key is refused',
+                        cluster(['--key', "$gdir/key", 'up', 4]));
+    ok(!grep({ !pid_alive($_) } @nodes), 'the refused ups leave the nodes running');
+    $r = cluster(['up', 4]);
+    my $gw1 = gateway_pid($gdir);
+    ok($r->{status} == 0 && $r->{out} =~ /gateway restarted/ && $gw1
+       && $gw1 != $gw && pid_alive($gw1),
+       'up 4 over the 4 running nodes starts a new gateway')
+        or diag(describe($r) . " out '$r->{out}'");
+    is_deeply([sort map { s{^/dev/shm/}{}r } shm_files($gname)],
+              [sort("$gname.gw1", map { "$gname.n$_" } 0 .. 3)],
+              'the dead gateway\'s endpoint file is gone, the new one has a new name');
+    ok(cluster(['status'])->{status} == 0, 'status: all up again');
+    my %now = daemon_pids($gdir);
+    ok(!grep({ !pid_alive($_) } @nodes)
+       && join(' ', map { $now{"n$_"} } 0 .. 3) eq "@nodes",
+       'the nodes are the same processes');
+    $r = vexec(['-n', 4, '-l', '/bin/echo', 'hi']);
+    is(join('', sort(lines($r->{out}))), join('', map { "[$_] hi" } 0 .. 3),
+       'a launch on all 4 nodes through the new gateway') or diag(describe($r));
+    $r = VexecTest::run([VexecTest::bin('vexec'), 'nodes']);
+    ok($r->{status} == 0 && (() = $r->{out} =~ /^n\d+\s+up\s/mg) == 4,
+       'vexec nodes through the new gateway: 4 nodes up') or diag(describe($r));
+    # Node 0 watches the new gateway as it did the first.
+    my $k = kill_under_ranks(
+        cmd => [VexecTest::bin('vexec'), '-n', 4, '/bin/sleep', '300'],
+        out => "$gdir/bg.out", err => "$gdir/bg.err",
+        rank_cmd => ['/bin/sleep', '300'], ranks => 4, daemons => \@nodes,
+        victim => sub { $gw1 }, limit => 60);
+    ok($k->{all} && defined $k->{status} && $k->{status} >> 8 != 0
+       && wait_until(30, sub { !grep { pid_alive($_) } @{ $k->{ranks} } }),
+       'kill -9 of the new gateway under 4 ranks: vexec fails, every rank ends')
+        or diag('status ' . ($k->{status} // 'hung') . "; stderr: $k->{err}");
+    $r = cluster(['up', 4]);
+    my $gw2 = gateway_pid($gdir);
+    $r = vexec(['-n', 4, '/bin/echo', 'hi']) if $r->{status} == 0;
+    ok($r->{status} == 0 && $r->{out} eq "hi\n" x 4 && $gw2 != $gw1,
+       'a second restart, and a launch through it') or diag(describe($r));
+    my @procs = cluster_procs($gdir);
+    $r = cluster_down($gdir);
+    ok($r->{status} == 0 && wait_until(10, sub { !grep { pid_alive($_) } @procs })
+       && !shm_files($gname) && !stray_procs(dir => $gdir),
+       'down after restarts leaves no process and no shm file')
+        or diag(describe($r) . '; shm: ' . join(' ', shm_files($gname)));
+}
 
 # --- a kernel without epoll_pwait2 ------------------------------------------
 # Before Linux 5.11, and under valgrind, epoll_pwait2 fails with ENOSYS.

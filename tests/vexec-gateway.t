@@ -11,14 +11,12 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use VexecTest qw(bin prog run);
 use VexecCluster qw(need_vexec cluster_up vexec describe lines cluster_name
-                    start_bg wait_bg);
+                    start_bg wait_bg gateway_pid);
 
 need_vexec();
 
 my $dir = cluster_up(8);
-open my $fh, '<', "$dir/gateway" or die "no gateway pid: $!";
-chomp(my $gw = <$fh>);
-close $fh;
+my $gw = gateway_pid($dir) or die "no gateway pid in $dir/gateway\n";
 
 # The gateway's fds that are its lent image memfd.
 sub lent_fds {
