@@ -42,6 +42,7 @@
 #include "fanout/bell.h"
 #include "fanout/netaddr.h"
 #include "launcher/daemon_priv.h"
+#include "launcher/sweep.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -253,6 +254,18 @@ static void post_adopts(struct daemon *d)
     }
 }
 
+/* End what the dead daemon of peer left running here: its rank died with
+ * it, but not the processes that rank started (sweep.h). */
+static void sweep_dead(struct daemon *d, int peer)
+{
+    pid_t pid = fab_peer_pid(d->f, peer);
+    int n = pid > 0 ? sweep_session(pid) : 0;
+
+    if (n > 0)
+        daemon_log(d, "ended %d process%s left by dead %s (pid %d)", n,
+                   n == 1 ? "" : "es", fab_peer_name(d->f, peer), (int)pid);
+}
+
 /* Has child k died or stopped, or left its adoption unanswered?  Returns
  * PROTO_DEAD_* with *text saying which, or 0; *stuck: for how long it
  * took nothing we sent, if this host cannot tell (else 0). */
@@ -266,6 +279,8 @@ static int kid_lost(struct daemon *d, struct kid *k, const char **text,
     *stuck = j->bc ? bcast_kid_stuck(j->bc, k->peer, &failed) : 0;
     if (v != PEER_UNKNOWN)
         *stuck = 0;
+    if (v == PEER_DIED)
+        sweep_dead(d, k->peer);
     if (v == PEER_DIED || failed) {
         *text = "died";
         return PROTO_DEAD_DIED;
@@ -392,6 +407,8 @@ static void check_parent(struct daemon *d)
     v = look_at(d, j->parent, &j->parent_stopped);
     if (v != PEER_DIED && v != PEER_STOPPED)
         return;
+    if (v == PEER_DIED)
+        sweep_dead(d, j->parent);
     if (j->parent_rank == 0 && v == PEER_DIED) {
         /* Only node 0 could adopt us, and vexec has given it up and the
          * ranks below it (a stopped node 0 it waits for). */

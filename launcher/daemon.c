@@ -402,6 +402,9 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
 
     if (signo == SIGKILL)
         j->killed = 1;
+    if (signo == SIGINT || signo == SIGTERM || signo == SIGHUP
+        || signo == SIGKILL)
+        j->told_to_end = 1;
     memcpy(slot, msg, len);
     for (int k = 0; k < j->nkid; k++)
         if (j->kid[k].state == KID_LIVE
@@ -411,6 +414,8 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
                        strerror(errno));
     if (j->pid > 0 && !j->rank_exited)
         kill(-j->pid, signo);
+    else if (j->pid > 0 && j->told_to_end && (j->out.fd >= 0 || j->errs.fd >= 0))
+        kill(-j->pid, SIGKILL);     /* see reap() */
     else
         j->pending_signal = signo;
 }
@@ -716,6 +721,14 @@ static void reap(struct daemon *d)
         if (j && pid == j->pid) {
             j->rank_exited = 1;
             j->rank_status = status;
+            /* A rank told to end has ended; what it started in its process
+             * group goes too, even a process that ignores the signal (a
+             * shell's `cmd &` ignores SIGINT) and holds the rank's output
+             * open, so that its exit can be reported.  The group's id
+             * stays the rank's pid while it has members; with none this
+             * finds nothing. */
+            if (j->told_to_end)
+                kill(-pid, SIGKILL);
         }
 }
 

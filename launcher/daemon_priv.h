@@ -89,6 +89,7 @@ struct job {
     int rank_exited, rank_status;
     int pending_signal;         /* arrived before the rank started */
     int killed;                 /* a SIGKILL came for the job */
+    int told_to_end;            /* SIGINT, SIGTERM, SIGHUP or SIGKILL came */
     struct stream out, errs;
     int in_fd;                  /* rank 0's stdin, -1 otherwise */
     struct proto_batch in;      /* stdin bytes not yet written */

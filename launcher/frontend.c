@@ -26,6 +26,7 @@
 #include "launcher/hostlist.h"
 #include "launcher/hosts.h"
 #include "launcher/proto.h"
+#include "launcher/sweep.h"
 #include "vmadump/vmadump.h"
 
 #include <errno.h>
@@ -629,9 +630,13 @@ static int wait_for_ranks(struct fe *e)
             pump_stdin(e);
         if (mono_now() > next_check) {
             next_check = mono_now() + ALIVE_CHECK_MS / 1e3;
-            if (!node0_up(e))
+            if (!node0_up(e)) {
+                /* Its rank died with it, not what that rank started. */
+                if (!e->tcp)
+                    sweep_session(e->c.pids[e->node[0]]);
                 return cli_fail(1, "node %s died; the ranks below it are lost",
                             node_label(e, 0));
+            }
         }
         n = epoll_wait(e->ep, ev, 8, timeout);
         for (int i = 0; i < n; i++) {

@@ -10,7 +10,8 @@ LAUNCHER_OBJS := $(B)/launcher/hostlist.o $(B)/launcher/proto.o \
 	$(B)/launcher/nodestat.o $(B)/launcher/nodequery.o \
 	$(B)/launcher/nodes.o $(B)/launcher/cli.o \
 	$(B)/launcher/rank.o $(B)/launcher/image_in.o $(B)/launcher/adopt.o \
-	$(B)/launcher/daemon_wait.o $(B)/launcher/fe_image.o
+	$(B)/launcher/daemon_wait.o $(B)/launcher/fe_image.o \
+	$(B)/launcher/sweep.o
 
 # Credentials (auth.c) use libsodium's HMAC-SHA256 and random bytes.
 LAUNCHER_LDLIBS := -lsodium

@@ -33,7 +33,8 @@ use Time::HiRes qw(sleep time);
 use VexecTest qw(bin prog slurp);
 use VexecCluster qw(need_vexec cluster_up cluster_down daemon_pids
                     daemon_rss describe lines start_bg wait_bg
-                    pid_alive wait_until kill_under_ranks gateway_pid);
+                    pid_alive wait_until kill_under_ranks gateway_pid
+                    ranks_running children_of);
 
 need_vexec();
 
@@ -188,6 +189,60 @@ kill_under_job('node 0 (n0)', $d{n0},
 shift @live;
 kill_under_job('the gateway', gateway_pid(),
                qr/^vexec: the cluster's gateway went away/m, @live);
+cluster_down();
+
+# --- what a rank started ends with its daemon ---------------------------------
+# Each rank is a shell with two sleeps of its own.  The kernel ends the
+# rank with its daemon (PR_SET_PDEATHSIG), not the sleeps: the node (or
+# vexec, for node 0) that sees the daemon dead ends the rest of that
+# daemon's session (launcher/sweep.h).
+my @sh = ('/bin/sh', '-c', '/bin/sleep 3001 & /bin/sleep 3002; wait');
+
+# kill_under_shells($what, $victim, @nodes): run @sh as one rank on each of
+# @nodes (kary:2, in that order), kill -9 the daemon of node $victim (if
+# one is named) once every rank runs its two sleeps, and check that its
+# rank and both sleeps end; then interrupt vexec (one SIGINT, which the
+# shells' background sleeps ignore) and check that nothing of the job is
+# left.
+sub kill_under_shells {
+    my ($what, $victim, @nodes) = @_;
+    my %pid = daemon_pids();
+    my $bg = start_bg([bin('vexec'), '-n', scalar(@nodes), '-w',
+                       join(',', @nodes), '--tree', 'kary:2', @sh],
+                      out => "$tmp/sh.out", err => "$tmp/sh.err");
+    my (%rank, %kids);
+    my $all = wait_until(60, sub {
+        %rank = ();
+        for my $node (@nodes) {
+            my @r = ranks_running(\@sh, $pid{$node});
+            $rank{$node} = $r[0] if @r == 1;
+        }
+        return 0 unless keys %rank == @nodes;
+        %kids = map { $_ => [children_of($rank{$_})] } @nodes;
+        return !grep { @{ $kids{$_} } != 2 } @nodes;
+    });
+    ok($all, "$what: every rank runs its two sleeps")
+        or diag(scalar(keys %rank) . ' of ' . @nodes . ' ranks found');
+    if (defined $victim) {
+        kill 'KILL', $pid{$victim};
+        my @left = ($rank{$victim} // (), @{ $kids{$victim} // [] });
+        ok($all && wait_until(30, sub { !grep { pid_alive($_) } @left }),
+           "$what: kill -9 of $victim ends its rank and the two sleeps that rank started")
+            or diag('still running: ' . join(', ', grep { pid_alive($_) } @left));
+    }
+    kill 'INT', $bg;
+    my $status = wait_bg($bg, $LIMIT);
+    my @job = map { ($rank{$_}, @{ $kids{$_} }) } keys %rank;
+    ok(defined $status && wait_until(30, sub { !grep { pid_alive($_) } @job }),
+       "$what: once vexec has ended, nothing of the job runs")
+        or diag('vexec ' . ($status // 'hung') . '; still running: '
+                . join(', ', grep { pid_alive($_) } @job));
+}
+
+cluster_up(4);
+kill_under_shells('SIGINT', undef, 'n0', 'n1', 'n2');
+kill_under_shells('a leaf', 'n2', 'n1', 'n2');
+kill_under_shells('node 0', 'n3', 'n3', 'n0');
 cluster_down();
 
 SKIP: {

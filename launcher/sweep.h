@@ -1,0 +1,22 @@
+/* sweep.h - end what a dead node daemon left running on this host.
+ *
+ * A daemon forks each rank with PR_SET_PDEATHSIG, so the kernel ends the
+ * rank when its daemon dies; but processes the rank started itself (a
+ * shell's commands, an MPI program's helpers) are not its daemon's
+ * children and run on.  vexec-cluster starts every daemon in a session of
+ * its own (setsid), and a rank and everything it starts stay in it unless
+ * they leave it (setsid) themselves.  The kernel does not reuse a process
+ * id while a living process has it as its session id, so once a daemon
+ * has died, the processes whose session id is its pid are exactly what it
+ * left behind. */
+#ifndef VEXEC_SWEEP_H
+#define VEXEC_SWEEP_H
+
+#include <sys/types.h>
+
+/* SIGKILL every process of this host whose session id is sid, the pid of
+ * a daemon seen to have died (sid <= 1, or our own session, is refused).
+ * Returns how many were signalled, or -1 if /proc cannot be read. */
+int sweep_session(pid_t sid);
+
+#endif
