@@ -456,9 +456,16 @@ void adopt_tick(struct daemon *d)
     post_adopts(d);
     tell_alive(d);
     /* The first look waits a period too: the job's neighbours have just
-     * been heard from or sent to. */
-    if (j->next_check == 0)
+     * been heard from or sent to.  But node 0 sends its first probe to a
+     * one-shot gateway now, so that the look finds it accepted: until one
+     * probe is accepted, a refusal is not judged (gateway_lost), and a
+     * gateway killed in the job's first second went unseen. */
+    if (j->next_check == 0) {
         j->next_check = mono_now() + ADOPT_CHECK_S;
+        if (j->rank == 0 && j->gw_probe < 0
+            && netaddr_is_tcp(fab_peer_name(d->f, j->parent)))
+            j->gw_probe = netaddr_connect(fab_peer_name(d->f, j->parent));
+    }
     if (mono_now() < j->next_check)
         return;
     j->next_check = mono_now() + ADOPT_CHECK_S;
