@@ -20,6 +20,7 @@
 #include "fanout/bcast.h"
 #include "fanout/bell.h"
 #include "fanout/fabric.h"
+#include "fanout/netaddr.h"
 #include "launcher/auth.h"
 #include "launcher/gateway.h"
 #include "launcher/hostlist.h"
@@ -381,6 +382,17 @@ static int start(struct gw *g, char *err, size_t errlen)
         goto out;
     if (d.type != PROTO_LAUNCH) {
         seterr(err, errlen, EPROTO, "the first request is not a launch");
+        goto out;
+    }
+    /* Node 0 sends its reports to the origin the LAUNCH names: a vexec
+     * that read the cluster record before `vexec-cluster up` replaced a
+     * dead gateway names the dead one, and would wait for reports that
+     * go nowhere. */
+    if (!netaddr_is_tcp(fab_name(g->f))
+        && strcmp(d.launch.origin, fab_name(g->f))) {
+        seterr(err, errlen, ESTALE, "the launch names gateway %s, but this "
+               "is %s (the cluster's gateway was replaced): run vexec again",
+               d.launch.origin, fab_name(g->f));
         goto out;
     }
     g->job = d.job;

@@ -293,6 +293,18 @@ ok($r->{status} == 0 && wait_until(10, sub { !grep { pid_alive($_) } @big_procs 
     $r = vexec(['-n', 4, '-l', '/bin/echo', 'hi']);
     is(join('', sort(lines($r->{out}))), join('', map { "[$_] hi" } 0 .. 3),
        'a launch on all 4 nodes through the new gateway') or diag(describe($r));
+    # A vexec that read the record before the restart names the dead
+    # gateway as its origin: the new one refuses it rather than let node 0
+    # report into the dead one's region.
+    my $record = VexecTest::slurp("$gdir/gateway");
+    VexecTest::spew("$gdir/gateway", "$gw1 $gname.gw\n");
+    $r = vexec(['-n', 4, '/bin/echo', 'hi']);
+    VexecTest::spew("$gdir/gateway", $record);
+    @wrong = one_line_error($r);
+    push @wrong, 'does not say the gateway was replaced'
+        unless $r->{err} =~ /names gateway \Q$gname\E\.gw, but this is \Q$gname\E\.gw1 .*run vexec again/;
+    ok(!@wrong, 'a launch naming the dead gateway: refused in one line')
+        or diag(join('; ', @wrong) . ' -- ' . describe($r));
     $r = VexecTest::run([VexecTest::bin('vexec'), 'nodes']);
     ok($r->{status} == 0 && (() = $r->{out} =~ /^n\d+\s+up\s/mg) == 4,
        'vexec nodes through the new gateway: 4 nodes up') or diag(describe($r));
