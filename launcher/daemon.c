@@ -31,6 +31,7 @@
 #include "common/evwait.h"
 #include "common/err.h"
 #include "launcher/daemon_priv.h"
+#include "launcher/sweep.h"
 #include "vmadump/vmadump.h"
 
 #include <errno.h>
@@ -415,7 +416,7 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
     if (j->pid > 0 && !j->rank_exited)
         kill(-j->pid, signo);
     else if (j->pid > 0 && j->told_to_end && (j->out.fd >= 0 || j->errs.fd >= 0))
-        kill(-j->pid, SIGKILL);     /* see reap() */
+        sweep_group(j->pid);        /* see reap() */
     else
         j->pending_signal = signo;
 }

@@ -243,6 +243,38 @@ cluster_up(4);
 kill_under_shells('SIGINT', undef, 'n0', 'n1', 'n2');
 kill_under_shells('a leaf', 'n2', 'n1', 'n2');
 kill_under_shells('node 0', 'n3', 'n3', 'n0');
+
+# The live processes whose command line is @cmd.
+sub procs_running {
+    my $line = join("\0", @_) . "\0";
+    opendir my $dh, '/proc' or die "opendir /proc: $!";
+    return grep { pid_alive($_)
+                  && VexecCluster::read_proc_file($_, 'cmdline') eq $line }
+           grep { /^\d+$/ } readdir $dh;
+}
+
+# A rank that has exited while what it started holds its output open:
+# vexec waits for that output (as ssh does) until one SIGINT, which ends
+# what is left of the rank's process group.
+{
+    my @bgsh = ('/bin/sh', '-c', '/bin/sleep 3003 &');
+    my $bg = start_bg([bin('vexec'), '-n', 2, '-w', 'n0,n1', @bgsh],
+                      out => "$tmp/bg.out", err => "$tmp/bg.err");
+    my @sleeps;
+    my $waiting = wait_until(60, sub {
+        @sleeps = procs_running('/bin/sleep', '3003');
+        return @sleeps == 2 && !procs_running(@bgsh);
+    });
+    ok($waiting && pid_alive($bg),
+       'ranks gone, their background sleeps holding their output: vexec waits')
+        or diag(scalar(@sleeps) . ' sleeps');
+    kill 'INT', $bg;
+    my $status = wait_bg($bg, 60);
+    ok(defined $status && wait_until(30, sub { !grep { pid_alive($_) } @sleeps }),
+       'one SIGINT then ends vexec and both sleeps')
+        or diag('vexec ' . ($status // 'hung') . '; still running: '
+                . join(', ', grep { pid_alive($_) } @sleeps));
+}
 cluster_down();
 
 SKIP: {
