@@ -368,8 +368,10 @@ static int restart_gateway(const char *dir, int n, const char *keyfile)
         fail("cannot open the daemons' log %s", p);
         goto out;
     }
-    if (fab_init(err, sizeof(err)) < 0 || pipe2(ready, O_CLOEXEC) < 0) {
-        fail("%s", "cannot start the gateway: no libfabric shm provider");
+    if (fab_init(err, sizeof(err)) < 0
+        || (pipe2(ready, O_CLOEXEC) < 0
+            && snprintf(err, sizeof(err), "pipe: %s", strerror(errno)))) {
+        fail("cannot start the gateway: %s", err);
         close(log);
         goto out;
     }
