@@ -203,9 +203,10 @@ static void gateway_child(const struct cluster *c, int ready, int log)
     _exit(0);
 }
 
-/* Fork the daemons and the gateway and wait until each has said it is
- * ready or died.  Returns how many are ready. */
-static int start_daemons(struct cluster *c, int log)
+/* Fork the first ndaemons daemons of c (all of them for `up`, none to
+ * replace a dead gateway) and the gateway, and wait until each has said
+ * it is ready or died.  Returns how many are ready. */
+static int start_daemons(struct cluster *c, int ndaemons, int log)
 {
     int ready[2], got = 0;
     char buf[256];
@@ -213,7 +214,7 @@ static int start_daemons(struct cluster *c, int log)
 
     if (pipe2(ready, O_CLOEXEC) < 0)
         return 0;
-    for (int i = 0; i < c->n; i++) {
+    for (int i = 0; i < ndaemons; i++) {
         pid_t pid = fork();
 
         if (pid == 0)
@@ -231,6 +232,14 @@ static int start_daemons(struct cluster *c, int log)
         got += n > 0 ? (int)n : 0;
     close(ready[0]);
     return got;
+}
+
+/* The daemons' log, DIR/log, for appending (path: its name, for errors).
+ * Returns its fd or -1. */
+static int open_log(const char *dir, char *path, size_t size)
+{
+    snprintf(path, size, "%s/log", dir);
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
 static int parse_count(const char *s)
@@ -338,7 +347,7 @@ static int restart_gateway(const char *dir, int n, const char *keyfile)
     struct cluster c;
     double t0 = mono_now();
     char err[512], p[4200], old[CLUSTER_GW_ENDPOINT_MAX + 1];
-    int ready[2], log, got = 0, ret = 1;
+    int log, got, ret = 1;
 
     if (cluster_load(dir, &c, NULL, 0) < 0)
         return -1;
@@ -363,26 +372,17 @@ static int restart_gateway(const char *dir, int n, const char *keyfile)
     snprintf(old, sizeof(old), "%s", c.gw_endpoint);
     remove_endpoint_files(old);
     next_gateway_endpoint(&c);
-    snprintf(p, sizeof(p), "%s/log", dir);
-    if ((log = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
+    if ((log = open_log(dir, p, sizeof(p))) < 0) {
         fail("cannot open the daemons' log %s", p);
         goto out;
     }
-    if (fab_init(err, sizeof(err)) < 0
-        || (pipe2(ready, O_CLOEXEC) < 0
-            && snprintf(err, sizeof(err), "pipe: %s", strerror(errno)))) {
+    if (fab_init(err, sizeof(err)) < 0) {
         fail("cannot start the gateway: %s", err);
         close(log);
         goto out;
     }
-    if ((c.gateway = fork()) == 0)
-        gateway_child(&c, ready[1], log);
-    close(ready[1]);
+    got = start_daemons(&c, 0, log) == 1 && cluster_gateway_up(&c);
     close(log);
-    while (got == 0 && read(ready[0], p, 1) < 0 && errno == EINTR)
-        ;
-    got = c.gateway > 0 && cluster_gateway_up(&c);
-    close(ready[0]);
     if (!got) {
         fprintf(stderr, "vexec-cluster: the new gateway for the %d nodes in "
                 "%s did not start (see %s/log)\n", c.n, dir, dir);
@@ -426,14 +426,13 @@ static int cmd_up(const char *dir, const char *count, const char *keyfile)
     snprintf(c.name, sizeof(c.name), "vx%d", (int)getpid());
     snprintf(c.gw_endpoint, sizeof(c.gw_endpoint), "%s.%s", c.name,
              GATEWAY_KIND);
-    snprintf(p, sizeof(p), "%s/log", dir);
     if (alloc_nodes(&c, n) < 0)
         return fail("%s", "out of memory");
-    if ((log = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
+    if ((log = open_log(dir, p, sizeof(p))) < 0)
         return fail("cannot open the daemons' log %s", p);
     if (fab_init(err, sizeof(err)) < 0)
         return fail("%s", err);
-    if ((ready = start_daemons(&c, log)) < n + 1) {
+    if ((ready = start_daemons(&c, c.n, log)) < n + 1) {
         fprintf(stderr, "vexec-cluster: only %d of %d daemons and the "
                 "gateway started (see %s)\n", ready, n, p);
         stop_daemons(&c);
