@@ -612,6 +612,7 @@ void adopt_on_adopted(struct daemon *d, const struct proto_rec *r)
                "needs the image from chunk %ld",
                hostlist_nth(j->nodes, k->rank), k->rank,
                mono_now() - k->since, (long)r->value);
+    daemon_signal_adopted(d, k);
     if (r->value < 0)
         return;         /* it has the whole image */
     if (!j->bc || bcast_add_kid(j->bc, k->peer, proto_stream(j->id, k->epoch),

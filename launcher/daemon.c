@@ -394,31 +394,107 @@ static void answer_refused_launch(struct daemon *d, const struct proto_down *m,
     j->own_done = 1;
 }
 
+/* Post the signal in slot to child k, or leave it due when the provider
+ * says EAGAIN (a tcp connection still opening, a full shm queue): every
+ * signal vexec passes ends the job, so one a child lacks must not be
+ * lost, and the latest one due is the one that counts. */
+static void signal_kid(struct daemon *d, struct kid *k, int slot)
+{
+    struct job *j = d->job;
+
+    k->sig_due = 0;
+    if (fab_send(d->f, k->peer, PROTO_TAG_DOWN, j->sig[slot], j->sig_len[slot],
+                 j->sig[slot]) == 0)
+        return;
+    if (errno == EAGAIN) {
+        k->sig_due = slot + 1;
+        j->sigs_due = 1;
+        return;
+    }
+    daemon_log(d, "passing signal %d down to %s: %s", j->sig_no[slot],
+               hostlist_nth(j->nodes, k->rank), strerror(errno));
+}
+
+void daemon_pass_due_signals(struct daemon *d)
+{
+    struct job *j = d->job;
+
+    if (!j || !j->sigs_due)
+        return;
+    j->sigs_due = 0;
+    for (int i = 0; i < j->nkid; i++) {
+        struct kid *k = &j->kid[i];
+
+        /* A child that died lost its due signal: its children get theirs
+         * when they are adopted. */
+        if (k->sig_due && k->state == KID_LIVE)
+            signal_kid(d, k, k->sig_due - 1);
+        else
+            k->sig_due = 0;
+    }
+}
+
+/* Keep the len-byte signal message msg in the next slot; returns it. */
+static int keep_signal(struct job *j, const void *msg, size_t len, int signo)
+{
+    int slot = j->next_sig++ % SIG_SLOTS;
+
+    memcpy(j->sig[slot], msg, len);
+    j->sig_len[slot] = len;
+    j->sig_no[slot] = signo;
+    return slot;
+}
+
 /* Signal our rank (or remember it for the start) and pass it down. */
 static void deliver_signal(struct daemon *d, const void *msg, size_t len,
                            int signo)
 {
     struct job *j = d->job;
-    char *slot = j->sig[j->next_sig++ % SIG_SLOTS];
+    int slot = keep_signal(j, msg, len, signo);
 
     if (signo == SIGKILL)
         j->killed = 1;
     if (signo == SIGINT || signo == SIGTERM || signo == SIGHUP
-        || signo == SIGKILL)
+        || signo == SIGKILL) {
         j->told_to_end = 1;
-    memcpy(slot, msg, len);
+        j->end_signo = j->killed ? SIGKILL : signo;
+    }
     for (int k = 0; k < j->nkid; k++)
-        if (j->kid[k].state == KID_LIVE
-            && fab_send(d->f, j->kid[k].peer, PROTO_TAG_DOWN, slot, len,
-                        slot) < 0)
-            daemon_log(d, "passing signal %d down: %s", signo,
-                       strerror(errno));
+        if (j->kid[k].state == KID_LIVE)
+            signal_kid(d, &j->kid[k], slot);
     if (j->pid > 0 && !j->rank_exited)
         kill(-j->pid, signo);
     else if (j->pid > 0 && j->told_to_end && (j->out.fd >= 0 || j->errs.fd >= 0))
         sweep_group(j->pid);        /* see reap() */
     else
         j->pending_signal = signo;
+}
+
+/* A SIGNAL message for our job, signed by us, in *msg; returns its length
+ * or -1 (err says why). */
+static int sign_signal(struct daemon *d, int signo, char *msg, size_t size,
+                       char *err, size_t errlen)
+{
+    int len = proto_encode_signal(msg, size, d->job->id, signo, err, errlen);
+
+    return len < 0 ? -1 : auth_sign(d->auth, msg, (size_t)len, size, err,
+                                     errlen);
+}
+
+void daemon_signal_adopted(struct daemon *d, struct kid *k)
+{
+    struct job *j = d->job;
+    char msg[SIG_MSG_MAX], err[256];
+    int len;
+
+    if (!j->told_to_end)
+        return;
+    if ((len = sign_signal(d, j->end_signo, msg, sizeof(msg), err,
+                           sizeof(err))) < 0) {
+        daemon_log(d, "passing signal %d down: %s", j->end_signo, err);
+        return;
+    }
+    signal_kid(d, k, keep_signal(j, msg, (size_t)len, j->end_signo));
 }
 
 /* End the job here and below it: our rank, and every rank under us
@@ -429,12 +505,10 @@ void daemon_kill_job(struct daemon *d)
 {
     struct job *j = d->job;
     char msg[SIG_MSG_MAX], err[256];
-    int len = proto_encode_signal(msg, sizeof(msg), j->id, SIGKILL, err,
-                                  sizeof(err));
+    int len = sign_signal(d, SIGKILL, msg, sizeof(msg), err, sizeof(err));
 
     j->orphan = 1;
-    if (len < 0 || (len = auth_sign(d->auth, msg, (size_t)len, sizeof(msg),
-                                    err, sizeof(err))) < 0) {
+    if (len < 0) {
         daemon_log(d, "ending the ranks below: %s", err);
         if (j->pid > 0 && !j->rank_exited)
             kill(-j->pid, SIGKILL);
@@ -774,6 +848,7 @@ static void serve(struct daemon *d)
         moved = progress(d) > 0;
         image_drive_broadcast(d);
         adopt_tick(d);
+        daemon_pass_due_signals(d);
         /* Our rank's exit goes in the batch with its last output lines:
          * one message up, not two. */
         if (d->job)

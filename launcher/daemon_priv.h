@@ -62,6 +62,7 @@ struct kid {
     double heard;               /* its last ALIVE (tcp), or when added */
     char *adopt;                /* the ADOPT message, kept for the job */
     size_t adopt_len;
+    int sig_due;                /* 1 + the j->sig slot it still lacks */
 };
 
 struct job {
@@ -101,7 +102,11 @@ struct job {
     size_t launch_len;
     struct proto_batch batch;   /* up records not yet sent */
     char sig[SIG_SLOTS][SIG_MSG_MAX];
+    size_t sig_len[SIG_SLOTS];
+    int sig_no[SIG_SLOTS];
     int next_sig;
+    int end_signo;              /* the last of told_to_end's signals */
+    int sigs_due;               /* some kid has sig_due set */
     double next_check;          /* adopt_tick's next look at neighbours */
     double next_alive;          /* when to tell a tcp parent we live */
     int gw_probe;               /* node 0 over tcp: probe of the gateway */
@@ -161,6 +166,14 @@ void job_fail_subtree(struct job *j, int i, const char *why);
 /* Give the job up here and end it below: our rank and, through a signed
  * SIGKILL passed down, every rank under us. */
 void daemon_kill_job(struct daemon *d);
+
+/* Child k was adopted after a signal that ends the job came: send it that
+ * signal, signed by us (vexec's message may be stale by now, and may have
+ * reached k before its parent died). */
+void daemon_signal_adopted(struct daemon *d, struct kid *k);
+
+/* Post the signals some children still lack (sig_due). */
+void daemon_pass_due_signals(struct daemon *d);
 
 /* Start the job of a verified, admitted LAUNCH (msg, len bytes, m its
  * decoding), with parent_rank as its parent (-2: the tree's).  Returns 0,

@@ -18,6 +18,11 @@
 /* Poll interval with sends in flight: fab_idle's bound. */
 #define BUSY_WAIT_NS FAB_IDLE_MAX_NS
 
+/* How often a signal a child could not take yet is posted again: soon for
+ * whoever pressed ^C, and few wake-ups while a dead child over tcp is
+ * still being found out (30 s, adopt.c). */
+#define SIG_RETRY_S 0.01
+
 /* Sends of ours in flight that we must see complete soon: all but the
  * broadcast's once only the children's completions are left
  * (bcast_sleepy: each child rings once it has the image), and but an up
@@ -54,6 +59,8 @@ struct timespec *daemon_wait_time(struct daemon *d, int moved,
 
     if (qns >= 0 && (next < 0 || qns < next * 1e9))
         next = qns / 1e9;
+    if (d->job && d->job->sigs_due && (next < 0 || next > SIG_RETRY_S))
+        next = SIG_RETRY_S;
 
     if (moved) {
         *ts = (struct timespec){ 0, 0 };

@@ -1,13 +1,18 @@
 /* sweep.c - end the processes of a dead daemon's session (sweep.h). */
 #include "launcher/sweep.h"
+#include "common/err.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* The process group and session ids in /proc/PID/stat.  Returns 0, or -1
@@ -99,4 +104,72 @@ int sweep_group(pid_t pgid)
     if (pgid <= 1 || sid != getpid())
         return 0;
     return sweep(pgid, sid);
+}
+
+/* The keeper's life after the double fork: in a session of its own (no
+ * terminal's or process group's signal meant for the daemon reaches it),
+ * deaf to the signals that end daemons (`pkill vexecd` matches its name
+ * too, and it must outlive the daemon to sweep), wait for the daemon's
+ * pidfd to say it ended, sweep, go. */
+static void __attribute__((noreturn)) keeper_wait(int pidfd, pid_t daemon)
+{
+    struct pollfd p = { .fd = pidfd, .events = POLLIN };
+    int n;
+
+    setsid();
+    prctl(PR_SET_NAME, "vexecd-keeper");    /* for ps and top */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+    if ((n = sweep_session(daemon)) > 0)
+        fprintf(stderr, "vexecd keeper: ended %d process%s left by pid %d\n",
+                n, n == 1 ? "" : "es", (int)daemon);
+    _exit(0);
+}
+
+/* The first child: drop every descriptor but stderr, take a pidfd of the
+ * daemon while it is surely the daemon (still our parent after the open),
+ * fork the keeper and exit, so that the keeper is nobody's child here. */
+static void __attribute__((noreturn)) keeper_start(pid_t daemon)
+{
+    int null = open("/dev/null", O_RDWR), pidfd;
+
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+        _exit(1);
+    close_range(3, ~0U, 0);
+    pidfd = (int)syscall(SYS_pidfd_open, daemon, 0);
+    if (pidfd < 0 || getppid() != daemon)
+        _exit(1);
+    switch (fork()) {
+    case -1:
+        _exit(1);
+    case 0:
+        keeper_wait(pidfd, daemon);
+    default:
+        _exit(0);
+    }
+}
+
+int sweep_keep(char *err, size_t errlen)
+{
+    pid_t self = getpid(), child;
+    int status;
+
+    if (getsid(0) != self && setsid() < 0)
+        return seterr(err, errlen, errno, "not the leader of its session, "
+                      "and cannot become one (setsid: %s; a shell's job?)",
+                      strerror(errno));
+    if ((child = fork()) < 0)
+        return seterr(err, errlen, errno, "fork: %s", strerror(errno));
+    if (child == 0)
+        keeper_start(self);
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            return seterr(err, errlen, errno, "waitpid: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+        return seterr(err, errlen, ENOSYS, "the keeper did not start "
+                      "(pidfd_open needs Linux 5.3)");
+    return 0;
 }

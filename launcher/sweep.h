@@ -4,8 +4,9 @@
  * rank when its daemon dies; but processes the rank started itself (a
  * shell's commands, an MPI program's helpers) are not its daemon's
  * children and run on.  vexec-cluster starts every daemon in a session of
- * its own (setsid), and a rank and everything it starts stay in it unless
- * they leave it (setsid) themselves.  The kernel does not reuse a process
+ * its own (setsid), vexecd puts itself in one (sweep_keep), and a rank and
+ * everything it starts stay in it unless they leave it (setsid)
+ * themselves.  The kernel does not reuse a process
  * id while a living process has it as its session id, so once a daemon
  * has died, the processes whose session id is its pid are exactly what it
  * left behind. */
@@ -28,5 +29,17 @@ int sweep_session(pid_t sid);
  * session with that group id can only be the rank's.  Returns how many
  * were signalled, or -1 if /proc cannot be read. */
 int sweep_group(pid_t pgid);
+
+/* Make sure what our ranks start ends when we do, however we end: put
+ * this process (a daemon started by hand, by systemd or by a script) in a
+ * session of its own unless it leads one, and start a keeper, a process
+ * outside it that waits for ours to end (a pidfd) and then calls
+ * sweep_session(our pid).  Over tcp no other daemon on this host can see
+ * ours die; vexec-cluster's daemons are watched by their neighbours.  The
+ * keeper holds no descriptor but stderr; it is not our child (this
+ * process's reaping stays its own).  Call before any thread starts.
+ * Returns 0, or -1 with errno set and err saying why (a shell's job
+ * leads its process group and cannot start a session: EPERM). */
+int sweep_keep(char *err, size_t errlen);
 
 #endif

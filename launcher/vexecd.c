@@ -13,9 +13,16 @@
  * could accept nothing.  NODE names the daemon in messages (default: the
  * address or NAME).  Runs until SIGTERM or SIGINT.  vexec-cluster starts
  * its shm daemons itself (one libfabric load for all of them).
+ *
+ * A daemon started here puts itself in a session of its own, unless it
+ * leads one, and leaves a keeper process that ends what its ranks started
+ * once it is gone, killed or not (sweep.h).  A shell's foreground or job-
+ * control job cannot start a session: it runs without a keeper, and says
+ * so.
  */
 #include "launcher/daemon.h"
 #include "launcher/hosts.h"
+#include "launcher/sweep.h"
 #include "fanout/netaddr.h"
 
 #include <stdio.h>
@@ -58,6 +65,9 @@ int main(int argc, char **argv)
     }
     if (!o.node)
         o.node = o.endpoint;
+    if (sweep_keep(err, sizeof(err)) < 0)
+        fprintf(stderr, "vexecd %s: no keeper: %s; what its ranks start "
+                "outlives a kill -9 of it\n", o.node, err);
     if (daemon_run(&o, err, sizeof(err)) < 0) {
         fprintf(stderr, "vexecd: %s\n", err);
         return 1;

@@ -20,7 +20,7 @@ use Test::More;
 use VexecTest qw(prog bin one_line_error);
 use VexecCluster qw(need_vexec cluster_up vexec describe lines pid_alive
                     daemon_cpu_ticks kill_under_ranks start_bg wait_bg
-                    wait_until);
+                    wait_until children_of ranks_running);
 
 my $HOSTS = 4;
 my $DAEMONS = 2;
@@ -253,6 +253,41 @@ ok(defined $kstatus && $kstatus >> 8 != 0
    "vexec names exactly $dead as dead, exits non-zero, and does not hang")
     or diag('status ' . ($kstatus // 'hung') . ': ' . join("\n", @kerr));
 delete $daemon_pid{$dead};
+
+# A daemon killed while its rank runs a process in the background: its
+# keeper ends what the rank started.  Then a SIGINT to vexec, before its
+# parent has found it dead (30 s over tcp): the dead node's children
+# cannot take it then, and get it from their adopter.  With kary:2 on the
+# 7 daemons left, rank 1 ($addr[1]:7400) is the parent of ranks 3 and 4.
+my @seven = (@key, '--hosts', "$addr[0]:1,$addr[1]:2,$addr[2]:2,$addr[3]:2");
+my $victim = "$addr[1]:7400";
+my @bg_cmd = ('/bin/dash', '-c', 'sleep 3021 >/dev/null 2>&1 & sleep 3022');
+$bg = start_bg([bin('vexec'), @seven, '--tree', 'kary:2', @bg_cmd],
+               out => $kout, err => $kerr);
+my (@ranks, @sleeps);
+ok(wait_until(120, sub {
+       @ranks = ranks_running(\@bg_cmd, values %daemon_pid);
+       @sleeps = map { children_of($_) } @ranks;
+       return @ranks == 7 && @sleeps == 14;
+   }), '7 ranks run, each with a sleep in the background')
+    or diag(scalar(@ranks) . ' ranks: ' . VexecTest::slurp($kerr));
+my @orphaned = map { children_of($_) } children_of($daemon_pid{$victim});
+is(scalar(@orphaned), 2, "the rank on $victim started its two sleeps");
+kill 'KILL', $daemon_pid{$victim};
+ok(wait_until(20, sub { !grep { pid_alive($_) } @orphaned }),
+   "kill -9 of $victim: its keeper ends what its rank started")
+    or diag("left running: @orphaned");
+kill 'INT', $bg;
+$kstatus = wait_bg($bg, 120);
+@kerr = lines(VexecTest::slurp($kerr));
+ok(defined $kstatus && $kstatus >> 8 != 0
+   && (grep { /^vexec: 1 node failed: \Q$victim\E/ } @kerr),
+   'then a SIGINT to vexec: it names the dead node and ends')
+    or diag('status ' . ($kstatus // 'hung') . ': ' . join("\n", @kerr));
+ok(wait_until(20, sub { !grep { pid_alive($_) } @ranks, @sleeps }),
+   'and every rank and sleep ends, under the dead node too')
+    or diag('left running: ' . join(' ', grep { pid_alive($_) } @ranks, @sleeps));
+delete $daemon_pid{$victim};
 
 # Teardown.
 $r = netns('down', '--state', $state);
