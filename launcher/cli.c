@@ -3,6 +3,7 @@
 #include "fanout/topo.h"
 #include "launcher/cli.h"
 #include "launcher/cluster.h"
+#include "launcher/gwspawn.h"
 
 #include "fanout/bell.h"
 
@@ -71,6 +72,16 @@ int cli_load_key(const char *key_file, const char *cluster_dir,
     return 0;
 }
 
+int cli_parse_port(const char *s)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    return errno || end == s || *end || v < 1 || v > 65535 ? -1 : (int)v;
+}
+
 int cli_connect_gateway(const char *kind, const char *cluster_name,
                         const char *cluster_dir, int *sock)
 {
@@ -84,5 +95,31 @@ int cli_connect_gateway(const char *kind, const char *cluster_name,
                         "(%s); if its nodes are up, `vexec-cluster up N` "
                         "with their number N starts a new one", cluster_dir,
                         strerror(errno));
+    return 0;
+}
+
+int cli_add_hosts(struct hosts *h, const char *list, const char *file,
+                  int port, const char *what)
+{
+    char err[1024];
+
+    if ((list && hosts_add_list(h, list, port, err, sizeof(err)) < 0)
+        || (file && hosts_add_file(h, file, port, err, sizeof(err)) < 0))
+        return cli_fail(2, "%s%s%s", what, list ? "--hosts: " : "-f ", err);
+    if (hosts_check_unique(h, err, sizeof(err)) < 0)
+        return cli_fail(2, "%s%s", what, err);
+    return 0;
+}
+
+int cli_start_gateway(const struct hosts *h, int query, int *sock,
+                      pid_t *pid, char *origin, size_t size)
+{
+    char ip[64], err[1024];
+
+    if (hosts_local_address(h->endpoint[0], ip, sizeof(ip), err,
+                            sizeof(err)) < 0
+        || gwspawn_start(ip, query, sock, pid, origin, size, err,
+                         sizeof(err)) < 0)
+        return cli_fail(1, "%s", err);
     return 0;
 }

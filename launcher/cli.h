@@ -7,6 +7,9 @@
 #define VEXEC_CLI_H
 
 #include "launcher/auth.h"
+#include "launcher/hosts.h"
+
+#include <sys/types.h>
 
 /* Print "vexec: " and the message on stderr as one line.  Returns code. */
 __attribute__((format(printf, 2, 3)))
@@ -24,10 +27,25 @@ int cli_check_tree(const char *spec, int n, int *depth);
 int cli_load_key(const char *key_file, const char *cluster_dir,
                  const char *need, struct auth **auth);
 
+/* A tcp port number from 1 to 65535 in s, or -1. */
+int cli_parse_port(const char *s);
+
 /* Connect to the emulated cluster's gateway socket of the given kind
  * (GATEWAY_KIND for launches, GATEWAY_QUERY_KIND for vexec nodes).
  * Returns 0 with *sock set, or 1 after one line naming the cluster. */
 int cli_connect_gateway(const char *kind, const char *cluster_name,
                         const char *cluster_dir, int *sock);
+
+/* Add the daemons of list (--hosts) and of file (-f; either may be
+ * NULL) to h, at ports from port, and refuse a daemon named twice.
+ * Returns 0, or 2 after one line starting with what ("" or "nodes "). */
+int cli_add_hosts(struct hosts *h, const char *list, const char *file,
+                  int port, const char *what);
+
+/* Start a one-shot tcp gateway (gwspawn.h) on this host's address toward
+ * h's first daemon, for a launch or (query) for `vexec nodes`.  Returns 0
+ * with *sock, *pid and origin set, or 1 after one line. */
+int cli_start_gateway(const struct hosts *h, int query, int *sock,
+                      pid_t *pid, char *origin, size_t size);
 
 #endif

@@ -183,14 +183,10 @@ static int pick_hosts(struct fe *e)
 {
     const struct fe_opts *o = e->o;
     char err[1024];
+    int ret;
 
-    if ((o->hosts && hosts_add_list(&e->h, o->hosts, o->port, err,
-                                    sizeof(err)) < 0)
-        || (o->hostfile && hosts_add_file(&e->h, o->hostfile, o->port, err,
-                                          sizeof(err)) < 0))
-        return cli_fail(2, "%s%s", o->hosts ? "--hosts: " : "-f ", err);
-    if (hosts_check_unique(&e->h, err, sizeof(err)) < 0)
-        return cli_fail(2, "%s", err);
+    if ((ret = cli_add_hosts(&e->h, o->hosts, o->hostfile, o->port, "")))
+        return ret;
     if (e->n == 0)
         e->n = e->h.n;
     if (e->n > e->h.n)
@@ -413,14 +409,8 @@ static int send_down(struct fe *e, void *msg, size_t len, size_t size)
  * leads to node 0. */
 static int start_gateway(struct fe *e)
 {
-    char ip[64], err[1024];
-
-    if (hosts_local_address(e->h.endpoint[0], ip, sizeof(ip), err,
-                            sizeof(err)) < 0
-        || gwspawn_start(ip, &e->sock, &e->gateway, e->origin,
-                         sizeof(e->origin), err, sizeof(err)) < 0)
-        return cli_fail(1, "%s", err);
-    return 0;
+    return cli_start_gateway(&e->h, 0, &e->sock, &e->gateway, e->origin,
+                             sizeof(e->origin));
 }
 
 static int connect_gateway(struct fe *e)

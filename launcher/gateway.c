@@ -512,7 +512,8 @@ static void query_drop(struct gw *g)
     epoll_ctl(g->ep, EPOLL_CTL_DEL, g->qclient, NULL);
     close(g->qclient);
     g->qclient = -1;
-    watch(g, g->qsock);
+    if (g->qsock >= 0)
+        watch(g, g->qsock);
 }
 
 /* Tell the query's client it cannot be answered, and let it go. */
@@ -678,6 +679,10 @@ static void serve(struct gw *g)
                 break;
             }
         }
+        if (g->o->query_fd >= 0 && g->qclient < 0) {
+            drain(g);           /* the query's last sends */
+            break;
+        }
         had_client = g->client >= 0;
         query_serve(g);
         busy = fab_sends_in_flight(g->f) > 0 || mono_now() < g->linger_until
@@ -719,6 +724,12 @@ static int listen_cluster(struct gw *g, char *err, size_t errlen)
     return listen_kind(g, GATEWAY_QUERY_KIND, &g->qsock, err, errlen);
 }
 
+/* Started by vexec for one client over tcp, not a cluster's gateway? */
+static int one_shot(const struct gw *g)
+{
+    return g->o->client_fd >= 0 || g->o->query_fd >= 0;
+}
+
 static int setup(struct gw *g, char *err, size_t errlen)
 {
     sigset_t set;
@@ -734,7 +745,7 @@ static int setup(struct gw *g, char *err, size_t errlen)
     if ((g->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0
         || (g->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
         return seterr(err, errlen, errno, "%s", strerror(errno));
-    if (g->o->client_fd < 0 && listen_cluster(g, err, errlen) < 0)
+    if (!one_shot(g) && listen_cluster(g, err, errlen) < 0)
         return -1;
     if (!(g->f = fab_create(g->o->endpoint, err, errlen)))
         return -1;
@@ -758,7 +769,7 @@ static void announce(struct gw *g)
 
     if (g->o->ready_fd < 0)
         return;
-    if (g->o->client_fd >= 0)
+    if (one_shot(g))
         len = snprintf(msg, sizeof(msg), "%s\n", fab_name(g->f));
     else
         len = snprintf(msg, sizeof(msg), "1");
@@ -780,6 +791,9 @@ int gateway_run(const struct gateway_opts *o, char *err, size_t errlen)
         if (o->client_fd >= 0) {
             g.client = o->client_fd;
             serve_client(&g);
+        } else if (o->query_fd >= 0) {
+            g.qclient = o->query_fd;
+            watch(&g, g.qclient);
         }
         /* A one-shot launch that failed to start has nothing to cancel. */
         if (o->client_fd < 0 || g.client >= 0)

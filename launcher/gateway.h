@@ -55,10 +55,13 @@ struct gateway_opts {
     int client_fd;          /* >= 0: one shot: serve this connected
                                seqpacket client only (no cluster socket),
                                and return when it leaves */
+    int query_fd;           /* >= 0: one shot for `vexec nodes --hosts`:
+                               answer the QUERY of this connected seqpacket
+                               client, and return when it leaves */
 };
 
 /* Serve launches until SIGTERM or SIGINT (one shot: until the client
- * left and its job was cancelled).  Returns 0 then, or -1 if the gateway
+ * left and its job was cancelled, or the query client left).  Returns 0 then, or -1 if the gateway
  * could not start (err says why). */
 int gateway_run(const struct gateway_opts *o, char *err, size_t errlen);
 

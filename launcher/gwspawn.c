@@ -40,14 +40,15 @@ static int gateway_path(char *path, size_t size)
 
 /* In the child: its own session, the socket as fd 3, the ready pipe as
  * fd 4, stderr to the log; then exec. */
-static void exec_gateway(const char *path, const char *address, int sock,
-                         int ready)
+static void exec_gateway(const char *path, const char *address, int query,
+                         int sock, int ready)
 {
     const char *log = getenv("VEXEC_GATEWAY_LOG");
     int null = open("/dev/null", O_RDWR);
     int err = log ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0600) : -1;
     char *argv[] = { (char *)GWSPAWN_PROG, "--address", (char *)address,
-                     "--client-fd", "3", "--ready-fd", "4", NULL };
+                     query ? "--query-fd" : "--client-fd", "3",
+                     "--ready-fd", "4", NULL };
 
     setsid();
     if (dup2(sock, 3) < 0 || dup2(ready, 4) < 0)
@@ -91,8 +92,8 @@ static int read_ready(int fd, char *origin, size_t size, char *err,
     return 0;
 }
 
-int gwspawn_start(const char *ip, int *sock, pid_t *pid, char *origin,
-                  size_t size, char *err, size_t errlen)
+int gwspawn_start(const char *ip, int query, int *sock, pid_t *pid,
+                  char *origin, size_t size, char *err, size_t errlen)
 {
     char path[PATH_MAX], address[64];
     int sp[2], ready[2];
@@ -111,7 +112,7 @@ int gwspawn_start(const char *ip, int *sock, pid_t *pid, char *origin,
         return -1;
     }
     if (*pid == 0)
-        exec_gateway(path, address, sp[1], ready[1]);
+        exec_gateway(path, address, query, sp[1], ready[1]);
     close(sp[1]);
     close(ready[1]);
     *sock = sp[0];

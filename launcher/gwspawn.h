@@ -21,11 +21,12 @@
 #define GWSPAWN_PROG "vexec-gateway"
 
 /* Start the gateway with a tcp endpoint at ip (a port the kernel picks)
- * and wait until it serves.  Returns 0 with *sock our end of its
+ * for a launch, or (query) for the QUERY of `vexec nodes`, and wait until
+ * it serves.  Returns 0 with *sock our end of its
  * socket, *pid its pid and origin its endpoint name ("IP:PORT"); -1 if it
  * could not start (it has been reaped then). */
-int gwspawn_start(const char *ip, int *sock, pid_t *pid, char *origin,
-                  size_t size, char *err, size_t errlen);
+int gwspawn_start(const char *ip, int query, int *sock, pid_t *pid,
+                  char *origin, size_t size, char *err, size_t errlen);
 
 /* After closing our end of its socket: wait at most limit_s seconds for
  * the gateway to exit (it cancels what is left of the job first), then

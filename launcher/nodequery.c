@@ -40,6 +40,8 @@ struct nodeq {
     int complete;               /* the answer holds every record */
     struct proto_batch answer;
     int reply;                  /* fab peer we answer to, -1 unknown */
+    int reply_at;               /* its index in the list, -1 the origin */
+    double stuck_since;         /* since when it says EAGAIN, or 0 */
     char sendbuf[PROTO_MSG_MAX];
     int sending;                /* a piece of the answer is in flight */
     int forwards;               /* query sends to children in flight */
@@ -289,16 +291,20 @@ long nodeq_wait_ns(struct nodeq *q, double now)
     return q->answer.len && !q->sending && q->self >= 0 ? RETRY_NS : -1;
 }
 
-/* Our nearest live ancestor: the parent, else its parent, ..., else the
- * origin.  Returns its fab peer, or -1. */
-static int reply_peer(struct nodeq *q, char *err, size_t errlen)
+/* The nearest live ancestor from node p up (p itself, else its parent,
+ * ..., else the origin; p -1 is the origin): q->reply and q->reply_at.
+ * Returns the fab peer, or -1. */
+static int reply_peer(struct nodeq *q, int p, char *err, size_t errlen)
 {
-    for (int p = topo_parent(q->t, q->self);; p = topo_parent(q->t, p)) {
+    for (;; p = topo_parent(q->t, p)) {
         const char *name = p >= 0 ? hostlist_nth(q->nodes, p) : q->origin;
         int peer = fab_add_peer(q->f, name, err, errlen);
 
-        if (peer >= 0 && fab_ring(q->f, peer) == 0)
-            return peer;
+        if (peer >= 0 && fab_ring(q->f, peer) == 0) {
+            q->reply_at = p;
+            q->stuck_since = 0;
+            return q->reply = peer;
+        }
         if (p < 0)
             return seterr(err, errlen, EHOSTDOWN, "answering query %#llx: "
                           "no ancestor is left (%s is gone)",
@@ -312,7 +318,8 @@ int nodeq_flush(struct nodeq *q, double now, char *err, size_t errlen)
 
     if (!ready(q, now) || q->sending || !q->answer.len)
         return 0;
-    if (q->reply < 0 && (q->reply = reply_peer(q, err, errlen)) < 0) {
+    if (q->reply < 0
+        && reply_peer(q, topo_parent(q->t, q->self), err, errlen) < 0) {
         proto_batch_free(&q->answer);
         return -1;
     }
@@ -320,11 +327,20 @@ int nodeq_flush(struct nodeq *q, double now, char *err, size_t errlen)
     if (fab_send(q->f, q->reply, PROTO_TAG_UP, q->sendbuf, len,
                  q->sendbuf) == 0) {
         q->sending = 1;
+        q->stuck_since = 0;
         return 0;
     }
-    /* A peer that does not poll keeps saying EAGAIN: give up on it once
-     * its own wait must be over, rather than retry for ever. */
-    if (errno == EAGAIN && now < q->deadline + NODEQ_HOP_S)
+    /* A peer that does not poll keeps saying EAGAIN, and so does one over
+     * tcp that is gone (nothing tells that from its address): after
+     * NODEQ_HOP_S, answer the next ancestor up instead, whose query
+     * reached us directly if it found that one gone. */
+    if (errno == EAGAIN && !q->stuck_since)
+        q->stuck_since = now;
+    if (errno == EAGAIN && (now - q->stuck_since < NODEQ_HOP_S
+                            || (q->reply_at >= 0
+                                && reply_peer(q, topo_parent(q->t,
+                                                             q->reply_at),
+                                              err, errlen) >= 0)))
         return proto_batch_unget(&q->answer, q->sendbuf, len);
     proto_batch_free(&q->answer);
     return seterr(err, errlen, errno, "answering query %#llx: %s",

@@ -13,7 +13,9 @@
  * sent the query within NODEQ_HOP_S, is recorded down by its parent,
  * which then asks that child's children itself.  So a node answers its
  * nearest live ancestor: its parent, or, if the parent's daemon is gone,
- * the parent's parent, and so on up to the origin.  A node waits for its
+ * the parent's parent, and so on up to the origin.  Over tcp nothing
+ * shows a daemon gone but its silence: an ancestor that takes no answer
+ * (EAGAIN) for NODEQ_HOP_S is passed over for the next one up.  A node waits for its
  * subtree at most NODEQ_HOP_S per level below it; whoever has not
  * answered by then is recorded down ("no answer"), so every node of the
  * list is reported exactly once, and the answer is bounded in time even

@@ -10,6 +10,10 @@
  * sigN, "fail": it could not start, "-": not ended), AGO (since that
  * LAUNCH arrived).  A down node has the reason instead, as its parent
  * (or the gateway) saw it.
+ *
+ * With --hosts or -f the nodes are other hosts' `vexecd --address`
+ * daemons: the query goes through a one-shot tcp gateway (gwspawn.h)
+ * started for it, as a launch between hosts does.
  */
 #include "common/clock.h"
 #include "common/err.h"
@@ -20,7 +24,9 @@
 #include "launcher/cli.h"
 #include "launcher/cluster.h"
 #include "launcher/gateway.h"
+#include "launcher/gwspawn.h"
 #include "launcher/hostlist.h"
+#include "launcher/hosts.h"
 #include "launcher/nodequery.h"
 #include "launcher/nodes.h"
 #include "launcher/nodestat.h"
@@ -42,10 +48,16 @@
  * copy of the answer. */
 #define SLACK_S 2.0
 
+/* How long the one-shot gateway may take to exit once we closed its
+ * socket (its query's last sends), before it is killed. */
+#define GATEWAY_EXIT_S 5.0
+
 struct opts {
     const char *tree;
     const char *key_file;
     const char *list;
+    const char *hosts, *hostfile;   /* daemons of other hosts */
+    int port;
 };
 
 struct node {
@@ -59,6 +71,10 @@ struct node {
 struct nq {
     struct opts o;
     struct cluster c;
+    struct hosts h;             /* with --hosts or -f */
+    int gateway_tcp;            /* --hosts or -f: a one-shot gateway */
+    pid_t gateway;              /* its pid, 0 if none */
+    char origin[FAB_NAME_MAX + 1];  /* the gateway's endpoint */
     struct auth *auth;
     int n, depth, sock, got;
     struct node *node;
@@ -71,18 +87,29 @@ static int parse_args(int argc, char **argv, struct opts *o)
     static const struct option longopts[] = {
         { "tree", required_argument, NULL, 't' },
         { "key", required_argument, NULL, 'k' },
+        { "hosts", required_argument, NULL, 'H' },
+        { "port", required_argument, NULL, 'p' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int c;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+hf:", longopts, NULL)) != -1) {
         switch (c) {
         case 't': o->tree = optarg; break;
         case 'k': o->key_file = optarg; break;
+        case 'H': o->hosts = optarg; break;
+        case 'f': o->hostfile = optarg; break;
+        case 'p':
+            if ((o->port = cli_parse_port(optarg)) < 0)
+                return cli_fail(2, "nodes: --port '%s': not a port from 1 "
+                                "to 65535", optarg);
+            break;
         case 'h':
-            printf("usage: vexec nodes [--tree SHAPE] [--key FILE] [LIST]\n");
+            printf("usage: vexec nodes [--tree SHAPE] [--key FILE] [LIST]\n"
+                   "       vexec nodes [--tree SHAPE] [--key FILE] "
+                   "{--hosts LIST | -f HOSTFILE} [--port BASE]\n");
             exit(0);
         default:
             return cli_fail(2, "nodes: unknown or incomplete option '%s' (see "
@@ -94,6 +121,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
     if (optind < argc)
         return cli_fail(2, "nodes: one LIST only, '%s' is one too many",
                     argv[optind]);
+    if (o->list && (o->hosts || o->hostfile))
+        return cli_fail(2, "nodes: LIST '%s' names nodes of the emulated "
+                        "cluster; with --hosts or -f, list the daemons there",
+                        o->list);
     return 0;
 }
 
@@ -139,6 +170,25 @@ out:
     return ret;
 }
 
+/* The daemons of --hosts and -f, all of them, answering or not. */
+static int pick_hosts(struct nq *q)
+{
+    int ret = cli_add_hosts(&q->h, q->o.hosts, q->o.hostfile, q->o.port,
+                            "nodes ");
+
+    if (ret)
+        return ret;
+    q->n = q->h.n;
+    if (!(q->node = calloc((size_t)q->n, sizeof(*q->node))))
+        return cli_fail(1, "out of memory");
+    for (int i = 0; i < q->n; i++) {
+        q->node[i].label = q->h.label[i];
+        snprintf(q->node[i].endpoint, sizeof(q->node[i].endpoint), "%s",
+                 q->h.endpoint[i]);
+    }
+    return 0;
+}
+
 /* The tree's depth, checked as a launch checks it. */
 static int check_tree(struct nq *q)
 {
@@ -148,7 +198,8 @@ static int check_tree(struct nq *q)
 /* The key we sign with: --key, else $VEXEC_KEY, else the cluster's. */
 static int load_key(struct nq *q)
 {
-    return cli_load_key(q->o.key_file, q->c.dir, "vexec nodes", &q->auth);
+    return cli_load_key(q->o.key_file, q->gateway_tcp ? NULL : q->c.dir,
+                        "vexec nodes --hosts", &q->auth);
 }
 
 /* ---- asking ---- */
@@ -171,18 +222,21 @@ static char *nodes_expression(struct nq *q)
 
 static int connect_gateway(struct nq *q)
 {
+    if (q->gateway_tcp)
+        return cli_start_gateway(&q->h, 1, &q->sock, &q->gateway, q->origin,
+                                 sizeof(q->origin));
+    snprintf(q->origin, sizeof(q->origin), "%s", q->c.gw_endpoint);
     return cli_connect_gateway(GATEWAY_QUERY_KIND, q->c.name, q->c.dir,
                                &q->sock);
 }
 
 static int send_query(struct nq *q)
 {
-    char origin[FAB_NAME_MAX + 1], err[512], *expr = nodes_expression(q);
+    char err[512], *expr = nodes_expression(q);
     struct proto_query pq = { .nnodes = (uint32_t)q->n, .tree = q->o.tree,
-                              .origin = origin, .nodes = expr };
+                              .origin = q->origin, .nodes = expr };
     int len = -1;
 
-    snprintf(origin, sizeof(origin), "%s", q->c.gw_endpoint);
     if (!expr)
         return cli_fail(1, "out of memory");
     if (getrandom(&q->id, sizeof(q->id), 0) == sizeof(q->id)
@@ -374,8 +428,8 @@ static int print_table(const struct nq *q)
     printf(", %d down\n", q->n - up);
     if (up == 0 && silent)
         fprintf(stderr, "vexec: no node answered: a query signed with a "
-                "key the nodes do not share is refused (see %s/log)\n",
-                q->c.dir);
+                "key the nodes do not share is refused (see %s)\n",
+                q->gateway_tcp ? "the daemons' logs" : q->c.dir);
     return up == q->n ? 0 : 1;
 }
 
@@ -384,9 +438,13 @@ static int run(struct nq *q)
     char err[512];
     int ret;
 
-    if (cluster_load(cluster_dir(NULL), &q->c, err, sizeof(err)) < 0)
+    if (q->gateway_tcp)
+        ret = pick_hosts(q);
+    else if (cluster_load(cluster_dir(NULL), &q->c, err, sizeof(err)) < 0)
         return cli_fail(1, "%s (start one with vexec-cluster up N)", err);
-    if ((ret = pick_nodes(q)) || (ret = check_tree(q))
+    else
+        ret = pick_nodes(q);
+    if (ret || (ret = check_tree(q))
         || (ret = load_key(q)) || (ret = connect_gateway(q))
         || (ret = send_query(q)) || (ret = collect(q)))
         return ret;
@@ -395,13 +453,17 @@ static int run(struct nq *q)
 
 int nodes_main(int argc, char **argv)
 {
-    struct nq q = { .o.tree = "auto", .sock = -1 };
+    struct nq q = { .o.tree = "auto", .o.port = HOSTS_PORT_DEFAULT,
+                    .sock = -1 };
     int ret = parse_args(argc, argv, &q.o);
 
+    q.gateway_tcp = q.o.hosts || q.o.hostfile;
     if (!ret)
         ret = run(&q);
     if (q.sock >= 0)
         close(q.sock);
+    gwspawn_reap(q.gateway, GATEWAY_EXIT_S);
+    hosts_free(&q.h);
     free(q.node);
     auth_destroy(q.auth);
     cluster_free(&q.c);

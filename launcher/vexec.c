@@ -24,6 +24,7 @@
 #include "fanout/bcast.h"
 #include "fanout/fabric.h"
 #include "fanout/topo.h"
+#include "launcher/cli.h"
 #include "launcher/cluster.h"
 #include "launcher/frontend.h"
 #include "launcher/hostlist.h"
@@ -85,16 +86,6 @@ static int parse_ranks(const char *s)
     return (int)v;
 }
 
-static int parse_port(const char *s)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    return errno || end == s || *end || v < 1 || v > 65535 ? -1 : (int)v;
-}
-
 static int parse_args(int argc, char **argv, struct fe_opts *o)
 {
     static const struct option longopts[] = {
@@ -124,7 +115,7 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
         case 'H': o->hosts = optarg; break;
         case 'f': o->hostfile = optarg; break;
         case 'p':
-            if ((o->port = parse_port(optarg)) < 0)
+            if ((o->port = cli_parse_port(optarg)) < 0)
                 return bad_usage("--port '%s': not a port from 1 to 65535",
                                  optarg);
             break;

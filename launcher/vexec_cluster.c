@@ -190,7 +190,7 @@ static void daemon_child(const struct cluster *c, int i, int ready,
 static void gateway_child(const struct cluster *c, int ready, int log)
 {
     struct gateway_opts o = { .cluster = c->name, .ready_fd = 3,
-                              .client_fd = -1 };
+                              .client_fd = -1, .query_fd = -1 };
     char ep[FAB_NAME_MAX + 1], err[512];
 
     detach("vexec-gateway", ready, log);

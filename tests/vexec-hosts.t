@@ -171,6 +171,25 @@ ok($r->{status} != 0 && $r->{out} eq ''
    && $r->{err} =~ /^vexec: node \S+ refused the launch: credential does not verify/,
    'a wrong key over tcp: refused by node 0, nothing runs')
     or diag(describe($r));
+# vexec nodes over tcp: a one-shot gateway asks the daemons down the tree.
+sub node_states {
+    my ($out) = @_;
+    return { map { /^(\S+)\s+(up|busy|down)\s/ ? ($1 => $2) : () } lines($out) };
+}
+for my $via ([@via_list], [@via_file]) {
+    $r = vexec(['nodes', @$via]);
+    my $st = node_states($r->{out});
+    ok($r->{status} == 0 && (grep { $_ eq 'up' } values %$st) == $N
+       && $r->{out} =~ /^$N nodes: $N up, 0 down$/m,
+       "vexec nodes @$via[2 .. $#$via]: all $N up, exit 0")
+        or diag(describe($r));
+}
+$r = vexec(['nodes', @via_list, 'n1']);
+ok(!one_line_error($r) && $r->{err} =~ /^vexec: nodes: LIST 'n1' names nodes of the emulated cluster/,
+   'vexec nodes --hosts with a LIST: one-line error') or diag(describe($r));
+$r = vexec(['nodes', @via_list[2 .. $#via_list]]);
+ok(!one_line_error($r) && $r->{err} =~ /^vexec: vexec nodes --hosts need the cluster's key/,
+   'vexec nodes --hosts without a key: one-line error') or diag(describe($r));
 my @left = gateways_left();
 ok(!@left, 'no gateway is left running') or diag("pids: @left");
 ok(!grep({ !pid_alive($_) } values %daemon_pid), 'every daemon still runs');
@@ -288,6 +307,19 @@ ok(wait_until(20, sub { !grep { pid_alive($_) } @ranks, @sleeps }),
    'and every rank and sleep ends, under the dead node too')
     or diag('left running: ' . join(' ', grep { pid_alive($_) } @ranks, @sleeps));
 delete $daemon_pid{$victim};
+
+# vexec nodes with those two daemons dead: over tcp nothing shows them
+# gone but their silence, and their children, asked directly, answer the
+# nearest ancestor that takes it.
+$r = vexec(['nodes', @via_list]);
+my $st = node_states($r->{out});
+is_deeply([map { "$_ $st->{$_}" } sort keys %$st],
+          [map { my $a = $_; "$a " . ($a eq $dead || $a eq $victim ? 'down' : 'up') }
+               sort keys %{ { map { $_ => 1 } keys %$st, $dead, $victim } }],
+          "vexec nodes: $dead and $victim down, the other 6 up")
+    or diag(describe($r));
+ok($r->{status} == 1 && $r->{out} =~ /^$N nodes: 6 up, 2 down$/m,
+   'and it exits 1') or diag(describe($r));
 
 # Teardown.
 $r = netns('down', '--state', $state);
