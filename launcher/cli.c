@@ -83,7 +83,7 @@ int cli_parse_port(const char *s)
 }
 
 int cli_connect_gateway(const char *kind, const char *cluster_name,
-                        const char *cluster_dir, int *sock)
+                        const char *cluster_dir, int nodes, int *sock)
 {
     struct sockaddr_un sa;
     socklen_t len = bell_sockaddr(kind, cluster_name, &sa);
@@ -92,9 +92,9 @@ int cli_connect_gateway(const char *kind, const char *cluster_name,
         return cli_fail(1, "socket: %s", strerror(errno));
     if (connect(*sock, (struct sockaddr *)&sa, len) < 0)
         return cli_fail(1, "the gateway of the cluster in %s is not running "
-                        "(%s); if its nodes are up, `vexec-cluster up N` "
-                        "with their number N starts a new one", cluster_dir,
-                        strerror(errno));
+                        "(%s); if its nodes are up, `vexec-cluster up %d` "
+                        "starts a new one", cluster_dir, strerror(errno),
+                        nodes);
     return 0;
 }
 

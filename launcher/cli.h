@@ -32,9 +32,10 @@ int cli_parse_port(const char *s);
 
 /* Connect to the emulated cluster's gateway socket of the given kind
  * (GATEWAY_KIND for launches, GATEWAY_QUERY_KIND for vexec nodes).
- * Returns 0 with *sock set, or 1 after one line naming the cluster. */
+ * Returns 0 with *sock set, or 1 after one line naming the cluster and
+ * the `vexec-cluster up` for its number of nodes that restarts it. */
 int cli_connect_gateway(const char *kind, const char *cluster_name,
-                        const char *cluster_dir, int *sock);
+                        const char *cluster_dir, int nodes, int *sock);
 
 /* Add the daemons of list (--hosts) and of file (-f; either may be
  * NULL) to h, at ports from port, and refuse a daemon named twice.

@@ -418,7 +418,8 @@ static int connect_gateway(struct fe *e)
     if (e->tcp)
         return start_gateway(e);
     snprintf(e->origin, sizeof(e->origin), "%s", e->c.gw_endpoint);
-    return cli_connect_gateway(GATEWAY_KIND, e->c.name, e->c.dir, &e->sock);
+    return cli_connect_gateway(GATEWAY_KIND, e->c.name, e->c.dir, e->c.n,
+                               &e->sock);
 }
 
 /* The cluster's gateway's first message: the memfd it lends us for the

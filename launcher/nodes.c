@@ -227,7 +227,7 @@ static int connect_gateway(struct nq *q)
                                  sizeof(q->origin));
     snprintf(q->origin, sizeof(q->origin), "%s", q->c.gw_endpoint);
     return cli_connect_gateway(GATEWAY_QUERY_KIND, q->c.name, q->c.dir,
-                               &q->sock);
+                               q->c.n, &q->sock);
 }
 
 static int send_query(struct nq *q)

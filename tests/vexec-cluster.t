@@ -264,7 +264,7 @@ ok($r->{status} == 0 && wait_until(10, sub { !grep { pid_alive($_) } @big_procs 
     $r = vexec(['-n', 4, '/bin/echo', 'hi']);
     my @wrong = one_line_error($r);
     push @wrong, 'no hint at vexec-cluster up'
-        unless $r->{err} =~ /is not running.*`vexec-cluster up N`/;
+        unless $r->{err} =~ /is not running.*`vexec-cluster up 4` starts a new one/;
     ok(!@wrong, 'gateway killed: vexec says so in one line, naming the cure')
         or diag(join('; ', @wrong) . ' -- ' . describe($r));
     $r = cluster(['status']);
