@@ -13,6 +13,10 @@
  *   heard from for SILENT_S: over tcp every node sends its parent an
  *   ALIVE record every ALIVE_S while its job runs (a child that died
  *   after the broadcast, while its rank runs, takes no sends to miss).
+ *   One not heard from for QUIET_S is probed as vexec probes node 0, by a
+ *   connect to its address, once per look: refused means nothing listens
+ *   there any more, its daemon died (libfabric's connections to it go
+ *   the same way, so no firewall tells the two apart).
  * A dead child is reported up (DEAD, and EXIT for its rank if it had not
  * reported one), dropped from the broadcast, and each of its children is
  * adopted: sent an ADOPT (vexec's signed LAUNCH unchanged, our rank, a new
@@ -67,6 +71,10 @@
 /* Over tcp, how often a node tells its parent it lives. */
 #define ALIVE_S 1.0
 
+/* Over tcp, how long a child may be silent before its address is probed:
+ * a few ALIVEs missed. */
+#define QUIET_S (3 * ALIVE_S)
+
 /* An ADOPT unanswered for this long is made and sent again, with a new
  * credential: seen on this VM, rarely, an ADOPT reaching its node as a
  * copy of an older one, which the node refuses as a replay. */
@@ -91,7 +99,7 @@ int adopt_add_kid(struct job *j, int rank, int peer)
         j->kid_cap = cap;
     }
     j->kid[j->nkid++] = (struct kid){ .rank = rank, .peer = peer,
-                                      .heard = mono_now() };
+                                      .heard = mono_now(), .probe = -1 };
     return 0;
 }
 
@@ -206,6 +214,8 @@ void adopt_dead(struct daemon *d, int rank, int why, const char *text)
     if (!k && adopt_add_kid(j, rank, -1) == 0)
         k = &j->kid[j->nkid - 1];
     if (k) {
+        netaddr_close_reset(k->probe);
+        k->probe = -1;
         if (j->bc && k->peer >= 0)
             bcast_drop_kid(j->bc, k->peer);
         if (k->peer >= 0)
@@ -266,6 +276,25 @@ static void sweep_dead(struct daemon *d, int peer)
                    n == 1 ? "" : "es", fab_peer_name(d->f, peer), (int)pid);
 }
 
+/* A silent tcp child's address: how the probe of it stands, started at
+ * one look and read at the next.  Returns 0 (accepted), EINPROGRESS (no
+ * answer yet, or just started) or the connect's errno. */
+static int probe_kid(struct daemon *d, struct kid *k)
+{
+    int e;
+
+    if (k->probe < 0) {
+        if ((k->probe = netaddr_connect(fab_peer_name(d->f, k->peer))) >= 0)
+            return EINPROGRESS;
+        return errno;
+    }
+    if ((e = netaddr_connect_result(k->probe)) != EINPROGRESS) {
+        netaddr_close_reset(k->probe);
+        k->probe = -1;
+    }
+    return e;
+}
+
 /* Has child k died or stopped, or left its adoption unanswered?  Returns
  * PROTO_DEAD_* with *text saying which, or 0; *stuck: for how long it
  * took nothing we sent, if this host cannot tell (else 0). */
@@ -293,8 +322,14 @@ static int kid_lost(struct daemon *d, struct kid *k, const char **text,
         *text = "did not answer its adoption";
         return PROTO_DEAD_SILENT;
     }
-    if (k->state == KID_LIVE && netaddr_is_tcp(fab_peer_name(d->f, k->peer))
-        && mono_now() - k->heard > SILENT_S) {
+    if (k->state != KID_LIVE || !netaddr_is_tcp(fab_peer_name(d->f, k->peer))
+        || mono_now() - k->heard <= QUIET_S)
+        return 0;
+    if (probe_kid(d, k) == ECONNREFUSED) {
+        *text = "died (its address refused a connection)";
+        return PROTO_DEAD_DIED;
+    }
+    if (mono_now() - k->heard > SILENT_S) {
         *text = "stopped answering (nothing heard from it)";
         return PROTO_DEAD_SILENT;
     }
@@ -374,6 +409,10 @@ void adopt_end(struct job *j)
 {
     netaddr_close_reset(j->gw_probe);
     j->gw_probe = -1;
+    for (int i = 0; i < j->nkid; i++) {
+        netaddr_close_reset(j->kid[i].probe);
+        j->kid[i].probe = -1;
+    }
 }
 
 /* Stop reporting to a parent that died or stopped; wait for an adopter. */

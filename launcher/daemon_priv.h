@@ -63,6 +63,7 @@ struct kid {
     char *adopt;                /* the ADOPT message, kept for the job */
     size_t adopt_len;
     int sig_due;                /* 1 + the j->sig slot it still lacks */
+    int probe;                  /* tcp: a connect to its address, or -1 */
 };
 
 struct job {

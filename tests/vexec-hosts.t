@@ -248,8 +248,8 @@ kill_under_job("vexec (round $_ of 5)", sub { $_[0] }, qr/^$/) for 1 .. 5;
 
 # A daemon that dies while the ranks run, after the broadcast: no send to
 # it is pending, so its parent notices that it hears no ALIVE from it for
-# 30 s, reports it, and adopts its children, whose ranks' exits still
-# arrive.  With kary:2, rank 1 (host 1's second daemon) is the parent of
+# 3 s, finds its address refusing a connection, reports it dead, and
+# adopts its children, whose ranks' exits still arrive.  With kary:2, rank 1 (host 1's second daemon) is the parent of
 # ranks 3 (host 2) and 4 (host 3).  Last: the cluster has 7 daemons after.
 my $dead = "$addr[0]:7401";
 my ($kout, $kerr) = map { "$state/../kill.$_" } qw(out err);
@@ -267,7 +267,7 @@ is_deeply(\@done, [map { sprintf('%07d done', $_) } 0, 2 .. $N - 1],
           . 'every other rank finishes')
     or diag(join("\n", @kerr));
 ok(defined $kstatus && $kstatus >> 8 != 0
-   && (grep { /^vexec: 1 node failed: \Q$dead\E \(stopped answering/ } @kerr)
+   && (grep { /^vexec: 1 node failed: \Q$dead\E \(died/ } @kerr)
    && !(grep { /failed:/ && !/\Q$dead\E/ } @kerr),
    "vexec names exactly $dead as dead, exits non-zero, and does not hang")
     or diag('status ' . ($kstatus // 'hung') . ': ' . join("\n", @kerr));
@@ -275,7 +275,7 @@ delete $daemon_pid{$dead};
 
 # A daemon killed while its rank runs a process in the background: its
 # keeper ends what the rank started.  Then a SIGINT to vexec, before its
-# parent has found it dead (30 s over tcp): the dead node's children
+# parent has found it dead (3-4 s over tcp): the dead node's children
 # cannot take it then, and get it from their adopter.  With kary:2 on the
 # 7 daemons left, rank 1 ($addr[1]:7400) is the parent of ranks 3 and 4.
 my @seven = (@key, '--hosts', "$addr[0]:1,$addr[1]:2,$addr[2]:2,$addr[3]:2");
