@@ -322,9 +322,13 @@ static int kid_lost(struct daemon *d, struct kid *k, const char **text,
         *text = "did not answer its adoption";
         return PROTO_DEAD_SILENT;
     }
-    if (k->state != KID_LIVE || !netaddr_is_tcp(fab_peer_name(d->f, k->peer))
-        || mono_now() - k->heard <= QUIET_S)
+    if (k->state != KID_LIVE || !netaddr_is_tcp(fab_peer_name(d->f, k->peer)))
         return 0;
+    if (mono_now() - k->heard <= QUIET_S) {
+        netaddr_close_reset(k->probe);  /* heard from again: not needed */
+        k->probe = -1;
+        return 0;
+    }
     if (probe_kid(d, k) == ECONNREFUSED) {
         *text = "died (its address refused a connection)";
         return PROTO_DEAD_DIED;
