@@ -328,5 +328,15 @@ ok($r->{status} == 0, 'netns-hosts down') or diag(describe($r));
 ok(!grep({ /^\Q$prefix\E-/ } `ip netns list`), 'no namespace left');
 ok(!grep({ /: \Q$prefix\E/ } `ip -o link show`), 'no link left');
 ok(!grep({ pid_alive($_) } values %daemon_pid), 'no daemon left');
+# Each daemon's keeper (sweep.h) leaves once its daemon has ended.
+sub keepers_left {
+    return grep { pid_alive($_)
+                  && VexecCluster::read_proc_file($_, 'comm') eq "vexecd-keeper\n"
+                  && index(VexecCluster::read_proc_file($_, 'cmdline'), $state) >= 0 }
+           map { m{^/proc/(\d+)$} ? $1 : () } glob('/proc/[0-9]*');
+}
+my @keepers;
+ok(wait_until(10, sub { !(@keepers = keepers_left()) }), 'no keeper left')
+    or diag("keepers: @keepers");
 
 done_testing();
