@@ -61,8 +61,8 @@ struct gateway_opts {
 };
 
 /* Serve launches until SIGTERM or SIGINT (one shot: until the client
- * left and its job was cancelled, or the query client left).  Returns 0 then, or -1 if the gateway
- * could not start (err says why). */
+ * left and its job was cancelled, or the query client left).  Returns 0
+ * then, or -1 if the gateway could not start (err says why). */
 int gateway_run(const struct gateway_opts *o, char *err, size_t errlen);
 
 #endif

@@ -15,8 +15,8 @@
  * nearest live ancestor: its parent, or, if the parent's daemon is gone,
  * the parent's parent, and so on up to the origin.  Over tcp nothing
  * shows a daemon gone but its silence: an ancestor that takes no answer
- * (EAGAIN) for NODEQ_HOP_S is passed over for the next one up.  A node waits for its
- * subtree at most NODEQ_HOP_S per level below it; whoever has not
+ * (EAGAIN) for NODEQ_HOP_S is passed over for the next one up.  A node
+ * waits for its subtree at most NODEQ_HOP_S per level below it; whoever has not
  * answered by then is recorded down ("no answer"), so every node of the
  * list is reported exactly once, and the answer is bounded in time even
  * when a daemon hangs (its whole subtree is then reported down).

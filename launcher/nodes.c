@@ -72,8 +72,7 @@ struct nq {
     struct opts o;
     struct cluster c;
     struct hosts h;             /* with --hosts or -f */
-    int gateway_tcp;            /* --hosts or -f: a one-shot gateway */
-    pid_t gateway;              /* its pid, 0 if none */
+    pid_t gateway;              /* the one-shot gateway's pid, 0 if none */
     char origin[FAB_NAME_MAX + 1];  /* the gateway's endpoint */
     struct auth *auth;
     int n, depth, sock, got;
@@ -170,6 +169,12 @@ out:
     return ret;
 }
 
+/* Other hosts' daemons (--hosts, -f), asked through a one-shot gateway? */
+static int over_tcp(const struct nq *q)
+{
+    return q->o.hosts || q->o.hostfile;
+}
+
 /* The daemons of --hosts and -f, all of them, answering or not. */
 static int pick_hosts(struct nq *q)
 {
@@ -198,7 +203,7 @@ static int check_tree(struct nq *q)
 /* The key we sign with: --key, else $VEXEC_KEY, else the cluster's. */
 static int load_key(struct nq *q)
 {
-    return cli_load_key(q->o.key_file, q->gateway_tcp ? NULL : q->c.dir,
+    return cli_load_key(q->o.key_file, over_tcp(q) ? NULL : q->c.dir,
                         "vexec nodes --hosts", &q->auth);
 }
 
@@ -222,7 +227,7 @@ static char *nodes_expression(struct nq *q)
 
 static int connect_gateway(struct nq *q)
 {
-    if (q->gateway_tcp)
+    if (over_tcp(q))
         return cli_start_gateway(&q->h, 1, &q->sock, &q->gateway, q->origin,
                                  sizeof(q->origin));
     snprintf(q->origin, sizeof(q->origin), "%s", q->c.gw_endpoint);
@@ -429,7 +434,7 @@ static int print_table(const struct nq *q)
     if (up == 0 && silent)
         fprintf(stderr, "vexec: no node answered: a query signed with a "
                 "key the nodes do not share is refused (see %s)\n",
-                q->gateway_tcp ? "the daemons' logs" : q->c.dir);
+                over_tcp(q) ? "the daemons' logs" : q->c.dir);
     return up == q->n ? 0 : 1;
 }
 
@@ -438,7 +443,7 @@ static int run(struct nq *q)
     char err[512];
     int ret;
 
-    if (q->gateway_tcp)
+    if (over_tcp(q))
         ret = pick_hosts(q);
     else if (cluster_load(cluster_dir(NULL), &q->c, err, sizeof(err)) < 0)
         return cli_fail(1, "%s (start one with vexec-cluster up N)", err);
@@ -457,7 +462,6 @@ int nodes_main(int argc, char **argv)
                     .sock = -1 };
     int ret = parse_args(argc, argv, &q.o);
 
-    q.gateway_tcp = q.o.hosts || q.o.hostfile;
     if (!ret)
         ret = run(&q);
     if (q.sock >= 0)

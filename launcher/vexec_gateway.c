@@ -8,8 +8,8 @@
  * and a newline to fd M, then serves the one launch vexec sends over the
  * connected seqpacket socket N (gateway.h), and exits when vexec has
  * gone.  With --query-fd, it answers the one QUERY of `vexec nodes
- * --hosts` on N instead.  A separate program because vexec must not load libfabric
- * (~0.3 s on Debian 12): only launches between hosts pay for it here.
+ * --hosts` on N instead.  A separate program because vexec must not load
+ * libfabric (~0.3 s on Debian 12): only work between hosts pays for it.
  * Exit status 0, or 1 when it could not start (then "! WHY" and a
  * newline go to fd M instead of the name, and WHY to stderr).
  */
