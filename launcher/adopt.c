@@ -269,7 +269,7 @@ static void post_adopts(struct daemon *d)
 static void sweep_dead(struct daemon *d, int peer)
 {
     pid_t pid = fab_peer_pid(d->f, peer);
-    int n = pid > 0 ? sweep_session(pid) : 0;
+    int n = pid > 0 ? sweep_daemon(pid) : 0;
 
     if (n > 0)
         daemon_log(d, "ended %d process%s left by dead %s (pid %d)", n,

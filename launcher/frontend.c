@@ -624,7 +624,7 @@ static int wait_for_ranks(struct fe *e)
             if (!node0_up(e)) {
                 /* Its rank died with it, not what that rank started. */
                 if (!e->tcp)
-                    sweep_session(e->c.pids[e->node[0]]);
+                    sweep_daemon(e->c.pids[e->node[0]]);
                 return cli_fail(1, "node %s died; the ranks below it are lost",
                             node_label(e, 0));
             }

@@ -1,16 +1,20 @@
-/* sweep.c - end the processes of a dead daemon's session (sweep.h). */
+/* sweep.c - end the processes of a dead daemon's session and cgroup
+ * (sweep.h). */
 #include "launcher/sweep.h"
 #include "common/err.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,10 +47,28 @@ static int ids_of(const char *pid, pid_t *pgrp, pid_t *sid)
     return 0;
 }
 
-/* One pass over /proc: SIGKILL each live process of session sid (and of
- * process group pgid, unless it is 0), but not sid itself.  Returns how
- * many, or -1. */
-static int sweep_once(pid_t pgid, pid_t sid)
+/* Is x in the n sorted ids? */
+static bool among(pid_t x, const pid_t *ids, size_t n)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (ids[mid] == x)
+            return true;
+        if (ids[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* One pass over /proc: SIGKILL each live process of one of the n sorted
+ * sessions sids (and of process group pgid, unless it is 0), but not a
+ * session's leader itself.  Returns how many, or -1. */
+static int sweep_once(pid_t pgid, const pid_t *sids, size_t n)
 {
     struct dirent *e;
     DIR *dir;
@@ -59,8 +81,9 @@ static int sweep_once(pid_t pgid, pid_t sid)
         long pid = strtol(e->d_name, &end, 10);
         pid_t g, s;
 
-        if (*end || pid <= 1 || pid == sid || ids_of(e->d_name, &g, &s) < 0
-            || s != sid || (pgid && g != pgid))
+        if (*end || pid <= 1 || among((pid_t)pid, sids, n)
+            || ids_of(e->d_name, &g, &s) < 0 || !among(s, sids, n)
+            || (pgid && g != pgid))
             continue;
         if (kill((pid_t)pid, SIGKILL) == 0)
             killed++;
@@ -74,16 +97,16 @@ static int sweep_once(pid_t pgid, pid_t sid)
  * process it finds, forkers first or not). */
 #define SWEEP_PASSES 8
 
-static int sweep(pid_t pgid, pid_t sid)
+static int sweep(pid_t pgid, const pid_t *sids, size_t n)
 {
-    int n, total = 0;
+    int k, total = 0;
 
     for (int i = 0; i < SWEEP_PASSES; i++) {
-        if ((n = sweep_once(pgid, sid)) < 0)
+        if ((k = sweep_once(pgid, sids, n)) < 0)
             return total ? total : -1;
-        if (n == 0)
+        if (k == 0)
             break;
-        total += n;
+        total += k;
     }
     return total;
 }
@@ -92,7 +115,7 @@ int sweep_session(pid_t sid)
 {
     if (sid <= 1 || sid == getsid(0))
         return 0;
-    return sweep(0, sid);
+    return sweep(0, &sid, 1);
 }
 
 int sweep_group(pid_t pgid)
@@ -103,7 +126,223 @@ int sweep_group(pid_t pgid)
      * session another job's group could have come to have that id. */
     if (pgid <= 1 || sid != getpid())
         return 0;
-    return sweep(pgid, sid);
+    return sweep(pgid, &sid, 1);
+}
+
+/* cgroup v2: the directory of this process's cgroup, from the cgroup2
+ * mount in /proc/self/mountinfo and the "0::PATH" line of
+ * /proc/self/cgroup.  Returns 0, or -1 with err saying why. */
+static int cgroup_here(char *dir, size_t len, char *err, size_t errlen)
+{
+    char line[4096], mnt[PATH_MAX] = "", path[PATH_MAX] = "";
+    FILE *f;
+
+    if (!(f = fopen("/proc/self/mountinfo", "re")))
+        return seterr(err, errlen, errno, "/proc/self/mountinfo: %s",
+                      strerror(errno));
+    while (!mnt[0] && fgets(line, sizeof(line), f)) {
+        char root[PATH_MAX], at[PATH_MAX], *dash = strstr(line, " - ");
+
+        /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - FSTYPE ...; a
+         * namespaced mount (root not "/") or an escaped name is passed
+         * over. */
+        if (dash && !strncmp(dash, " - cgroup2 ", 11)
+            && sscanf(line, "%*s %*s %*s %4095s %4095s", root, at) == 2
+            && !strcmp(root, "/") && !strchr(at, '\\'))
+            snprintf(mnt, sizeof(mnt), "%s", at);
+    }
+    fclose(f);
+    if (!mnt[0])
+        return seterr(err, errlen, ENOENT, "no cgroup2 file system mounted");
+    if (!(f = fopen("/proc/self/cgroup", "re")))
+        return seterr(err, errlen, errno, "/proc/self/cgroup: %s",
+                      strerror(errno));
+    while (!path[0] && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "0::/", 4)) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(path, sizeof(path), "%s", line + 3);
+        }
+    fclose(f);
+    if (!path[0])
+        return seterr(err, errlen, ENOENT, "not in a cgroup2 hierarchy");
+    if ((size_t)snprintf(dir, len, "%s%s", mnt,
+                         strcmp(path, "/") ? path : "") >= len)
+        return seterr(err, errlen, ENAMETOOLONG, "cgroup path too long");
+    return 0;
+}
+
+/* Write s into DIR/FILE.  Returns 0, or -1 with errno set. */
+static int cgroup_write(const char *dir, const char *file, const char *s)
+{
+    char path[PATH_MAX];
+    ssize_t n;
+    int fd, e;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file)
+        >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+        return -1;
+    n = write(fd, s, strlen(s));
+    e = errno;
+    close(fd);
+    errno = e;
+    return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+/* Make dir, the cgroup "vexecd-PID" below this process's own (an empty
+ * one of that name, left by a keeper killed with its daemon, is made
+ * again).  Returns 0, or -1 with err saying why. */
+static int cgroup_make(char *dir, size_t len, char *err, size_t errlen)
+{
+    char here[PATH_MAX];
+
+    if (cgroup_here(here, sizeof(here), err, errlen) < 0)
+        return -1;
+    if ((size_t)snprintf(dir, len, "%s/vexecd-%d", here, (int)getpid())
+        >= len)
+        return seterr(err, errlen, ENAMETOOLONG, "cgroup path too long");
+    if (mkdir(dir, 0755) == 0)
+        return 0;
+    if (errno == EEXIST && rmdir(dir) < 0)
+        return seterr(err, errlen, errno, "%s is left from an earlier "
+                      "daemon and cannot be removed: %s", dir,
+                      strerror(errno));
+    if (errno != EEXIST || mkdir(dir, 0755) < 0)
+        return seterr(err, errlen, errno, "mkdir %s: %s", dir,
+                      strerror(errno));
+    return 0;
+}
+
+/* One pass at the processes of cgroup dir: count those in cgroup.procs,
+ * then end them all with one write to cgroup.kill (Linux 5.14; it also
+ * reaches a process forked meanwhile) or, without it, a SIGKILL to each
+ * as it is read.  Returns how many were listed, or -1 if the cgroup is
+ * gone. */
+static int cgroup_kill(const char *dir, bool *atomic)
+{
+    char path[PATH_MAX];
+    long pid;
+    int n = 0;
+    FILE *f;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir)
+        >= sizeof(path) || !(f = fopen(path, "re")))
+        return -1;
+    while (fscanf(f, "%ld", &pid) == 1) {
+        n++;
+        if (!*atomic)
+            kill((pid_t)pid, SIGKILL);
+    }
+    fclose(f);
+    if (*atomic && cgroup_write(dir, "cgroup.kill", "1") < 0)
+        *atomic = false;                /* the next pass kills one by one */
+    return n;
+}
+
+/* End every process of cgroup dir and remove it, passing again until
+ * rmdir takes it (it refuses a populated cgroup; zombies do not count).
+ * Returns how many processes the first pass found. */
+#define CGROUP_END_PASSES 500           /* 10 ms apart: 5 s */
+
+static int cgroup_end(const char *dir)
+{
+    bool atomic = true;
+    int found = 0, n;
+
+    for (int i = 0; i < CGROUP_END_PASSES; i++) {
+        if ((n = cgroup_kill(dir, &atomic)) < 0)
+            return found;
+        if (i == 0)
+            found = n;
+        if (rmdir(dir) == 0 || errno != EBUSY)
+            return found;
+        usleep(10000);
+    }
+    fprintf(stderr, "vexecd keeper: %s still has processes after 5 s; "
+            "left in place\n", dir);
+    return found;
+}
+
+/* Move this process into cgroup dir (made by cgroup_make); on failure
+ * remove dir and say why in err.  Returns 0 or -1. */
+static int cgroup_enter(const char *dir, char *err, size_t errlen)
+{
+    char pid[24];
+
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    if (cgroup_write(dir, "cgroup.procs", pid) == 0)
+        return 0;
+    seterr(err, errlen, errno, "%s/cgroup.procs: %s", dir, strerror(errno));
+    rmdir(dir);
+    return -1;
+}
+
+int sweep_enter(char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+
+    if (cgroup_make(dir, sizeof(dir), err, errlen) < 0)
+        return -1;
+    return cgroup_enter(dir, err, errlen);
+}
+
+/* The cgroup of daemon pid, "vexecd-PID" below our own cgroup (we are its
+ * keeper, vexec or vexec-cluster) or beside it (we are a daemon of the
+ * same cluster).  Returns 0 if it exists, else -1. */
+static int cgroup_of_daemon(pid_t pid, char *dir, size_t len)
+{
+    char here[PATH_MAX], *slash;
+    struct stat st;
+
+    if (cgroup_here(here, sizeof(here), NULL, 0) < 0)
+        return -1;
+    if ((size_t)snprintf(dir, len, "%s/vexecd-%d", here, (int)pid) < len
+        && stat(dir, &st) == 0)
+        return 0;
+    if (!(slash = strrchr(here, '/')) || strncmp(slash, "/vexecd-", 8))
+        return -1;
+    *slash = '\0';
+    if ((size_t)snprintf(dir, len, "%s/vexecd-%d", here, (int)pid) < len
+        && stat(dir, &st) == 0)
+        return 0;
+    return -1;
+}
+
+static int by_pid(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+int sweep_daemons(const pid_t *pids, size_t n)
+{
+    pid_t *sids = malloc((n ? n : 1) * sizeof(*sids)), self = getsid(0);
+    char dir[PATH_MAX];
+    size_t k = 0;
+    int found = 0, swept;
+
+    if (!sids)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (pids[i] <= 1 || pids[i] == getpid() || pids[i] == self)
+            continue;
+        if (cgroup_of_daemon(pids[i], dir, sizeof(dir)) == 0)
+            found += cgroup_end(dir);
+        sids[k++] = pids[i];
+    }
+    qsort(sids, k, sizeof(*sids), by_pid);
+    swept = k ? sweep(0, sids, k) : 0;
+    free(sids);
+    return swept < 0 ? (found ? found : -1) : found + swept;
+}
+
+int sweep_daemon(pid_t pid)
+{
+    return sweep_daemons(&pid, 1);
 }
 
 /* The keeper's life after the double fork: in a session of its own (no
@@ -123,7 +362,7 @@ static void __attribute__((noreturn)) keeper_wait(int pidfd, pid_t daemon)
     signal(SIGHUP, SIG_IGN);
     while (poll(&p, 1, -1) < 0 && errno == EINTR)
         ;
-    if ((n = sweep_session(daemon)) > 0)
+    if ((n = sweep_daemon(daemon)) > 0)
         fprintf(stderr, "vexecd keeper: ended %d process%s left by pid %d\n",
                 n, n == 1 ? "" : "es", (int)daemon);
     _exit(0);
@@ -154,6 +393,7 @@ static void __attribute__((noreturn)) keeper_start(pid_t daemon)
 
 int sweep_keep(char *err, size_t errlen)
 {
+    char cgroup[PATH_MAX], cgerr[256] = "";
     pid_t self = getpid(), child;
     int status;
 
@@ -161,15 +401,33 @@ int sweep_keep(char *err, size_t errlen)
         return seterr(err, errlen, errno, "not the leader of its session, "
                       "and cannot become one (setsid: %s; a shell's job?)",
                       strerror(errno));
-    if ((child = fork()) < 0)
-        return seterr(err, errlen, errno, "fork: %s", strerror(errno));
+    /* The cgroup is entered after the keeper has started, so that the
+     * keeper stays outside it (sweep_daemon finds it below its own). */
+    if (cgroup_make(cgroup, sizeof(cgroup), cgerr, sizeof(cgerr)) < 0)
+        cgroup[0] = '\0';
+    if ((child = fork()) < 0) {
+        seterr(err, errlen, errno, "fork: %s", strerror(errno));
+        goto fail;
+    }
     if (child == 0)
         keeper_start(self);
     while (waitpid(child, &status, 0) < 0)
-        if (errno != EINTR)
-            return seterr(err, errlen, errno, "waitpid: %s", strerror(errno));
-    if (!WIFEXITED(status) || WEXITSTATUS(status))
-        return seterr(err, errlen, ENOSYS, "the keeper did not start "
-                      "(pidfd_open needs Linux 5.3)");
-    return 0;
+        if (errno != EINTR) {
+            seterr(err, errlen, errno, "waitpid: %s", strerror(errno));
+            goto fail;
+        }
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        seterr(err, errlen, ENOSYS, "the keeper did not start "
+               "(pidfd_open needs Linux 5.3)");
+        goto fail;
+    }
+    if (cgroup[0] && cgroup_enter(cgroup, cgerr, sizeof(cgerr)) == 0)
+        return 0;
+    seterr(err, errlen, 0, "%s", cgerr);
+    return 1;
+
+fail:
+    if (cgroup[0])
+        rmdir(cgroup);
+    return -1;
 }

@@ -6,10 +6,13 @@
  * children and run on.  vexec-cluster starts every daemon in a session of
  * its own (setsid), vexecd puts itself in one (sweep_keep), and a rank and
  * everything it starts stay in it unless they leave it (setsid)
- * themselves.  The kernel does not reuse a process
- * id while a living process has it as its session id, so once a daemon
- * has died, the processes whose session id is its pid are exactly what it
- * left behind. */
+ * themselves.  The kernel does not reuse a process id while a living
+ * process has it as its session id, so once a daemon has died, the
+ * processes whose session id is its pid are exactly what it left behind,
+ * but for those that left the session.  Those are still in the daemon's
+ * cgroup (v2), where there is one: every daemon moves itself into one of
+ * its own, "vexecd-PID", which no process leaves but by a write to a
+ * cgroup file. */
 #ifndef VEXEC_SWEEP_H
 #define VEXEC_SWEEP_H
 
@@ -30,16 +33,39 @@ int sweep_session(pid_t sid);
  * were signalled, or -1 if /proc cannot be read. */
 int sweep_group(pid_t pgid);
 
+/* End what daemon pid, seen to have ended, left on this host: every
+ * process of its cgroup, "vexecd-PID" below our own cgroup or beside it
+ * (sweep_keep, sweep_enter; one that left the daemon's session is still
+ * in it), which is then removed, and every process of its session
+ * (sweep_session).  Returns how many were signalled, or -1 if /proc
+ * cannot be read and nothing was found in a cgroup. */
+int sweep_daemon(pid_t pid);
+
+/* sweep_daemon for each of n daemons seen to have ended, with one pass
+ * over /proc for all their sessions (vexec-cluster down). */
+int sweep_daemons(const pid_t *pids, size_t n);
+
+/* For vexec-cluster's daemons: move this process into a cgroup (v2) of
+ * its own, "vexecd-PID" below its present one, before it forks a rank, so
+ * that sweep_daemon(its pid), by a neighbour or by `down`, reaches what
+ * its ranks take out of its session.  Returns 0, or -1 with errno set and
+ * err saying why (no cgroup2 mounted, not ours to write). */
+int sweep_enter(char *err, size_t errlen);
+
 /* Make sure what our ranks start ends when we do, however we end: put
  * this process (a daemon started by hand, by systemd or by a script) in a
- * session of its own unless it leads one, and start a keeper, a process
- * outside it that waits for ours to end (a pidfd) and then calls
- * sweep_session(our pid).  Over tcp no other daemon on this host can see
- * ours die; vexec-cluster's daemons are watched by their neighbours.  The
- * keeper holds no descriptor but stderr; it is not our child (this
- * process's reaping stays its own).  Call before any thread starts.
- * Returns 0, or -1 with errno set and err saying why (a shell's job
- * leads its process group and cannot start a session: EPERM). */
+ * session of its own unless it leads one, and in a cgroup (v2) of its
+ * own, "vexecd-PID" below its present one, and start a keeper, a process
+ * outside both that waits for ours to end (a pidfd), then calls
+ * sweep_daemon(our pid).
+ * Over tcp no other daemon on this host can see ours die; vexec-cluster's
+ * daemons are watched by their neighbours.  The keeper holds no
+ * descriptor but stderr; it is not our child (this process's reaping
+ * stays its own).  Call before any thread starts.  Returns 0; 1 with err
+ * saying why there is no cgroup (none mounted, or not ours to write: the
+ * keeper then has the session alone); or -1 with errno set and err saying
+ * why there is no keeper (a shell's job leads its process group and
+ * cannot start a session: EPERM). */
 int sweep_keep(char *err, size_t errlen);
 
 #endif

@@ -28,6 +28,7 @@
 #include "launcher/daemon.h"
 #include "launcher/gateway.h"
 #include "launcher/hostlist.h"
+#include "launcher/sweep.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -142,6 +143,9 @@ static void stop_daemons(const struct cluster *c)
     for (int i = 0; i < c->n && left; i++)
         if (is_daemon(c->pids[i]))
             kill(c->pids[i], SIGKILL);
+    /* What their ranks left, also out of their sessions, and their
+     * cgroups. */
+    sweep_daemons(c->pids, (size_t)c->n);
     remove_shm_files(c->name);
 }
 
@@ -177,6 +181,10 @@ static void daemon_child(const struct cluster *c, int i, int ready,
     char ep[FAB_NAME_MAX + 1], err[512], key[4200];
 
     detach("vexecd", ready, log);
+    if (sweep_enter(err, sizeof(err)) < 0)
+        fprintf(stderr, "vexecd %s: no cgroup: %s; what its ranks take out "
+                "of its session (setsid) outlives a kill -9 of it\n",
+                c->nodes[i], err);
     snprintf(key, sizeof(key), "%s/%s", c->dir, CLUSTER_KEY_FILE);
     o.key_file = key;
     o.endpoint = cluster_endpoint(c, i, ep, sizeof(ep));

@@ -65,9 +65,17 @@ int main(int argc, char **argv)
     }
     if (!o.node)
         o.node = o.endpoint;
-    if (sweep_keep(err, sizeof(err)) < 0)
+    switch (sweep_keep(err, sizeof(err))) {
+    case -1:
         fprintf(stderr, "vexecd %s: no keeper: %s; what its ranks start "
                 "outlives a kill -9 of it\n", o.node, err);
+        break;
+    case 1:
+        fprintf(stderr, "vexecd %s: no cgroup: %s; what its ranks start "
+                "and take out of its session (setsid) outlives a kill -9 "
+                "of it\n", o.node, err);
+        break;
+    }
     if (daemon_run(&o, err, sizeof(err)) < 0) {
         fprintf(stderr, "vexecd: %s\n", err);
         return 1;

@@ -15,7 +15,8 @@ use VexecCluster qw(need_vexec new_cluster_dir cluster cluster_up cluster_down
                     vexec daemon_pids cluster_name pid_alive shm_files
                     describe lines wait_until daemon_fds daemon_rss
                     daemon_cpu_ticks guard_cluster expand_hostlist
-                    cluster_procs stray_procs gateway_pid kill_under_ranks);
+                    cluster_procs stray_procs gateway_pid kill_under_ranks
+                    cgroup_dir);
 
 need_vexec();
 
@@ -58,6 +59,15 @@ my @all_procs = cluster_procs($dir);
 my $name = cluster_name($dir);
 is_deeply([sort keys %pids], [qw(n0 n1 n2 n3)], 'DIR/pids lists n0..n3');
 ok(!grep({ !pid_alive($_) } values %pids), 'every daemon is running');
+# Each in a cgroup of its own (launcher/sweep.h), where cgroup2 is mounted.
+my @cgroups = map { cgroup_dir($_) } values %pids;
+SKIP: {
+    skip 'no cgroup2 file system mounted here', 1
+        unless `grep -c ' - cgroup2 ' /proc/self/mountinfo` > 0;
+    ok(!grep({ !defined $_ || !m{/vexecd-\d+$} || !-d $_ } @cgroups),
+       'each daemon is in a cgroup "vexecd-PID" of its own')
+        or diag('cgroups: ' . join(' ', map { $_ // 'none' } @cgroups));
+}
 ok(defined $name, "DIR/name gives the cluster name") or diag('no name');
 my @no_shm = grep { !defined $name || !-e "/dev/shm/$name.$_" } sort keys %pids;
 ok(!@no_shm, 'each node has its shm endpoint /dev/shm/NAME.NODE')
@@ -132,6 +142,9 @@ my @shm = shm_files($name);
 ok(!@shm, "no /dev/shm file with the cluster name $name is left")
     or diag("left: @shm");
 ok(!-e "$dir/pids" && !-e "$dir/name", 'the cluster record is removed');
+ok(!grep({ defined && -d } @cgroups),
+   'no cgroup of a daemon is left, of those killed before down too')
+    or diag('left: ' . join(' ', grep { defined && -d } @cgroups));
 check_cluster_error('status after down: one-line error', cluster(['status']));
 check_cluster_error('down again: one-line error', cluster(['down']));
 

@@ -34,7 +34,7 @@ use VexecTest qw(bin prog slurp);
 use VexecCluster qw(need_vexec cluster_up cluster_down daemon_pids
                     daemon_rss describe lines start_bg wait_bg
                     pid_alive wait_until kill_under_ranks gateway_pid
-                    ranks_running children_of);
+                    ranks_running children_of cgroup_dir);
 
 need_vexec();
 
@@ -192,20 +192,25 @@ kill_under_job('the gateway', gateway_pid(),
 cluster_down();
 
 # --- what a rank started ends with its daemon ---------------------------------
-# Each rank is a shell with two sleeps of its own.  The kernel ends the
-# rank with its daemon (PR_SET_PDEATHSIG), not the sleeps: the node (or
-# vexec, for node 0) that sees the daemon dead ends the rest of that
-# daemon's session (launcher/sweep.h).
-my @sh = ('/bin/sh', '-c', '/bin/sleep 3001 & /bin/sleep 3002; wait');
+# Each rank is a shell with two sleeps of its own, the victim's rank a
+# third one in a session of its own (setsid).  The kernel ends the rank
+# with its daemon (PR_SET_PDEATHSIG), not the sleeps: the node (or vexec,
+# for node 0) that sees the daemon dead ends the rest of that daemon's
+# cgroup and session (launcher/sweep.h).
 
-# kill_under_shells($what, $victim, @nodes): run @sh as one rank on each of
-# @nodes (kary:2, in that order), kill -9 the daemon of node $victim (if
-# one is named) once every rank runs its two sleeps, and check that its
-# rank and both sleeps end; then interrupt vexec (one SIGINT, which the
-# shells' background sleeps ignore) and check that nothing of the job is
-# left.
+# kill_under_shells($what, $victim, @nodes): run a shell as one rank on
+# each of @nodes (kary:2, in that order), kill -9 the daemon of node
+# $victim (if one is named) once every rank runs its sleeps, and check
+# that its rank and all three sleeps end, and its cgroup goes; then
+# interrupt vexec (one SIGINT, which the shells' background sleeps ignore)
+# and check that nothing of the job is left.
 sub kill_under_shells {
     my ($what, $victim, @nodes) = @_;
+    my ($vrank) = defined $victim ? grep { $nodes[$_] eq $victim } 0 .. $#nodes
+                                  : (-1);
+    my @sh = ('/bin/sh', '-c', '/bin/sleep 3001 & '
+              . "if [ \$BPROC_RANK -eq $vrank ]; then "
+              . 'setsid /bin/sleep 3004 & fi; /bin/sleep 3002; wait');
     my %pid = daemon_pids();
     my $bg = start_bg([bin('vexec'), '-n', scalar(@nodes), '-w',
                        join(',', @nodes), '--tree', 'kary:2', @sh],
@@ -219,16 +224,22 @@ sub kill_under_shells {
         }
         return 0 unless keys %rank == @nodes;
         %kids = map { $_ => [children_of($rank{$_})] } @nodes;
-        return !grep { @{ $kids{$_} } != 2 } @nodes;
+        return !grep { @{ $kids{$_} } != (defined $victim && $_ eq $victim ? 3 : 2) }
+                     @nodes;
     });
-    ok($all, "$what: every rank runs its two sleeps")
+    ok($all, "$what: every rank runs its sleeps")
         or diag(scalar(keys %rank) . ' of ' . @nodes . ' ranks found');
     if (defined $victim) {
+        my $cgroup = cgroup_dir($pid{$victim});
         kill 'KILL', $pid{$victim};
         my @left = ($rank{$victim} // (), @{ $kids{$victim} // [] });
         ok($all && wait_until(30, sub { !grep { pid_alive($_) } @left }),
-           "$what: kill -9 of $victim ends its rank and the two sleeps that rank started")
+           "$what: kill -9 of $victim ends its rank and the three sleeps that rank "
+           . 'started, the setsid one too')
             or diag('still running: ' . join(', ', grep { pid_alive($_) } @left));
+        ok(defined $cgroup && wait_until(10, sub { !-d $cgroup }),
+           "$what: and the cgroup of $victim is removed")
+            or diag('cgroup: ' . ($cgroup // 'none'));
     }
     kill 'INT', $bg;
     my $status = wait_bg($bg, $LIMIT);

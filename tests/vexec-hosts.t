@@ -20,7 +20,7 @@ use Test::More;
 use VexecTest qw(prog bin one_line_error);
 use VexecCluster qw(need_vexec cluster_up vexec describe lines pid_alive
                     daemon_cpu_ticks kill_under_ranks start_bg wait_bg
-                    wait_until children_of ranks_running);
+                    wait_until children_of ranks_running cgroup_dir);
 
 my $HOSTS = 4;
 my $DAEMONS = 2;
@@ -273,29 +273,43 @@ ok(defined $kstatus && $kstatus >> 8 != 0
     or diag('status ' . ($kstatus // 'hung') . ': ' . join("\n", @kerr));
 delete $daemon_pid{$dead};
 
-# A daemon killed while its rank runs a process in the background: its
-# keeper ends what the rank started.  Then a SIGINT to vexec, before its
-# parent has found it dead (3-4 s over tcp): the dead node's children
-# cannot take it then, and get it from their adopter.  With kary:2 on the
-# 7 daemons left, rank 1 ($addr[1]:7400) is the parent of ranks 3 and 4.
+# A daemon killed while its rank runs processes in the background, one of
+# them taken out of the rank's session (setsid): its keeper ends them all,
+# the one that left the session too (it is still in the daemon's cgroup),
+# and removes the cgroup.  Then a SIGINT to vexec, before its parent has
+# found it dead (3-4 s over tcp): the dead node's children cannot take it
+# then, and get it from their adopter.  With kary:2 on the 7 daemons left,
+# rank 1 ($addr[1]:7400) is the parent of ranks 3 and 4.
 my @seven = (@key, '--hosts', "$addr[0]:1,$addr[1]:2,$addr[2]:2,$addr[3]:2");
 my $victim = "$addr[1]:7400";
-my @bg_cmd = ('/bin/dash', '-c', 'sleep 3021 >/dev/null 2>&1 & sleep 3022');
+my @bg_cmd = ('/bin/dash', '-c', 'sleep 3021 >/dev/null 2>&1 & '
+              . 'if [ "$BPROC_RANK" -eq 1 ]; then '
+              . 'setsid sleep 3023 >/dev/null 2>&1 & fi; sleep 3022');
 $bg = start_bg([bin('vexec'), @seven, '--tree', 'kary:2', @bg_cmd],
                out => $kout, err => $kerr);
 my (@ranks, @sleeps);
 ok(wait_until(120, sub {
        @ranks = ranks_running(\@bg_cmd, values %daemon_pid);
        @sleeps = map { children_of($_) } @ranks;
-       return @ranks == 7 && @sleeps == 14;
-   }), '7 ranks run, each with a sleep in the background')
+       return @ranks == 7 && @sleeps == 15;
+   }), '7 ranks run, each with a sleep in the background, rank 1 two')
     or diag(scalar(@ranks) . ' ranks: ' . VexecTest::slurp($kerr));
 my @orphaned = map { children_of($_) } children_of($daemon_pid{$victim});
-is(scalar(@orphaned), 2, "the rank on $victim started its two sleeps");
+my @escaped = grep { VexecCluster::read_proc_file($_, 'cmdline') =~ /^sleep\x{0}3023/ }
+              @orphaned;
+is(scalar(@orphaned), 3, "the rank on $victim started its three sleeps");
+is(scalar(@escaped), 1, 'one of them in a session of its own');
+my $cgroup = cgroup_dir($daemon_pid{$victim});
+ok(defined $cgroup && -d $cgroup, "$victim runs in a cgroup of its own")
+    or diag('cgroup: ' . ($cgroup // 'none') . '; log: '
+            . VexecTest::slurp("$state/h2.0.log"));
 kill 'KILL', $daemon_pid{$victim};
 ok(wait_until(20, sub { !grep { pid_alive($_) } @orphaned }),
-   "kill -9 of $victim: its keeper ends what its rank started")
-    or diag("left running: @orphaned");
+   "kill -9 of $victim: its keeper ends what its rank started, "
+   . 'the setsid one too')
+    or diag("left running: " . join(' ', grep { pid_alive($_) } @orphaned));
+ok(defined $cgroup && wait_until(10, sub { !-d $cgroup }),
+   'and removes its cgroup') or diag("left: " . ($cgroup // 'none'));
 kill 'INT', $bg;
 $kstatus = wait_bg($bg, 120);
 @kerr = lines(VexecTest::slurp($kerr));
@@ -322,6 +336,8 @@ ok($r->{status} == 1 && $r->{out} =~ /^$N nodes: 6 up, 2 down$/m,
    'and it exits 1') or diag(describe($r));
 
 # Teardown.
+my @cgroups = grep { defined } map { cgroup_dir($_) } values %daemon_pid;
+is(scalar(@cgroups), scalar(keys %daemon_pid), 'each daemon left has a cgroup');
 $r = netns('down', '--state', $state);
 $torn_down = 1;
 ok($r->{status} == 0, 'netns-hosts down') or diag(describe($r));
@@ -338,5 +354,7 @@ sub keepers_left {
 my @keepers;
 ok(wait_until(10, sub { !(@keepers = keepers_left()) }), 'no keeper left')
     or diag("keepers: @keepers");
+ok(wait_until(10, sub { !grep { -d } @cgroups }), 'no cgroup left')
+    or diag('cgroups: ' . join(' ', grep { -d } @cgroups));
 
 done_testing();

@@ -24,7 +24,7 @@ our @EXPORT_OK = qw(need_vexec new_cluster_dir cluster cluster_up
                     start_bg wait_bg daemon_fds daemon_rss daemon_cpu_ticks
                     guard_cluster expand_hostlist cluster_procs
                     children_of ranks_running gateway_pid
-                    kill_under_ranks);
+                    kill_under_ranks cgroup_dir);
 
 # The binaries and test programs these tests need.
 sub need_vexec {
@@ -204,6 +204,19 @@ sub shm_files {
     return () unless defined $name && length $name;
     opendir my $dh, '/dev/shm' or return ();
     return map { "/dev/shm/$_" } grep { index($_, $name) >= 0 } readdir $dh;
+}
+
+# cgroup_dir(PID): the directory of process PID's cgroup (v2) as this
+# process sees it (the cgroup2 mount in our mountinfo), or undef when it
+# is in none but the root.  A daemon's is "vexecd-PID" (launcher/sweep.h).
+sub cgroup_dir {
+    my ($pid) = @_;
+    open my $fh, '<', '/proc/self/mountinfo' or return undef;
+    my ($mnt) = map { m{^\S+ \S+ \S+ / (\S+) .* - cgroup2 } ? $1 : () } <$fh>;
+    my ($path) = map { /^0::(\/.*)$/ ? $1 : () }
+                 split /\n/, read_proc_file($pid, 'cgroup');
+    return undef unless defined $mnt && defined $path && $path ne '/';
+    return "$mnt$path";
 }
 
 sub read_proc_file {
