@@ -464,8 +464,11 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
             signal_kid(d, &j->kid[k], slot);
     if (j->pid > 0 && !j->rank_exited)
         kill(-j->pid, signo);
-    else if (j->pid > 0 && j->told_to_end && (j->out.fd >= 0 || j->errs.fd >= 0))
-        sweep_group(j->pid);        /* see reap() */
+    else if (j->pid > 0 && j->told_to_end) {
+        if (j->out.fd >= 0 || j->errs.fd >= 0)
+            sweep_group(j->pid);        /* see reap() */
+        sweep_strays();
+    }
     else
         j->pending_signal = signo;
 }
@@ -802,8 +805,10 @@ static void reap(struct daemon *d)
              * open, so that its exit can be reported.  The group's id
              * stays the rank's pid while it has members; with none this
              * finds nothing. */
-            if (j->told_to_end)
+            if (j->told_to_end) {
                 kill(-pid, SIGKILL);
+                sweep_strays();         /* what left the group: setsid */
+            }
         }
 }
 

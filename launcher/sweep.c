@@ -266,6 +266,41 @@ static int cgroup_end(const char *dir)
     return found;
 }
 
+int sweep_strays(void)
+{
+    char here[PATH_MAX], path[PATH_MAX + 16], name[32], *slash;
+    pid_t self = getpid(), sid = getsid(0);
+    int total = 0;
+
+    snprintf(name, sizeof(name), "/vexecd-%d", (int)self);
+    if (cgroup_here(here, sizeof(here), NULL, 0) < 0
+        || !(slash = strrchr(here, '/')) || strcmp(slash, name))
+        return 0;                       /* not in a cgroup of our own */
+    snprintf(path, sizeof(path), "%s/cgroup.procs", here);
+    for (int i = 0; i < SWEEP_PASSES; i++) {
+        FILE *f = fopen(path, "re");
+        char pid[24];
+        long p;
+        int n = 0;
+
+        if (!f)
+            return total;
+        while (fscanf(f, "%ld", &p) == 1) {
+            pid_t g, s;
+
+            snprintf(pid, sizeof(pid), "%ld", p);
+            if (p != self && ids_of(pid, &g, &s) == 0 && s != sid
+                && kill((pid_t)p, SIGKILL) == 0)
+                n++;
+        }
+        fclose(f);
+        if (!n)
+            break;
+        total += n;
+    }
+    return total;
+}
+
 /* Move this process into cgroup dir (made by cgroup_make); on failure
  * remove dir and say why in err.  Returns 0 or -1. */
 static int cgroup_enter(const char *dir, char *err, size_t errlen)

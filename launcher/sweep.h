@@ -52,6 +52,13 @@ int sweep_daemons(const pid_t *pids, size_t n);
  * err saying why (no cgroup2 mounted, not ours to write). */
 int sweep_enter(char *err, size_t errlen);
 
+/* SIGKILL every process in our own cgroup ("vexecd-PID", made by
+ * sweep_keep or sweep_enter; else nothing) that is not in our session:
+ * what a rank took out of its session (setsid).  For the end of a job told
+ * to end, after its rank's process group.  Returns how many were
+ * signalled. */
+int sweep_strays(void);
+
 /* Make sure what our ranks start ends when we do, however we end: put
  * this process (a daemon started by hand, by systemd or by a script) in a
  * session of its own unless it leads one, and in a cgroup (v2) of its

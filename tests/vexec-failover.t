@@ -192,25 +192,27 @@ kill_under_job('the gateway', gateway_pid(),
 cluster_down();
 
 # --- what a rank started ends with its daemon ---------------------------------
-# Each rank is a shell with two sleeps of its own, the victim's rank a
-# third one in a session of its own (setsid).  The kernel ends the rank
-# with its daemon (PR_SET_PDEATHSIG), not the sleeps: the node (or vexec,
-# for node 0) that sees the daemon dead ends the rest of that daemon's
-# cgroup and session (launcher/sweep.h).
+# Each rank is a shell with two sleeps of its own, and a third one in a
+# session of its own (setsid) where the test says.  The kernel ends the
+# rank with its daemon (PR_SET_PDEATHSIG), not the sleeps: the node (or
+# vexec, for node 0) that sees the daemon dead ends the rest of that
+# daemon's cgroup and session (launcher/sweep.h).  A job told to end ends
+# its ranks' process groups and, in each daemon's cgroup, what left them.
 
 # kill_under_shells($what, $victim, @nodes): run a shell as one rank on
 # each of @nodes (kary:2, in that order), kill -9 the daemon of node
-# $victim (if one is named) once every rank runs its sleeps, and check
-# that its rank and all three sleeps end, and its cgroup goes; then
-# interrupt vexec (one SIGINT, which the shells' background sleeps ignore)
-# and check that nothing of the job is left.
+# $victim (if one is named; its rank alone runs the setsid sleep, else
+# every rank does) once every rank runs its sleeps, and check that its
+# rank and all three sleeps end, and its cgroup goes; then interrupt
+# vexec (one SIGINT, which the shells' background sleeps ignore) and check
+# that nothing of the job is left.
 sub kill_under_shells {
     my ($what, $victim, @nodes) = @_;
-    my ($vrank) = defined $victim ? grep { $nodes[$_] eq $victim } 0 .. $#nodes
-                                  : (-1);
+    my ($vrank) = grep { defined $victim && $nodes[$_] eq $victim } 0 .. $#nodes;
+    my $setsid = defined $victim ? "[ \$BPROC_RANK -eq $vrank ]" : 'true';
     my @sh = ('/bin/sh', '-c', '/bin/sleep 3001 & '
-              . "if [ \$BPROC_RANK -eq $vrank ]; then "
-              . 'setsid /bin/sleep 3004 & fi; /bin/sleep 3002; wait');
+              . "if $setsid; then setsid /bin/sleep 3004 & fi; "
+              . '/bin/sleep 3002; wait');
     my %pid = daemon_pids();
     my $bg = start_bg([bin('vexec'), '-n', scalar(@nodes), '-w',
                        join(',', @nodes), '--tree', 'kary:2', @sh],
@@ -224,8 +226,8 @@ sub kill_under_shells {
         }
         return 0 unless keys %rank == @nodes;
         %kids = map { $_ => [children_of($rank{$_})] } @nodes;
-        return !grep { @{ $kids{$_} } != (defined $victim && $_ eq $victim ? 3 : 2) }
-                     @nodes;
+        return !grep { @{ $kids{$_} }
+                       != (!defined $victim || $_ eq $victim ? 3 : 2) } @nodes;
     });
     ok($all, "$what: every rank runs its sleeps")
         or diag(scalar(keys %rank) . ' of ' . @nodes . ' ranks found');

@@ -278,21 +278,21 @@ delete $daemon_pid{$dead};
 # the one that left the session too (it is still in the daemon's cgroup),
 # and removes the cgroup.  Then a SIGINT to vexec, before its parent has
 # found it dead (3-4 s over tcp): the dead node's children cannot take it
-# then, and get it from their adopter.  With kary:2 on the 7 daemons left,
+# then, and get it from their adopter; every daemon ends its rank's
+# process group and what left it (setsid) with it.  With kary:2 on the 7 daemons left,
 # rank 1 ($addr[1]:7400) is the parent of ranks 3 and 4.
 my @seven = (@key, '--hosts', "$addr[0]:1,$addr[1]:2,$addr[2]:2,$addr[3]:2");
 my $victim = "$addr[1]:7400";
 my @bg_cmd = ('/bin/dash', '-c', 'sleep 3021 >/dev/null 2>&1 & '
-              . 'if [ "$BPROC_RANK" -eq 1 ]; then '
-              . 'setsid sleep 3023 >/dev/null 2>&1 & fi; sleep 3022');
+              . 'setsid sleep 3023 >/dev/null 2>&1 & sleep 3022');
 $bg = start_bg([bin('vexec'), @seven, '--tree', 'kary:2', @bg_cmd],
                out => $kout, err => $kerr);
 my (@ranks, @sleeps);
 ok(wait_until(120, sub {
        @ranks = ranks_running(\@bg_cmd, values %daemon_pid);
        @sleeps = map { children_of($_) } @ranks;
-       return @ranks == 7 && @sleeps == 15;
-   }), '7 ranks run, each with a sleep in the background, rank 1 two')
+       return @ranks == 7 && @sleeps == 21;
+   }), '7 ranks run, each with two sleeps in the background, one setsid')
     or diag(scalar(@ranks) . ' ranks: ' . VexecTest::slurp($kerr));
 my @orphaned = map { children_of($_) } children_of($daemon_pid{$victim});
 my @escaped = grep { VexecCluster::read_proc_file($_, 'cmdline') =~ /^sleep\x{0}3023/ }
