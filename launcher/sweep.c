@@ -216,12 +216,14 @@ static int cgroup_make(char *dir, size_t len, char *err, size_t errlen)
     return 0;
 }
 
-/* One pass at the processes of cgroup dir: count those in cgroup.procs,
- * then end them all with one write to cgroup.kill (Linux 5.14; it also
- * reaches a process forked meanwhile) or, without it, a SIGKILL to each
- * as it is read.  Returns how many were listed, or -1 if the cgroup is
- * gone. */
-static int cgroup_kill(const char *dir, bool *atomic)
+/* One pass at the processes of cgroup dir of daemon owner: count those
+ * in cgroup.procs, then end them all with one write to cgroup.kill (Linux
+ * 5.14; it also reaches a process forked meanwhile) or, without it, a
+ * SIGKILL to each.  Returns how many were listed; -1 if the cgroup is
+ * gone; -2, killing nothing, if owner is listed: a dead daemon is not (nor
+ * is any zombie), so owner's pid has come round to a live daemon, which
+ * made the cgroup again for itself. */
+static int cgroup_kill(const char *dir, pid_t owner, bool *atomic)
 {
     char path[PATH_MAX];
     long pid;
@@ -232,37 +234,57 @@ static int cgroup_kill(const char *dir, bool *atomic)
         >= sizeof(path) || !(f = fopen(path, "re")))
         return -1;
     while (fscanf(f, "%ld", &pid) == 1) {
+        if (pid == owner) {
+            fclose(f);
+            return -2;
+        }
         n++;
-        if (!*atomic)
-            kill((pid_t)pid, SIGKILL);
     }
     fclose(f);
-    if (*atomic && cgroup_write(dir, "cgroup.kill", "1") < 0)
-        *atomic = false;                /* the next pass kills one by one */
+    if (!n)
+        return 0;
+    if (*atomic && cgroup_write(dir, "cgroup.kill", "1") == 0)
+        return n;
+    *atomic = false;                    /* no cgroup.kill: one by one */
+    if (!(f = fopen(path, "re")))
+        return -1;
+    while (fscanf(f, "%ld", &pid) == 1)
+        if (pid != owner)
+            kill((pid_t)pid, SIGKILL);
+    fclose(f);
     return n;
 }
 
-/* End every process of cgroup dir and remove it, passing again until
- * rmdir takes it (it refuses a populated cgroup; zombies do not count).
- * Returns how many processes the first pass found. */
+/* End every process of cgroup dir of dead daemon owner and remove it,
+ * passing again until rmdir takes it (it refuses a populated cgroup;
+ * zombies do not count).  Returns how many processes the first pass
+ * that found any found. */
 #define CGROUP_END_PASSES 500           /* 10 ms apart: 5 s */
+#define OWNER_PASSES 20                 /* 0.2 s */
 
-static int cgroup_end(const char *dir)
+static int cgroup_end(const char *dir, pid_t owner)
 {
     bool atomic = true;
     int found = 0, n;
 
     for (int i = 0; i < CGROUP_END_PASSES; i++) {
-        if ((n = cgroup_kill(dir, &atomic)) < 0)
+        /* An owner SIGKILLed a moment ago (vexec-cluster down) may not
+         * have left yet: give it OWNER_PASSES. */
+        n = cgroup_kill(dir, owner, &atomic);
+        if (n == -2 && i < OWNER_PASSES) {
+            usleep(10000);
+            continue;
+        }
+        if (n < 0)
             return found;
-        if (i == 0)
+        if (!found)
             found = n;
         if (rmdir(dir) == 0 || errno != EBUSY)
             return found;
         usleep(10000);
     }
-    fprintf(stderr, "vexecd keeper: %s still has processes after 5 s; "
-            "left in place\n", dir);
+    fprintf(stderr, "cgroup %s still has processes after 5 s; left in "
+            "place\n", dir);
     return found;
 }
 
@@ -366,7 +388,7 @@ int sweep_daemons(const pid_t *pids, size_t n)
         if (pids[i] <= 1 || pids[i] == getpid() || pids[i] == self)
             continue;
         if (cgroup_of_daemon(pids[i], dir, sizeof(dir)) == 0)
-            found += cgroup_end(dir);
+            found += cgroup_end(dir, pids[i]);
         sids[k++] = pids[i];
     }
     qsort(sids, k, sizeof(*sids), by_pid);
