@@ -118,17 +118,6 @@ int sweep_session(pid_t sid)
     return sweep(0, &sid, 1);
 }
 
-int sweep_group(pid_t pgid)
-{
-    pid_t sid = getsid(0);
-
-    /* Only in a session of our own (vexec-cluster's daemons): in a shell's
-     * session another job's group could have come to have that id. */
-    if (pgid <= 1 || sid != getpid())
-        return 0;
-    return sweep(pgid, &sid, 1);
-}
-
 /* cgroup v2: the directory of this process's cgroup, from the cgroup2
  * mount in /proc/self/mountinfo and the "0::PATH" line of
  * /proc/self/cgroup.  Returns 0, or -1 with err saying why. */
@@ -288,7 +277,10 @@ static int cgroup_end(const char *dir, pid_t owner)
     return found;
 }
 
-int sweep_strays(void)
+/* SIGKILL each process of our own cgroup ("vexecd-PID"; else none) but
+ * us that is in process group pgid or, if pgid is 0, not in our session,
+ * again until a pass finds none.  Returns how many. */
+static int sweep_own_cgroup(pid_t pgid)
 {
     char here[PATH_MAX], path[PATH_MAX + 16], name[32], *slash;
     pid_t self = getpid(), sid = getsid(0);
@@ -311,7 +303,8 @@ int sweep_strays(void)
             pid_t g, s;
 
             snprintf(pid, sizeof(pid), "%ld", p);
-            if (p != self && ids_of(pid, &g, &s) == 0 && s != sid
+            if (p != self && ids_of(pid, &g, &s) == 0
+                && (pgid ? g == pgid : s != sid)
                 && kill((pid_t)p, SIGKILL) == 0)
                 n++;
         }
@@ -321,6 +314,25 @@ int sweep_strays(void)
         total += n;
     }
     return total;
+}
+
+int sweep_strays(void)
+{
+    return sweep_own_cgroup(0);
+}
+
+int sweep_group(pid_t pgid)
+{
+    pid_t sid = getsid(0);
+
+    if (pgid <= 1)
+        return 0;
+    /* In a session of our own, its processes; else (a shell's job) in our
+     * own cgroup's: in a shell's session another job's group could have
+     * come to have that id. */
+    if (sid == getpid())
+        return sweep(pgid, &sid, 1);
+    return sweep_own_cgroup(pgid);
 }
 
 /* Move this process into cgroup dir (made by cgroup_make); on failure
@@ -450,18 +462,24 @@ static void __attribute__((noreturn)) keeper_start(pid_t daemon)
 
 int sweep_keep(char *err, size_t errlen)
 {
-    char cgroup[PATH_MAX], cgerr[256] = "";
+    char cgroup[PATH_MAX], cgerr[256] = "", nosid[128] = "";
     pid_t self = getpid(), child;
     int status;
 
+    /* A shell's job leads its process group and cannot start a session;
+     * then the cgroup alone holds what the ranks start. */
     if (getsid(0) != self && setsid() < 0)
-        return seterr(err, errlen, errno, "not the leader of its session, "
-                      "and cannot become one (setsid: %s; a shell's job?)",
-                      strerror(errno));
+        snprintf(nosid, sizeof(nosid), "not the leader of its session, and "
+                 "cannot become one (setsid: %s; a shell's job?)",
+                 strerror(errno));
     /* The cgroup is entered after the keeper has started, so that the
      * keeper stays outside it (sweep_daemon finds it below its own). */
-    if (cgroup_make(cgroup, sizeof(cgroup), cgerr, sizeof(cgerr)) < 0)
+    if (cgroup_make(cgroup, sizeof(cgroup), cgerr, sizeof(cgerr)) < 0) {
         cgroup[0] = '\0';
+        if (nosid[0])
+            return seterr(err, errlen, EPERM, "%s, and no cgroup: %s", nosid,
+                          cgerr);
+    }
     if ((child = fork()) < 0) {
         seterr(err, errlen, errno, "fork: %s", strerror(errno));
         goto fail;
@@ -480,6 +498,9 @@ int sweep_keep(char *err, size_t errlen)
     }
     if (cgroup[0] && cgroup_enter(cgroup, cgerr, sizeof(cgerr)) == 0)
         return 0;
+    if (nosid[0])       /* the keeper has nothing to sweep; it leaves with us */
+        return seterr(err, errlen, EPERM, "%s, and no cgroup: %s", nosid,
+                      cgerr);
     seterr(err, errlen, 0, "%s", cgerr);
     return 1;
 

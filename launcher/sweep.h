@@ -24,13 +24,14 @@
 int sweep_session(pid_t sid);
 
 /* SIGKILL every process of this host in process group pgid and in our own
- * session, if we lead that session (as vexec-cluster's daemons do; else
- * nothing): what is left of the group of a rank of ours that has exited.
- * A bare kill(-pgid) could reach a stranger once the group is empty, for
- * its id was the rank's pid and pids come round again (pid_max is 32768
- * on a machine of few CPUs, ~30 launches of 1023 ranks); a process of our
- * session with that group id can only be the rank's.  Returns how many
- * were signalled, or -1 if /proc cannot be read. */
+ * session, if we lead that session (as our daemons do but a shell's job),
+ * else in our own cgroup (sweep_keep; else nothing): what is left of the
+ * group of a rank of ours that has exited.  A bare kill(-pgid) could
+ * reach a stranger once the group is empty, for its id was the rank's pid
+ * and pids come round again (pid_max is 32768 on a machine of few CPUs,
+ * ~30 launches of 1023 ranks); a process of our session or cgroup with
+ * that group id can only be the rank's.  Returns how many were signalled,
+ * or -1 if /proc cannot be read. */
 int sweep_group(pid_t pgid);
 
 /* End what daemon pid, seen to have ended, left on this host: every
@@ -68,11 +69,12 @@ int sweep_strays(void);
  * Over tcp no other daemon on this host can see ours die; vexec-cluster's
  * daemons are watched by their neighbours.  The keeper holds no
  * descriptor but stderr; it is not our child (this process's reaping
- * stays its own).  Call before any thread starts.  Returns 0; 1 with err
- * saying why there is no cgroup (none mounted, or not ours to write: the
- * keeper then has the session alone); or -1 with errno set and err saying
- * why there is no keeper (a shell's job leads its process group and
- * cannot start a session: EPERM). */
+ * stays its own).  A shell's job leads its process group and cannot
+ * start a session: then the cgroup alone holds what the ranks start.
+ * Call before any thread starts.  Returns 0; 1 with err saying why there
+ * is no cgroup (none mounted, or not ours to write: the keeper then has
+ * the session alone); or -1 with errno set and err saying why the keeper
+ * can do nothing (neither a session nor a cgroup of our own). */
 int sweep_keep(char *err, size_t errlen);
 
 #endif

@@ -335,6 +335,57 @@ is_deeply([map { "$_ $st->{$_}" } sort keys %$st],
 ok($r->{status} == 1 && $r->{out} =~ /^$N nodes: 6 up, 2 down$/m,
    'and it exits 1') or diag(describe($r));
 
+# A vexecd started as a job of an interactive shell: it leads its process
+# group, so it cannot start a session of its own.  Its cgroup alone then
+# holds what its rank starts, and its keeper ends all of it once it is
+# killed (before: "no keeper", and both sleeps ran on).
+my $job_log = "$state/../job.log";
+my $job = fork // die "fork: $!";
+if (!$job) {
+    open STDIN, '<', '/dev/null';
+    open STDOUT, '>', $job_log;
+    open STDERR, '>&', \*STDOUT;
+    exec 'ip', 'netns', 'exec', "$prefix-h4", '/bin/sh', '-c',
+        q{mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; }
+        . q{exec perl -e 'setpgrp(0, 0); exec { $ARGV[0] } @ARGV' "$@"},
+        'vexecd', bin('vexecd'), '--address', "$addr[3]:7402",
+        '--key', "$state/key", '--node', 'job';
+    POSIX::_exit(127);
+}
+ok(wait_until(30, sub {
+       `ip netns exec $prefix-h4 ss -Hltn 'sport = :7402'` =~ /LISTEN/ }),
+   'a vexecd started as a shell\'s job listens')
+    or diag(VexecTest::slurp($job_log));
+my ($job_sid) = VexecCluster::read_proc_file($job, 'stat') =~ /\) \S+ \d+ \d+ (\d+)/;
+ok(defined $job_sid && $job_sid != $job,
+   'it is not the leader of a session (it could not start one)');
+my $job_cgroup = cgroup_dir($job);
+ok(defined $job_cgroup && $job_cgroup =~ m{/vexecd-$job$},
+   'but it is in a cgroup of its own')
+    or diag('cgroup ' . ($job_cgroup // 'none') . ': ' . VexecTest::slurp($job_log));
+my @job_cmd = ('/bin/dash', '-c', 'sleep 3031 >/dev/null 2>&1 & '
+               . 'setsid sleep 3033 >/dev/null 2>&1 & sleep 3032');
+$bg = start_bg([bin('vexec'), @key, '--hosts', "$addr[3]:1", '--port', 7402,
+                @job_cmd], out => $kout, err => $kerr);
+my @job_left;
+ok(wait_until(60, sub {
+       my @r = ranks_running(\@job_cmd, $job);
+       @job_left = (@r, map { children_of($_) } @r);
+       return @r == 1 && @job_left == 4;
+   }), 'its rank runs, with three sleeps, one setsid')
+    or diag(VexecTest::slurp($kerr));
+kill 'KILL', $job;
+waitpid($job, 0);
+ok(wait_until(20, sub { !grep { pid_alive($_) } @job_left }),
+   'kill -9 of it: its keeper ends its rank and all three sleeps')
+    or diag('left running: ' . join(' ', grep { pid_alive($_) } @job_left)
+            . '; ' . VexecTest::slurp($job_log));
+ok(defined $job_cgroup && wait_until(10, sub { !-d $job_cgroup }),
+   'and removes its cgroup');
+$kstatus = wait_bg($bg, 120);
+ok(defined $kstatus && $kstatus >> 8 != 0, 'vexec ends, non-zero')
+    or diag('status ' . ($kstatus // 'hung') . ': ' . VexecTest::slurp($kerr));
+
 # Teardown.
 my @cgroups = grep { defined } map { cgroup_dir($_) } values %daemon_pid;
 is(scalar(@cgroups), scalar(keys %daemon_pid), 'each daemon left has a cgroup');
