@@ -389,7 +389,7 @@ static int by_pid(const void *a, const void *b)
 
 int sweep_daemons(const pid_t *pids, size_t n)
 {
-    pid_t *sids = malloc((n ? n : 1) * sizeof(*sids)), self = getsid(0);
+    pid_t *sids = malloc((n ? n : 1) * sizeof(*sids)), our_sid = getsid(0);
     char dir[PATH_MAX];
     size_t k = 0;
     int found = 0, swept;
@@ -397,7 +397,7 @@ int sweep_daemons(const pid_t *pids, size_t n)
     if (!sids)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        if (pids[i] <= 1 || pids[i] == getpid() || pids[i] == self)
+        if (pids[i] <= 1 || pids[i] == getpid() || pids[i] == our_sid)
             continue;
         if (cgroup_of_daemon(pids[i], dir, sizeof(dir)) == 0)
             found += cgroup_end(dir, pids[i]);
@@ -462,7 +462,7 @@ static void __attribute__((noreturn)) keeper_start(pid_t daemon)
 
 int sweep_keep(char *err, size_t errlen)
 {
-    char cgroup[PATH_MAX], cgerr[256] = "", nosid[128] = "";
+    char cgroup[PATH_MAX], cgerr[256] = "", nosid[192] = "";
     pid_t self = getpid(), child;
     int status;
 
@@ -498,7 +498,7 @@ int sweep_keep(char *err, size_t errlen)
     }
     if (cgroup[0] && cgroup_enter(cgroup, cgerr, sizeof(cgerr)) == 0)
         return 0;
-    if (nosid[0])       /* the keeper has nothing to sweep; it leaves with us */
+    if (nosid[0])           /* the keeper has nothing to sweep: it just goes */
         return seterr(err, errlen, EPERM, "%s, and no cgroup: %s", nosid,
                       cgerr);
     seterr(err, errlen, 0, "%s", cgerr);

@@ -345,12 +345,12 @@ if (!$job) {
     open STDIN, '<', '/dev/null';
     open STDOUT, '>', $job_log;
     open STDERR, '>&', \*STDOUT;
-    exec 'ip', 'netns', 'exec', "$prefix-h4", '/bin/sh', '-c',
-        q{mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; }
-        . q{exec perl -e 'setpgrp(0, 0); exec { $ARGV[0] } @ARGV' "$@"},
-        'vexecd', bin('vexecd'), '--address', "$addr[3]:7402",
-        '--key', "$state/key", '--node', 'job';
-    POSIX::_exit(127);
+    exec('ip', 'netns', 'exec', "$prefix-h4", '/bin/sh', '-c',
+         q{mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; }
+         . q{exec perl -e 'setpgrp(0, 0); exec { $ARGV[0] } @ARGV' "$@"},
+         'vexecd', bin('vexecd'), '--address', "$addr[3]:7402",
+         '--key', "$state/key", '--node', 'job')
+        or POSIX::_exit(127);
 }
 ok(wait_until(30, sub {
        `ip netns exec $prefix-h4 ss -Hltn 'sport = :7402'` =~ /LISTEN/ }),
