@@ -87,6 +87,13 @@
 /* What a look at a peer found. */
 enum verdict { PEER_OK, PEER_UNKNOWN, PEER_DIED, PEER_STOPPED };
 
+/* Close a probe (if open) and mark it closed. */
+static void drop_probe(int *fd)
+{
+    netaddr_close_reset(*fd);
+    *fd = -1;
+}
+
 int adopt_add_kid(struct job *j, int rank, int peer)
 {
     if (j->nkid == j->kid_cap) {
@@ -214,8 +221,7 @@ void adopt_dead(struct daemon *d, int rank, int why, const char *text)
     if (!k && adopt_add_kid(j, rank, -1) == 0)
         k = &j->kid[j->nkid - 1];
     if (k) {
-        netaddr_close_reset(k->probe);
-        k->probe = -1;
+        drop_probe(&k->probe);
         if (j->bc && k->peer >= 0)
             bcast_drop_kid(j->bc, k->peer);
         if (k->peer >= 0)
@@ -289,8 +295,7 @@ static int probe_kid(struct daemon *d, struct kid *k)
         return errno;
     }
     if ((e = netaddr_connect_result(k->probe)) != EINPROGRESS) {
-        netaddr_close_reset(k->probe);
-        k->probe = -1;
+        drop_probe(&k->probe);
     }
     return e;
 }
@@ -325,8 +330,7 @@ static int kid_lost(struct daemon *d, struct kid *k, const char **text,
     if (k->state != KID_LIVE || !netaddr_is_tcp(fab_peer_name(d->f, k->peer)))
         return 0;
     if (mono_now() - k->heard <= QUIET_S) {
-        netaddr_close_reset(k->probe);  /* heard from again: not needed */
-        k->probe = -1;
+        drop_probe(&k->probe);         /* heard from again: not needed */
         return 0;
     }
     if (probe_kid(d, k) == ECONNREFUSED) {
@@ -397,8 +401,7 @@ static const char *gateway_lost(struct daemon *d)
             return NULL;            /* read at the next look */
         e = errno;
     } else if ((e = netaddr_connect_result(j->gw_probe)) != EINPROGRESS) {
-        netaddr_close_reset(j->gw_probe);
-        j->gw_probe = -1;
+        drop_probe(&j->gw_probe);
     }
     if (e == 0)
         j->gw_heard = mono_now();
@@ -411,11 +414,9 @@ static const char *gateway_lost(struct daemon *d)
 
 void adopt_end(struct job *j)
 {
-    netaddr_close_reset(j->gw_probe);
-    j->gw_probe = -1;
+    drop_probe(&j->gw_probe);
     for (int i = 0; i < j->nkid; i++) {
-        netaddr_close_reset(j->kid[i].probe);
-        j->kid[i].probe = -1;
+        drop_probe(&j->kid[i].probe);
     }
 }
 

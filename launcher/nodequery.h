@@ -16,10 +16,10 @@
  * the parent's parent, and so on up to the origin.  Over tcp nothing
  * shows a daemon gone but its silence: an ancestor that takes no answer
  * (EAGAIN) for NODEQ_HOP_S is passed over for the next one up.  A node
- * waits for its subtree at most NODEQ_HOP_S per level below it; whoever has not
- * answered by then is recorded down ("no answer"), so every node of the
- * list is reported exactly once, and the answer is bounded in time even
- * when a daemon hangs (its whole subtree is then reported down).
+ * waits for its subtree at most NODEQ_HOP_S per level below it; whoever
+ * has not answered by then is recorded down ("no answer"), so every node
+ * of the list is reported exactly once, and the answer is bounded in time
+ * even when a daemon hangs (its whole subtree is then reported down).
  *
  * The engine owns no event loop: its owner passes it the completions of
  * its sends and the up messages it receives, and asks it when to wake.

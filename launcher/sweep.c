@@ -160,6 +160,9 @@ static int cgroup_here(char *dir, size_t len, char *err, size_t errlen)
     return 0;
 }
 
+/* The cgroup this process made and entered (cgroup_enter), or "". */
+static char own_cgroup[PATH_MAX];
+
 /* Write s into DIR/FILE.  Returns 0, or -1 with errno set. */
 static int cgroup_write(const char *dir, const char *file, const char *s)
 {
@@ -277,20 +280,18 @@ static int cgroup_end(const char *dir, pid_t owner)
     return found;
 }
 
-/* SIGKILL each process of our own cgroup ("vexecd-PID"; else none) but
- * us that is in process group pgid or, if pgid is 0, not in our session,
+/* SIGKILL each process of our own cgroup (own_cgroup; else none) but us
+ * that is in process group pgid or, if pgid is 0, not in our session,
  * again until a pass finds none.  Returns how many. */
 static int sweep_own_cgroup(pid_t pgid)
 {
-    char here[PATH_MAX], path[PATH_MAX + 16], name[32], *slash;
+    char path[PATH_MAX + 16];
     pid_t self = getpid(), sid = getsid(0);
     int total = 0;
 
-    snprintf(name, sizeof(name), "/vexecd-%d", (int)self);
-    if (cgroup_here(here, sizeof(here), NULL, 0) < 0
-        || !(slash = strrchr(here, '/')) || strcmp(slash, name))
-        return 0;                       /* not in a cgroup of our own */
-    snprintf(path, sizeof(path), "%s/cgroup.procs", here);
+    if (!own_cgroup[0])
+        return 0;
+    snprintf(path, sizeof(path), "%s/cgroup.procs", own_cgroup);
     for (int i = 0; i < SWEEP_PASSES; i++) {
         FILE *f = fopen(path, "re");
         char pid[24];
@@ -342,8 +343,10 @@ static int cgroup_enter(const char *dir, char *err, size_t errlen)
     char pid[24];
 
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    if (cgroup_write(dir, "cgroup.procs", pid) == 0)
+    if (cgroup_write(dir, "cgroup.procs", pid) == 0) {
+        snprintf(own_cgroup, sizeof(own_cgroup), "%s", dir);
         return 0;
+    }
     seterr(err, errlen, errno, "%s/cgroup.procs: %s", dir, strerror(errno));
     rmdir(dir);
     return -1;
@@ -358,23 +361,22 @@ int sweep_enter(char *err, size_t errlen)
     return cgroup_enter(dir, err, errlen);
 }
 
-/* The cgroup of daemon pid, "vexecd-PID" below our own cgroup (we are its
- * keeper, vexec or vexec-cluster) or beside it (we are a daemon of the
- * same cluster).  Returns 0 if it exists, else -1. */
-static int cgroup_of_daemon(pid_t pid, char *dir, size_t len)
+/* The cgroup of daemon pid, "vexecd-PID" below here, our own cgroup (we
+ * are its keeper, vexec or vexec-cluster), or beside it (we are a daemon
+ * of the same cluster).  Returns 0 if it exists, else -1. */
+static int cgroup_of_daemon(const char *here, pid_t pid, char *dir,
+                            size_t len)
 {
-    char here[PATH_MAX], *slash;
+    const char *slash = strrchr(here, '/');
     struct stat st;
 
-    if (cgroup_here(here, sizeof(here), NULL, 0) < 0)
-        return -1;
     if ((size_t)snprintf(dir, len, "%s/vexecd-%d", here, (int)pid) < len
         && stat(dir, &st) == 0)
         return 0;
-    if (!(slash = strrchr(here, '/')) || strncmp(slash, "/vexecd-", 8))
+    if (!slash || strncmp(slash, "/vexecd-", 8))
         return -1;
-    *slash = '\0';
-    if ((size_t)snprintf(dir, len, "%s/vexecd-%d", here, (int)pid) < len
+    if ((size_t)snprintf(dir, len, "%.*s/vexecd-%d", (int)(slash - here),
+                         here, (int)pid) < len
         && stat(dir, &st) == 0)
         return 0;
     return -1;
@@ -390,7 +392,8 @@ static int by_pid(const void *a, const void *b)
 int sweep_daemons(const pid_t *pids, size_t n)
 {
     pid_t *sids = malloc((n ? n : 1) * sizeof(*sids)), our_sid = getsid(0);
-    char dir[PATH_MAX];
+    char here[PATH_MAX], dir[PATH_MAX];
+    bool cgroups = cgroup_here(here, sizeof(here), NULL, 0) == 0;
     size_t k = 0;
     int found = 0, swept;
 
@@ -399,7 +402,7 @@ int sweep_daemons(const pid_t *pids, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (pids[i] <= 1 || pids[i] == getpid() || pids[i] == our_sid)
             continue;
-        if (cgroup_of_daemon(pids[i], dir, sizeof(dir)) == 0)
+        if (cgroups && cgroup_of_daemon(here, pids[i], dir, sizeof(dir)) == 0)
             found += cgroup_end(dir, pids[i]);
         sids[k++] = pids[i];
     }
