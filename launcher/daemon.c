@@ -736,7 +736,7 @@ static void maybe_end_job(struct daemon *d)
 
     if (!j)
         return;
-    rank_report_exit(j);
+    rank_report_exit(d);
     if (j->orphan) {
         if (j->pid > 0 && !j->rank_exited)
             return;
@@ -759,6 +759,9 @@ static void retire_job(struct daemon *d)
 {
     struct job *j = d->job;
 
+    /* A job given up ends here once its rank has exited, its output
+     * perhaps still held open by what the rank left. */
+    rank_end_leftovers(d);
     bcast_destroy(j->bc);
     j->bc = NULL;
     adopt_end(j);
@@ -857,7 +860,7 @@ static void serve(struct daemon *d)
         /* Our rank's exit goes in the batch with its last output lines:
          * one message up, not two. */
         if (d->job)
-            rank_report_exit(d->job);
+            rank_report_exit(d);
         flush_up(d);
         maybe_end_job(d);
         start_held(d);

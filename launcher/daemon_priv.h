@@ -92,6 +92,7 @@ struct job {
     int pending_signal;         /* arrived before the rank started */
     int killed;                 /* a SIGKILL came for the job */
     int told_to_end;            /* SIGINT, SIGTERM, SIGHUP or SIGKILL came */
+    int swept;                  /* rank_end_leftovers has run */
     struct stream out, errs;
     int in_fd;                  /* rank 0's stdin, -1 otherwise */
     struct proto_batch in;      /* stdin bytes not yet written */
@@ -197,8 +198,13 @@ struct timespec *daemon_wait_time(struct daemon *d, int moved,
 /* Read what the rank's pipe s has and add its whole lines to the batch. */
 void rank_read_stream(struct daemon *d, struct stream *s);
 
-/* Our rank has exited and its pipes are drained: report its status. */
-void rank_report_exit(struct job *j);
+/* Our rank has exited and its pipes are drained: end what it left
+ * running (rank_end_leftovers), then report its status. */
+void rank_report_exit(struct daemon *d);
+
+/* The job ends here: SIGKILL what its rank (if one started) left running
+ * in our cgroup, once (sweep_leftovers), and log how many. */
+void rank_end_leftovers(struct daemon *d);
 
 /* Write pending stdin bytes to rank 0; close its stdin at end of file. */
 void rank_write_stdin(struct daemon *d);

@@ -3,6 +3,7 @@
  */
 #include "common/err.h"
 #include "launcher/daemon_priv.h"
+#include "launcher/sweep.h"
 #include "vmadump/vmadump.h"
 
 #include <errno.h>
@@ -52,11 +53,29 @@ void rank_read_stream(struct daemon *d, struct stream *s)
     }
 }
 
-/* Our rank has exited and its pipes are drained: report its status. */
-void rank_report_exit(struct job *j)
+void rank_end_leftovers(struct daemon *d)
 {
+    struct job *j = d->job;
+    int n;
+
+    if (j->pid <= 0 || j->swept)
+        return;
+    j->swept = 1;
+    if ((n = sweep_leftovers()) > 0)
+        daemon_log(d, "job %#llx: ended %d process%s its rank left running",
+                   (unsigned long long)j->id, n, n == 1 ? "" : "es");
+}
+
+/* Our rank has exited and its pipes are drained: end what it left
+ * running, then report its status, so that none of it outlives vexec's
+ * answer by more than its SIGKILL's delivery. */
+void rank_report_exit(struct daemon *d)
+{
+    struct job *j = d->job;
+
     if (j->own_done || !j->rank_exited || j->out.fd >= 0 || j->errs.fd >= 0)
         return;
+    rank_end_leftovers(d);
     job_rec(j, PROTO_EXIT, j->rank, j->rank_status, NULL, 0);
     job_note_exit(j, j->rank, j->rank_status);
     j->own_done = 1;

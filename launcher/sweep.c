@@ -281,8 +281,9 @@ static int cgroup_end(const char *dir, pid_t owner)
 }
 
 /* SIGKILL each process of our own cgroup (own_cgroup; else none) but us
- * that is in process group pgid or, if pgid is 0, not in our session,
- * again until a pass finds none.  Returns how many. */
+ * that is in process group pgid; if pgid is 0, not in our session; if
+ * pgid is -1, every one.  Again until a pass finds none.  Returns how
+ * many. */
 static int sweep_own_cgroup(pid_t pgid)
 {
     char path[PATH_MAX + 16];
@@ -304,8 +305,9 @@ static int sweep_own_cgroup(pid_t pgid)
             pid_t g, s;
 
             snprintf(pid, sizeof(pid), "%ld", p);
-            if (p != self && ids_of(pid, &g, &s) == 0
-                && (pgid ? g == pgid : s != sid)
+            if (p != self
+                && (pgid < 0 || (ids_of(pid, &g, &s) == 0
+                                 && (pgid ? g == pgid : s != sid)))
                 && kill((pid_t)p, SIGKILL) == 0)
                 n++;
         }
@@ -320,6 +322,11 @@ static int sweep_own_cgroup(pid_t pgid)
 int sweep_strays(void)
 {
     return sweep_own_cgroup(0);
+}
+
+int sweep_leftovers(void)
+{
+    return sweep_own_cgroup(-1);
 }
 
 int sweep_group(pid_t pgid)

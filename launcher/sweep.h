@@ -60,6 +60,14 @@ int sweep_enter(char *err, size_t errlen);
  * signalled. */
 int sweep_strays(void);
 
+/* SIGKILL every process of our own cgroup (as sweep_strays) but us: what
+ * the job that has just ended here left running, in its rank's session or
+ * out of it (a background process that closed its output, a daemonized
+ * one), as srun ends what is left of a step.  A daemon runs one job at a
+ * time, so nothing else of ours is there.  Returns how many were
+ * signalled. */
+int sweep_leftovers(void);
+
 /* Make sure what our ranks start ends when we do, however we end: put
  * this process (a daemon started by hand, by systemd or by a script) in a
  * session of its own unless it leads one, and in a cgroup (v2) of its

@@ -288,6 +288,32 @@ sub procs_running {
         or diag('vexec ' . ($status // 'hung') . '; still running: '
                 . join(', ', grep { pid_alive($_) } @sleeps));
 }
+
+# A job that ends by itself (no signal) ends what its ranks left running
+# once their output is closed: a background sleep that let go of it, and
+# one taken out of the rank's session (setsid), on each node, as srun
+# ends what is left of a step.  The daemons stay, and serve the next job
+# (n2 and n3 are gone: killed above).
+{
+    my @sh = ('/bin/sh', '-c', '/bin/sleep 3005 >/dev/null 2>&1 & '
+              . 'setsid /bin/sleep 3006 >/dev/null 2>&1 & echo started');
+    my %before = daemon_pids();
+    my $r = VexecCluster::vexec(['-n', 2, '-w', 'n0,n1', @sh]);
+    is($r->{status}, 0, 'a job whose ranks leave two sleeps each ends by itself')
+        or diag(describe($r));
+    is(scalar(() = $r->{out} =~ /^started$/mg), 2, 'each of its 2 ranks ran');
+    my @left;
+    ok(wait_until(30, sub {
+        @left = (procs_running('/bin/sleep', '3005'),
+                 procs_running('/bin/sleep', '3006'));
+        return !@left;
+    }), 'once vexec has ended, none of the 4 sleeps runs, the setsid ones too')
+        or diag('still running: ' . join(', ', @left));
+    is_deeply({ daemon_pids() }, \%before, 'every daemon still runs');
+    $r = VexecCluster::vexec(['-n', 2, '-w', 'n0,n1', '/bin/echo', 'again']);
+    is($r->{status} . scalar(() = $r->{out} =~ /^again$/mg), '02',
+       'and the next job runs on them all');
+}
 cluster_down();
 
 SKIP: {

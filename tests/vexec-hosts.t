@@ -335,6 +335,26 @@ is_deeply([map { "$_ $st->{$_}" } sort keys %$st],
 ok($r->{status} == 1 && $r->{out} =~ /^$N nodes: 6 up, 2 down$/m,
    'and it exits 1') or diag(describe($r));
 
+# A job over tcp that ends by itself ends what its ranks left running, in
+# their sessions or out of them (setsid), once their output is closed: each
+# daemon's cgroup holds it.
+my @left_cmd = ('/bin/dash', '-c', 'sleep 3041 >/dev/null 2>&1 & '
+                . 'setsid sleep 3042 >/dev/null 2>&1 & echo started');
+$r = vexec([@key, '--hosts', "$addr[2]:2,$addr[3]:2", @left_cmd]);
+ok($r->{status} == 0 && (() = $r->{out} =~ /^started$/mg) == 4,
+   'over tcp, 4 ranks that leave two sleeps each end by themselves')
+    or diag(describe($r));
+sub sleeps_left {
+    return grep { pid_alive($_)
+                  && VexecCluster::read_proc_file($_, 'cmdline')
+                     =~ /^sleep\x{0}304[12]\x{0}$/ }
+           map { m{^/proc/(\d+)$} ? $1 : () } glob('/proc/[0-9]*');
+}
+my @sleeps_left;
+ok(wait_until(20, sub { !(@sleeps_left = sleeps_left()) }),
+   'and none of their 8 sleeps runs on, the setsid ones too')
+    or diag("left running: @sleeps_left");
+
 # A vexecd started as a job of an interactive shell: it leads its process
 # group, so it cannot start a session of its own.  Its cgroup alone then
 # holds what its rank starts, and its keeper ends all of it once it is
