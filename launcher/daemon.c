@@ -464,9 +464,8 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
             signal_kid(d, &j->kid[k], slot);
     if (j->pid > 0 && !j->rank_exited)
         kill(-j->pid, signo);
-    else if (j->pid > 0 && j->told_to_end) {
-        if (j->out.fd >= 0 || j->errs.fd >= 0)
-            sweep_group(j->pid);        /* see reap() */
+    else if (j->pid > 0 && j->told_to_end && !j->swept) {
+        kill(-j->pid, SIGKILL);         /* see reap() */
         sweep_strays();
     }
     else
@@ -792,27 +791,39 @@ static int progress(struct daemon *d)
     return total;
 }
 
+/* A wait status, as waitpid gives it, from what waitid said. */
+static int wait_status(const siginfo_t *si)
+{
+    if (si->si_code == CLD_EXITED)
+        return (si->si_status & 0xff) << 8;
+    return si->si_status | (si->si_code == CLD_DUMPED ? 0x80 : 0);
+}
+
+/* Our rank is our only child (the next starts once its job has ended
+ * here).  Its exit is seen, not reaped: its zombie keeps its pid, the id
+ * of its process group, from coming round to another process (pid_max is
+ * 32768 on a machine of few CPUs, ~30 launches of 1023 ranks), so that
+ * kill(-pid) reaches what is left of that group and nothing else until
+ * rank_end_leftovers reaps it. */
 static void reap(struct daemon *d)
 {
     struct job *j = d->job;
-    int status;
-    pid_t pid;
+    siginfo_t si = { 0 };
 
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        if (j && pid == j->pid) {
-            j->rank_exited = 1;
-            j->rank_status = status;
-            /* A rank told to end has ended; what it started in its process
-             * group goes too, even a process that ignores the signal (a
-             * shell's `cmd &` ignores SIGINT) and holds the rank's output
-             * open, so that its exit can be reported.  The group's id
-             * stays the rank's pid while it has members; with none this
-             * finds nothing. */
-            if (j->told_to_end) {
-                kill(-pid, SIGKILL);
-                sweep_strays();         /* what left the group: setsid */
-            }
-        }
+    if (!j || j->pid <= 0 || j->rank_exited
+        || waitid(P_PID, (id_t)j->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0
+        || si.si_pid != j->pid)
+        return;
+    j->rank_exited = 1;
+    j->rank_status = wait_status(&si);
+    /* A rank told to end has ended; what it started in its process group
+     * goes too, even a process that ignores the signal (a shell's `cmd &`
+     * ignores SIGINT) and holds the rank's output open, so that its exit
+     * can be reported. */
+    if (j->told_to_end) {
+        kill(-j->pid, SIGKILL);
+        sweep_strays();                 /* what left the group: setsid */
+    }
 }
 
 static void on_signalfd(struct daemon *d)
@@ -917,7 +928,7 @@ static void teardown(struct daemon *d)
 {
     struct job *j = d->job;
 
-    if (j && j->pid > 0 && !j->rank_exited) {
+    if (j && j->pid > 0 && !j->swept) {
         kill(-j->pid, SIGKILL);
         waitpid(j->pid, NULL, 0);
     }

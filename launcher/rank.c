@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void stream_emit(struct job *j, struct stream *s, size_t len)
@@ -58,12 +59,16 @@ void rank_end_leftovers(struct daemon *d)
     struct job *j = d->job;
     int n;
 
-    if (j->pid <= 0 || j->swept)
+    if (j->pid <= 0 || j->swept || !j->rank_exited)
         return;
     j->swept = 1;
+    /* The rank's zombie (reap) still holds its group's id. */
+    kill(-j->pid, SIGKILL);
     if ((n = sweep_leftovers()) > 0)
         daemon_log(d, "job %#llx: ended %d process%s its rank left running",
                    (unsigned long long)j->id, n, n == 1 ? "" : "es");
+    while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
+        ;
 }
 
 /* Our rank has exited and its pipes are drained: end what it left

@@ -66,9 +66,9 @@ static bool among(pid_t x, const pid_t *ids, size_t n)
 }
 
 /* One pass over /proc: SIGKILL each live process of one of the n sorted
- * sessions sids (and of process group pgid, unless it is 0), but not a
- * session's leader itself.  Returns how many, or -1. */
-static int sweep_once(pid_t pgid, const pid_t *sids, size_t n)
+ * sessions sids, but not a session's leader itself.  Returns how many, or
+ * -1. */
+static int sweep_once(const pid_t *sids, size_t n)
 {
     struct dirent *e;
     DIR *dir;
@@ -82,8 +82,7 @@ static int sweep_once(pid_t pgid, const pid_t *sids, size_t n)
         pid_t g, s;
 
         if (*end || pid <= 1 || among((pid_t)pid, sids, n)
-            || ids_of(e->d_name, &g, &s) < 0 || !among(s, sids, n)
-            || (pgid && g != pgid))
+            || ids_of(e->d_name, &g, &s) < 0 || !among(s, sids, n))
             continue;
         if (kill((pid_t)pid, SIGKILL) == 0)
             killed++;
@@ -97,12 +96,12 @@ static int sweep_once(pid_t pgid, const pid_t *sids, size_t n)
  * process it finds, forkers first or not). */
 #define SWEEP_PASSES 8
 
-static int sweep(pid_t pgid, const pid_t *sids, size_t n)
+static int sweep(const pid_t *sids, size_t n)
 {
     int k, total = 0;
 
     for (int i = 0; i < SWEEP_PASSES; i++) {
-        if ((k = sweep_once(pgid, sids, n)) < 0)
+        if ((k = sweep_once(sids, n)) < 0)
             return total ? total : -1;
         if (k == 0)
             break;
@@ -115,7 +114,7 @@ int sweep_session(pid_t sid)
 {
     if (sid <= 1 || sid == getsid(0))
         return 0;
-    return sweep(0, &sid, 1);
+    return sweep(&sid, 1);
 }
 
 /* cgroup v2: the directory of this process's cgroup, from the cgroup2
@@ -280,11 +279,10 @@ static int cgroup_end(const char *dir, pid_t owner)
     return found;
 }
 
-/* SIGKILL each process of our own cgroup (own_cgroup; else none) but us
- * that is in process group pgid; if pgid is 0, not in our session; if
- * pgid is -1, every one.  Again until a pass finds none.  Returns how
- * many. */
-static int sweep_own_cgroup(pid_t pgid)
+/* SIGKILL each process of our own cgroup (own_cgroup; else none) but us,
+ * or of those only the ones not in our session, again until a pass finds
+ * none.  Returns how many. */
+static int sweep_own_cgroup(bool outside_session_only)
 {
     char path[PATH_MAX + 16];
     pid_t self = getpid(), sid = getsid(0);
@@ -306,8 +304,8 @@ static int sweep_own_cgroup(pid_t pgid)
 
             snprintf(pid, sizeof(pid), "%ld", p);
             if (p != self
-                && (pgid < 0 || (ids_of(pid, &g, &s) == 0
-                                 && (pgid ? g == pgid : s != sid)))
+                && (!outside_session_only
+                    || (ids_of(pid, &g, &s) == 0 && s != sid))
                 && kill((pid_t)p, SIGKILL) == 0)
                 n++;
         }
@@ -321,30 +319,14 @@ static int sweep_own_cgroup(pid_t pgid)
 
 int sweep_strays(void)
 {
-    return sweep_own_cgroup(0);
+    return sweep_own_cgroup(true);
 }
 
 int sweep_leftovers(void)
 {
-    return sweep_own_cgroup(-1);
+    return sweep_own_cgroup(false);
 }
 
-int sweep_group(pid_t pgid)
-{
-    pid_t sid = getsid(0);
-
-    if (pgid <= 1)
-        return 0;
-    /* In a session of our own, its processes; else (a shell's job) in our
-     * own cgroup's: in a shell's session another job's group could have
-     * come to have that id. */
-    if (sid == getpid())
-        return sweep(pgid, &sid, 1);
-    return sweep_own_cgroup(pgid);
-}
-
-/* Move this process into cgroup dir (made by cgroup_make); on failure
- * remove dir and say why in err.  Returns 0 or -1. */
 static int cgroup_enter(const char *dir, char *err, size_t errlen)
 {
     char pid[24];
@@ -414,7 +396,7 @@ int sweep_daemons(const pid_t *pids, size_t n)
         sids[k++] = pids[i];
     }
     qsort(sids, k, sizeof(*sids), by_pid);
-    swept = k ? sweep(0, sids, k) : 0;
+    swept = k ? sweep(sids, k) : 0;
     free(sids);
     return swept < 0 ? (found ? found : -1) : found + swept;
 }

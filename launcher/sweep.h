@@ -23,17 +23,6 @@
  * Returns how many were signalled, or -1 if /proc cannot be read. */
 int sweep_session(pid_t sid);
 
-/* SIGKILL every process of this host in process group pgid and in our own
- * session, if we lead that session (as our daemons do but a shell's job),
- * else in our own cgroup (sweep_keep; else nothing): what is left of the
- * group of a rank of ours that has exited.  A bare kill(-pgid) could
- * reach a stranger once the group is empty, for its id was the rank's pid
- * and pids come round again (pid_max is 32768 on a machine of few CPUs,
- * ~30 launches of 1023 ranks); a process of our session or cgroup with
- * that group id can only be the rank's.  Returns how many were signalled,
- * or -1 if /proc cannot be read. */
-int sweep_group(pid_t pgid);
-
 /* End what daemon pid, seen to have ended, left on this host: every
  * process of its cgroup, "vexecd-PID" below our own cgroup or beside it
  * (sweep_keep, sweep_enter; one that left the daemon's session is still

@@ -34,7 +34,7 @@ use VexecTest qw(bin prog slurp);
 use VexecCluster qw(need_vexec cluster_up cluster_down daemon_pids
                     daemon_rss describe lines start_bg wait_bg
                     pid_alive wait_until kill_under_ranks gateway_pid
-                    ranks_running children_of cgroup_dir);
+                    ranks_running children_of cgroup_dir procs_running);
 
 need_vexec();
 
@@ -256,15 +256,6 @@ cluster_up(4);
 kill_under_shells('SIGINT', undef, 'n0', 'n1', 'n2');
 kill_under_shells('a leaf', 'n2', 'n1', 'n2');
 kill_under_shells('node 0', 'n3', 'n3', 'n0');
-
-# The live processes whose command line is @cmd.
-sub procs_running {
-    my $line = join("\0", @_) . "\0";
-    opendir my $dh, '/proc' or die "opendir /proc: $!";
-    return grep { pid_alive($_)
-                  && VexecCluster::read_proc_file($_, 'cmdline') eq $line }
-           grep { /^\d+$/ } readdir $dh;
-}
 
 # A rank that has exited while what it started holds its output open:
 # vexec waits for that output (as ssh does) until one SIGINT, which ends

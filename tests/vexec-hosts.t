@@ -20,7 +20,8 @@ use Test::More;
 use VexecTest qw(prog bin one_line_error);
 use VexecCluster qw(need_vexec cluster_up vexec describe lines pid_alive
                     daemon_cpu_ticks kill_under_ranks start_bg wait_bg
-                    wait_until children_of ranks_running cgroup_dir);
+                    wait_until children_of ranks_running cgroup_dir
+                    procs_running);
 
 my $HOSTS = 4;
 my $DAEMONS = 2;
@@ -344,14 +345,9 @@ $r = vexec([@key, '--hosts', "$addr[2]:2,$addr[3]:2", @left_cmd]);
 ok($r->{status} == 0 && (() = $r->{out} =~ /^started$/mg) == 4,
    'over tcp, 4 ranks that leave two sleeps each end by themselves')
     or diag(describe($r));
-sub sleeps_left {
-    return grep { pid_alive($_)
-                  && VexecCluster::read_proc_file($_, 'cmdline')
-                     =~ /^sleep\x{0}304[12]\x{0}$/ }
-           map { m{^/proc/(\d+)$} ? $1 : () } glob('/proc/[0-9]*');
-}
 my @sleeps_left;
-ok(wait_until(20, sub { !(@sleeps_left = sleeps_left()) }),
+ok(wait_until(20, sub { !(@sleeps_left = (procs_running('sleep', 3041),
+                                          procs_running('sleep', 3042))) }),
    'and none of their 8 sleeps runs on, the setsid ones too')
     or diag("left running: @sleeps_left");
 
@@ -359,22 +355,29 @@ ok(wait_until(20, sub { !(@sleeps_left = sleeps_left()) }),
 # group, so it cannot start a session of its own.  Its cgroup alone then
 # holds what its rank starts, and its keeper ends all of it once it is
 # killed (before: "no keeper", and both sleeps ran on).
-my $job_log = "$state/../job.log";
-my $job = fork // die "fork: $!";
-if (!$job) {
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', $job_log;
-    open STDERR, '>&', \*STDOUT;
-    exec('ip', 'netns', 'exec', "$prefix-h4", '/bin/sh', '-c',
-         q{mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; }
-         . q{exec perl -e 'setpgrp(0, 0); exec { $ARGV[0] } @ARGV' "$@"},
-         'vexecd', bin('vexecd'), '--address', "$addr[3]:7402",
-         '--key', "$state/key", '--node', 'job')
-        or POSIX::_exit(127);
+# start_in_h4($log, $port, @cmd): run @cmd (which becomes a vexecd at
+# $addr[3]:$port) in host h4's namespace, its output to $log; returns its
+# pid and whether its daemon came to listen.
+sub start_in_h4 {
+    my ($log, $port, @cmd) = @_;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $log;
+        open STDERR, '>&', \*STDOUT;
+        exec('ip', 'netns', 'exec', "$prefix-h4", @cmd)
+            or POSIX::_exit(127);
+    }
+    return ($pid, wait_until(30, sub {
+        `ip netns exec $prefix-h4 ss -Hltn 'sport = :$port'` =~ /LISTEN/ }));
 }
-ok(wait_until(30, sub {
-       `ip netns exec $prefix-h4 ss -Hltn 'sport = :7402'` =~ /LISTEN/ }),
-   'a vexecd started as a shell\'s job listens')
+my $job_log = "$state/../job.log";
+my ($job, $job_up) = start_in_h4($job_log, 7402, '/bin/sh', '-c',
+    q{mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; }
+    . q{exec perl -e 'setpgrp(0, 0); exec { $ARGV[0] } @ARGV' "$@"},
+    'vexecd', bin('vexecd'), '--address', "$addr[3]:7402",
+    '--key', "$state/key", '--node', 'job');
+ok($job_up, 'a vexecd started as a shell\'s job listens')
     or diag(VexecTest::slurp($job_log));
 my ($job_sid) = VexecCluster::read_proc_file($job, 'stat') =~ /\) \S+ \d+ \d+ (\d+)/;
 ok(defined $job_sid && $job_sid != $job,
@@ -405,6 +408,29 @@ ok(defined $job_cgroup && wait_until(10, sub { !-d $job_cgroup }),
 $kstatus = wait_bg($bg, 120);
 ok(defined $kstatus && $kstatus >> 8 != 0, 'vexec ends, non-zero')
     or diag('status ' . ($kstatus // 'hung') . ': ' . VexecTest::slurp($kerr));
+
+# A vexecd that can make no cgroup (none mounted where it runs): it says
+# so, and still ends, when a job ends by itself, what its rank left in its
+# process group (kill(-pgid) while the rank's zombie holds that id).
+my $nocg_log = "$state/../nocg.log";
+my ($nocg, $nocg_up) = start_in_h4($nocg_log, 7403, 'setsid', bin('vexecd'),
+                                   '--address', "$addr[3]:7403",
+                                   '--key', "$state/key", '--node', 'nocg');
+ok($nocg_up, 'a vexecd with no cgroup listens')
+    or diag(VexecTest::slurp($nocg_log));
+like(VexecTest::slurp($nocg_log), qr/no cgroup: /,
+     'and says in one line that it has no cgroup');
+$r = vexec([@key, '--hosts', "$addr[3]:1", '--port', 7403, '/bin/dash', '-c',
+            'sleep 3051 >/dev/null 2>&1 & echo started']);
+ok($r->{status} == 0 && $r->{out} eq "started\n",
+   'its rank, which leaves a sleep in the background, ends by itself')
+    or diag(describe($r));
+my @nocg_left;
+ok(wait_until(20, sub {
+       !(@nocg_left = procs_running('sleep', 3051)) }),
+   'and the sleep does not run on') or diag("left running: @nocg_left");
+kill 'KILL', $nocg;
+waitpid($nocg, 0);
 
 # Teardown.
 my @cgroups = grep { defined } map { cgroup_dir($_) } values %daemon_pid;

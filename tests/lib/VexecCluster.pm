@@ -24,7 +24,7 @@ our @EXPORT_OK = qw(need_vexec new_cluster_dir cluster cluster_up
                     start_bg wait_bg daemon_fds daemon_rss daemon_cpu_ticks
                     guard_cluster expand_hostlist cluster_procs
                     children_of ranks_running gateway_pid
-                    kill_under_ranks cgroup_dir);
+                    kill_under_ranks cgroup_dir procs_running);
 
 # The binaries and test programs these tests need.
 sub need_vexec {
@@ -224,6 +224,15 @@ sub read_proc_file {
     open my $fh, '<:raw', "/proc/$pid/$file" or return '';
     local $/;
     return <$fh> // '';
+}
+
+# procs_running(@cmd): the live processes of this host whose command line
+# is exactly @cmd.
+sub procs_running {
+    my $line = join("\0", @_) . "\0";
+    opendir my $dh, '/proc' or die "opendir /proc: $!";
+    return grep { pid_alive($_) && read_proc_file($_, 'cmdline') eq $line }
+           grep { /^\d+$/ } readdir $dh;
 }
 
 # stray_procs(marker => STRING, dir => DIR): live processes other than this
