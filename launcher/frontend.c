@@ -55,6 +55,12 @@
  * done with it. */
 #define GATEWAY_EXIT_S 3.0
 
+/* --timeout: once the limit passes every rank gets SIGTERM, SIGKILL
+ * LIMIT_KILL_S later (srun's KillWait, shortened), and vexec stops waiting
+ * for reports LIMIT_GIVE_UP_S after that (a rank on a node that died). */
+#define LIMIT_KILL_S 5.0
+#define LIMIT_GIVE_UP_S 10.0
+
 /* Failed ranks named in the summary line before "and N more". */
 #define SUMMARY_RANKS 8
 
@@ -109,6 +115,8 @@ struct fe {
     int ep, sigfd, in_fd, in_poll;  /* in_poll: stdin cannot be epolled */
     int in_done;
     int interrupts;
+    int limit_steps;            /* --timeout: 1 SIGTERM sent, 2 SIGKILL too */
+    double limit_at;            /* when the next of those steps is due */
     double t0, t_dump, t_image, t_started, t_exited;
 };
 
@@ -608,15 +616,47 @@ static int node0_up(struct fe *e)
     return cluster_node_up(&e->c, e->node[0]);
 }
 
+/* The time limit (--timeout) at its steps: SIGTERM to every rank, then
+ * SIGKILL, then give up waiting.  Returns non-zero (vexec's exit status)
+ * at the last. */
+static int time_limit(struct fe *e)
+{
+    double now = mono_now();
+
+    if (e->o->timeout <= 0 || now < e->limit_at)
+        return 0;
+    switch (e->limit_steps++) {
+    case 0:
+        fprintf(stderr, "vexec: time limit of %g s reached: ending every "
+                "rank\n", e->o->timeout);
+        forward_signal(e, SIGTERM);
+        e->limit_at = now + LIMIT_KILL_S;
+        return 0;
+    case 1:
+        forward_signal(e, SIGKILL);
+        e->limit_at = now + LIMIT_GIVE_UP_S;
+        return 0;
+    default:
+        return cli_fail(VEXEC_TIMED_OUT, "time limit of %g s reached; %d of "
+                        "%d ranks never reported", e->o->timeout,
+                        e->n - e->exited, e->n);
+    }
+}
+
 static int wait_for_ranks(struct fe *e)
 {
     double next_check = mono_now() + ALIVE_CHECK_MS / 1e3;
     struct epoll_event ev[8];
 
+    e->limit_at = e->t0 + e->o->timeout;
     while (e->exited < e->n) {
         int n, timeout = e->in_poll && !e->in_done ? STDIN_POLL_MS
                                                    : ALIVE_CHECK_MS;
 
+        if ((n = time_limit(e)))
+            return n;
+        if (e->o->timeout > 0 && e->limit_at - mono_now() < timeout / 1e3)
+            timeout = (int)((e->limit_at - mono_now()) * 1e3) + 1;
         if (e->in_poll)
             pump_stdin(e);
         if (mono_now() > next_check) {
@@ -825,6 +865,8 @@ int fe_run(const struct fe_opts *o)
         || (ret = send_launch(&e)) || (ret = wait_for_ranks(&e)))
         goto out;
     ret = summary(&e);
+    if (e.limit_steps)
+        ret = VEXEC_TIMED_OUT;
     if (o->timing)
         print_timing(&e);
 out:

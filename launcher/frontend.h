@@ -16,9 +16,14 @@ struct fe_opts {
     int label;              /* -l: prefix lines with "[RANK] " */
     int timing;             /* --timing */
     int keep_going;         /* --keep-going: dead nodes alone do not fail */
+    double timeout;         /* --timeout seconds, or 0: no time limit */
     const char *key_file;   /* --key, or NULL: $VEXEC_KEY or the cluster's */
     char **argv;            /* PROG ARGS... */
 };
+
+/* vexec's exit status when the time limit (--timeout) ended the job, as
+ * timeout(1)'s. */
+#define VEXEC_TIMED_OUT 124
 
 /* Launch, wait for every rank, print the summary.  Returns vexec's exit
  * status (see vexec.c). */

@@ -2,8 +2,8 @@
  * node daemons, run rank i on node i, gather output and exit statuses.
  *
  *   vexec [-n N] [-w LIST | --hosts LIST | -f HOSTFILE [--port BASE]]
- *         [--tree SHAPE] [--chunk SIZE] [-l] [--timing] [--key FILE]
- *         PROG [ARGS...]
+ *         [--tree SHAPE] [--chunk SIZE] [-l] [--timing] [--keep-going]
+ *         [--timeout SECONDS] [--key FILE] PROG [ARGS...]
  *   vexec nodes [--tree SHAPE] [--key FILE] [LIST]      (nodes.h)
  *
  * The front end is the tree's parent of node 0: it sends node 0 the
@@ -17,8 +17,8 @@
  * HOST[:N] items, N daemons on consecutive ports from --port.
  *
  * Exit status: the highest rank code (exit status, or 128+N for a rank
- * killed by signal N); 1 when vexec itself failed; 2 for bad usage; 127
- * when PROG cannot be dumped.
+ * killed by signal N); 124 when the time limit ended the job; 1 when vexec
+ * itself failed; 2 for bad usage; 127 when PROG cannot be dumped.
  */
 #include "common/err.h"
 #include "fanout/bcast.h"
@@ -46,7 +46,7 @@ static void usage_line(FILE *f)
             "-f HOSTFILE [--port BASE]]\n"
             "             [--tree SHAPE] [--chunk SIZE] [-l] [--timing] "
             "[--keep-going]\n"
-            "             [--key FILE] PROG [ARGS...]\n");
+            "             [--timeout SECONDS] [--key FILE] PROG [ARGS...]\n");
 }
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -74,6 +74,20 @@ static size_t parse_size(const char *s)
     return *end ? 0 : (size_t)v;
 }
 
+/* "30", "1.5" -> seconds, 0 for no limit (as timeout(1)); -1 if
+ * malformed, negative or above a year. */
+static double parse_seconds(const char *s)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0) || v > 366 * 86400.0)
+        return -1;
+    return v;
+}
+
 static int parse_ranks(const char *s)
 {
     char *end;
@@ -97,11 +111,13 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
         { "chunk", required_argument, NULL, 'c' },
         { "timing", no_argument, NULL, 'T' },
         { "keep-going", no_argument, NULL, 'K' },
+        { "timeout", required_argument, NULL, 'L' },
         { "key", required_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    int c;
+    const char *env;
+    int c, timeout_given = 0;
 
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+n:w:f:lh", longopts, NULL)) != -1) {
@@ -129,6 +145,12 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
         case 'l': o->label = 1; break;
         case 'T': o->timing = 1; break;
         case 'K': o->keep_going = 1; break;
+        case 'L':
+            timeout_given = 1;
+            if ((o->timeout = parse_seconds(optarg)) < 0)
+                return bad_usage("--timeout '%s': not a number of seconds "
+                                 "from 0 (none) to a year", optarg);
+            break;
         case 'k': o->key_file = optarg; break;
         case 'h':
             usage_line(stdout);
@@ -143,6 +165,11 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
                          "give one");
     if (optind >= argc)
         return bad_usage("%s", "no program to run (see vexec --help)");
+    /* Hydra's variable, for scripts written for mpiexec. */
+    if (!timeout_given && (env = getenv("MPIEXEC_TIMEOUT")) && *env
+        && (o->timeout = parse_seconds(env)) < 0)
+        return bad_usage("MPIEXEC_TIMEOUT '%s': not a number of seconds "
+                         "from 0 (none) to a year", env);
     o->argv = argv + optind;
     return 0;
 }

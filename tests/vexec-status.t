@@ -103,6 +103,57 @@ for my $sig (qw(INT TERM)) {
     kill 'KILL', grep { pid_alive($_) } @rank_pids;
 }
 
+# --timeout (and Hydra's MPIEXEC_TIMEOUT): past the limit every rank gets
+# SIGTERM, and SIGKILL 5 s later; vexec exits 124 (as timeout(1)), having
+# said why first.  The test harness's own timeout(1) also exits 124, so
+# the checks look for vexec's line.
+sub timed_out {
+    my ($r, $limit, $signo) = @_;
+    my @l = lines($r->{err});
+    return $r->{status} == 124 && !$r->{signal} && @l == 2
+        && $l[0] eq "vexec: time limit of $limit s reached: ending every rank"
+        && $l[1] =~ /^vexec: 4 of 4 ranks failed: rank 0 killed by signal $signo\b/
+        && names_exactly($l[1], 0 .. 3)
+        && (() = $r->{out} =~ /^started$/mg) == 4;
+}
+for my $case (['--timeout 1', 'TERM', 15, ['--timeout', 1], ''],
+              ['--timeout 1.5, ranks ignoring SIGTERM', 'KILL', 9,
+               ['--timeout', '1.5'], 'trap "" TERM; '],
+              ['MPIEXEC_TIMEOUT=1', 'TERM', 15, [], '']) {
+    my ($what, $sig, $signo, $opt, $trap) = @$case;
+    my $marker = "1001.$$" . int(rand(1e6));
+    my @env = @$opt ? () : ('env', 'MPIEXEC_TIMEOUT=1');
+    my $limit = @$opt ? $opt->[1] : 1;
+    $r = VexecTest::run([@env, bin('vexec'), '-n', 4, @$opt, '/bin/dash', '-c',
+                         "${trap}echo started; sleep $marker; echo woke"]);
+    ok(timed_out($r, $limit, $signo),
+       "$what: 4 sleeping ranks get SIG$sig, vexec says so and exits 124")
+        or diag(describe($r));
+    ok(wait_until(10, sub { !stray_procs(marker => $marker) }),
+       "$what: no rank process is left")
+        or diag('left: ' . join(', ', stray_procs(marker => $marker)));
+}
+$r = vexec(['-n', 4, '--timeout', 30, '/bin/echo', 'hi']);
+ok($r->{status} == 0 && $r->{err} eq '' && $r->{out} eq "hi\n" x 4,
+   'ranks that end within --timeout: exit 0, nothing said')
+    or diag(describe($r));
+$r = VexecTest::run(['env', 'MPIEXEC_TIMEOUT=1', bin('vexec'), '-n', 4,
+                     '--timeout', 0, '/bin/dash', '-c', 'sleep 2; echo hi']);
+ok($r->{status} == 0 && $r->{err} eq '' && $r->{out} eq "hi\n" x 4,
+   '--timeout 0 (none) over MPIEXEC_TIMEOUT=1: ranks of 2 s end by themselves')
+    or diag(describe($r));
+for my $bad (['--timeout', 'abc'], ['--timeout', '-1'], ['--timeout', '1s'],
+             ['MPIEXEC_TIMEOUT=soon']) {
+    my @env = @$bad == 1 ? ('env', @$bad) : ();
+    my @opt = @$bad == 2 ? @$bad : ();
+    $r = VexecTest::run([@env, bin('vexec'), '-n', 1, @opt, '/bin/true']);
+    my @wrong = VexecTest::one_line_error($r);
+    my $name = @$bad == 2 ? "--timeout '$bad->[1]'" : "MPIEXEC_TIMEOUT 'soon'";
+    ok(!@wrong && $r->{status} == 2 && $r->{err} =~ /^vexec: \Q$name\E: /,
+       "@$bad: one line naming it, exit 2")
+        or diag(join('; ', @wrong) . ': ' . describe($r));
+}
+
 # And the cluster still launches after an interrupted launch.
 $r = vexec(['-n', 8, '/bin/echo', 'hi']);
 ok($r->{status} == 0 && $r->{out} eq "hi\n" x 8,
