@@ -351,6 +351,40 @@ ok(wait_until(20, sub { !(@sleeps_left = (procs_running('sleep', 3041),
    'and none of their 8 sleeps runs on, the setsid ones too')
     or diag("left running: @sleeps_left");
 
+# scripts/slurm-prolog, as Slurm runs it: one launch of a check on every
+# node of SLURM_JOB_NODELIST (here two hosts' daemons at port 7400).
+my $prolog = "$FindBin::Bin/../scripts/slurm-prolog";
+sub prolog {
+    my (%env) = @_;
+    return VexecTest::run(['env', "VEXEC=" . bin('vexec'),
+                           "VEXEC_KEY=$state/key",
+                           map({ "$_=$env{$_}" } sort keys %env), $prolog]);
+}
+my $alloc = "$addr[2],$addr[3]";
+$r = prolog(SLURM_JOB_NODELIST => $alloc);
+ok($r->{status} == 0 && $r->{err} eq '', "slurm-prolog on $alloc: every node passes")
+    or diag(describe($r));
+$r = prolog(SLURM_JOB_NODELIST => $alloc,
+            VEXEC_PROLOG_CHECK => 'echo checked; [ $BPROC_RANK -ne 1 ]');
+ok($r->{status} == 1 && $r->{out} =~ /^\[0\] checked$/m && $r->{out} =~ /^\[1\] checked$/m
+   && $r->{err} =~ /^vexec: 1 of 2 ranks failed: rank 1 exited 1$/m,
+   'a check that fails on the second node: exit 1, rank 1 named, output labelled')
+    or diag(describe($r));
+$r = prolog(SLURM_JOB_NODELIST => $alloc, VEXEC_PROLOG_CHECK => 'sleep 3061',
+            VEXEC_PROLOG_TIMEOUT => 1);
+ok($r->{status} == 124 && $r->{err} =~ /^vexec: time limit of 1 s reached/m,
+   'a check that hangs: ended at VEXEC_PROLOG_TIMEOUT, exit 124')
+    or diag(describe($r));
+ok(wait_until(20, sub { !procs_running('sleep', 3061) }), 'and no check is left');
+$r = prolog(SLURM_JOB_NODELIST => "$addr[2],$addr[1]");
+ok($r->{status} != 0 && !$r->{signal} && (() = $r->{err} =~ /\n/g) == 1
+   && $r->{err} =~ /^vexec: .*\Q$addr[1]\E/,
+   "a node whose daemon is dead ($addr[1]:7400): one line naming it, non-zero")
+    or diag(describe($r));
+$r = VexecTest::run(['env', '-u', 'SLURM_JOB_NODELIST', $prolog]);
+ok($r->{status} == 2 && $r->{err} =~ /^slurm-prolog: SLURM_JOB_NODELIST is not set/,
+   'no SLURM_JOB_NODELIST: one line, exit 2') or diag(describe($r));
+
 # A vexecd started as a job of an interactive shell: it leads its process
 # group, so it cannot start a session of its own.  Its cgroup alone then
 # holds what its rank starts, and its keeper ends all of it once it is
