@@ -370,6 +370,13 @@ ok($r->{status} == 1 && $r->{out} =~ /^\[0\] checked$/m && $r->{out} =~ /^\[1\] 
    && $r->{err} =~ /^vexec: 1 of 2 ranks failed: rank 1 exited 1$/m,
    'a check that fails on the second node: exit 1, rank 1 named, output labelled')
     or diag(describe($r));
+# Then every node's line of `vexec nodes`: its address, up, and its
+# check's exit code (the EXIT column).
+my %exit_of = map { /^\S+\s+up\s+(\S+)\s.*\s(\d+)\s+\S+$/ ? ($1 => $2) : () }
+              lines($r->{err});
+is_deeply(\%exit_of, { "$addr[2]:7400" => 0, "$addr[3]:7400" => 1 },
+          'and then a report of each node: up, and its check\'s exit code')
+    or diag($r->{err});
 $r = prolog(SLURM_JOB_NODELIST => $alloc, VEXEC_PROLOG_CHECK => 'sleep 3061',
             VEXEC_PROLOG_TIMEOUT => 1);
 ok($r->{status} == 124 && $r->{err} =~ /^vexec: time limit of 1 s reached/m,
@@ -377,9 +384,10 @@ ok($r->{status} == 124 && $r->{err} =~ /^vexec: time limit of 1 s reached/m,
     or diag(describe($r));
 ok(wait_until(20, sub { !procs_running('sleep', 3061) }), 'and no check is left');
 $r = prolog(SLURM_JOB_NODELIST => "$addr[2],$addr[1]");
-ok($r->{status} != 0 && !$r->{signal} && (() = $r->{err} =~ /\n/g) == 1
-   && $r->{err} =~ /^vexec: .*\Q$addr[1]\E/,
-   "a node whose daemon is dead ($addr[1]:7400): one line naming it, non-zero")
+ok($r->{status} != 0 && !$r->{signal} && $r->{err} =~ /\Avexec: [^\n]*\Q$addr[1]\E/
+   && $r->{err} =~ /^\S+\s+down\s+\Q$addr[1]:7400\E\s/m,
+   "a node whose daemon is dead ($addr[1]:7400): a line naming it, "
+   . 'non-zero, and the report shows it down')
     or diag(describe($r));
 $r = VexecTest::run(['env', '-u', 'SLURM_JOB_NODELIST', $prolog]);
 ok($r->{status} == 2 && $r->{err} =~ /^slurm-prolog: SLURM_JOB_NODELIST is not set/,
