@@ -725,7 +725,7 @@ static void dead_summary(struct fe *e)
 static int summary(struct fe *e)
 {
     int worst = 0, failed = 0, shown = 0;
-    char line[2048], what[128];
+    char line[4096], what[512], how[128];
     size_t len = 0;
 
     for (int i = 0; i < e->n; i++) {
@@ -735,15 +735,20 @@ static int summary(struct fe *e)
             continue;
         if (failed++ >= SUMMARY_RANKS)
             continue;
+        /* The node too, as srun names it ("node12: task 3: Exited"):
+         * whoever reads the line drains nodes, not ranks. */
         if (e->lost[i])
             snprintf(what, sizeof(what), "lost with node %s",
                      node_label(e, i));
         else
-            describe(e->status[i], what, sizeof(what));
-        len += (size_t)snprintf(line + len, sizeof(line) - len,
-                                "%srank %d %s", shown++ ? ", " : "", i, what);
+            snprintf(what, sizeof(what), "on %s %s", node_label(e, i),
+                     describe(e->status[i], how, sizeof(how)));
+        if (len < sizeof(line))
+            len += (size_t)snprintf(line + len, sizeof(line) - len,
+                                    "%srank %d %s", shown++ ? ", " : "", i,
+                                    what);
     }
-    if (failed > SUMMARY_RANKS)
+    if (failed > SUMMARY_RANKS && len < sizeof(line))
         snprintf(line + len, sizeof(line) - len, " and %d more",
                  failed - SUMMARY_RANKS);
     if (failed)

@@ -121,10 +121,14 @@ ok(sorted_lines($tcp->{out}) eq sorted_lines($one->{out}), 'the same as on one h
 
 # Exit status: rank 3 exits 3.
 ($tcp, $one) = both(['/bin/dash', '-c', '[ "$BPROC_RANK" = 0000003 ] && exit 3; exit 0']);
-ok($tcp->{status} == 3 && $tcp->{err} =~ /^vexec: 1 of 8 ranks failed: rank 3 exited 3$/m,
-   'rank 3 exiting 3: exit 3 and the summary line') or diag(describe($tcp));
-ok($tcp->{status} == $one->{status} && $tcp->{err} eq $one->{err},
-   'the same status and stderr as on one host') or diag(describe($one));
+ok($tcp->{status} == 3
+   && $tcp->{err} =~ /^vexec: 1 of 8 ranks failed: rank 3 on \Q$addr[1]:7401\E exited 3$/m,
+   'rank 3 exiting 3: exit 3 and the summary line, naming its host and port')
+    or diag(describe($tcp));
+ok($tcp->{status} == $one->{status}
+   && $one->{err} eq "vexec: 1 of 8 ranks failed: rank 3 on n3 exited 3\n",
+   'the same status as on one host, whose line names node n3')
+    or diag(describe($one));
 
 # The 4.9 MB image, over a tree that crosses every host.
 $r = vexec([@via_list, '--tree', 'kary:2', prog('big4m-static')]);
@@ -367,8 +371,9 @@ ok($r->{status} == 0 && $r->{err} eq '', "slurm-prolog on $alloc: every node pas
 $r = prolog(SLURM_JOB_NODELIST => $alloc,
             VEXEC_PROLOG_CHECK => 'echo checked; [ $BPROC_RANK -ne 1 ]');
 ok($r->{status} == 1 && $r->{out} =~ /^\[0\] checked$/m && $r->{out} =~ /^\[1\] checked$/m
-   && $r->{err} =~ /^vexec: 1 of 2 ranks failed: rank 1 exited 1$/m,
-   'a check that fails on the second node: exit 1, rank 1 named, output labelled')
+   && $r->{err} =~ /^vexec: 1 of 2 ranks failed: rank 1 on \Q$addr[3]:7400\E exited 1$/m,
+   'a check that fails on the second node: exit 1, rank 1 and its node named, '
+   . 'output labelled')
     or diag(describe($r));
 # Then every node's line of `vexec nodes`: its address, up, and its
 # check's exit code (the EXIT column).

@@ -45,6 +45,8 @@ my $line = summary_line($r);
 ok(defined $line, 'one stderr line starting "vexec: "') or diag(describe($r));
 ok(names_exactly($line, 3, 5), 'it names ranks 3 and 5 and no other')
     or diag("stderr: $r->{err}");
+is($line, 'vexec: 2 of 8 ranks failed: rank 3 on n3 exited 3, rank 5 on n5 exited 2',
+   'each with its node, as srun names them');
 is($r->{out}, '', 'nothing on stdout');
 
 # The highest code wins, whatever rank has it.
@@ -112,7 +114,7 @@ sub timed_out {
     my @l = lines($r->{err});
     return $r->{status} == 124 && !$r->{signal} && @l == 2
         && $l[0] eq "vexec: time limit of $limit s reached: ending every rank"
-        && $l[1] =~ /^vexec: 4 of 4 ranks failed: rank 0 killed by signal $signo\b/
+        && $l[1] =~ /^vexec: 4 of 4 ranks failed: rank 0 on n0 killed by signal $signo\b/
         && names_exactly($l[1], 0 .. 3)
         && (() = $r->{out} =~ /^started$/mg) == 4;
 }
