@@ -617,14 +617,20 @@ static int node0_up(struct fe *e)
 }
 
 /* The time limit (--timeout) at its steps: SIGTERM to every rank, then
- * SIGKILL, then give up waiting.  Returns non-zero (vexec's exit status)
- * at the last. */
-static int time_limit(struct fe *e)
+ * SIGKILL, then give up waiting.  Shortens *wait_ms, the next wait for
+ * events, to end by the next step.  Returns non-zero (vexec's exit
+ * status) at the last. */
+static int time_limit(struct fe *e, int *wait_ms)
 {
     double now = mono_now();
 
-    if (e->o->timeout <= 0 || now < e->limit_at)
+    if (e->o->timeout <= 0)
         return 0;
+    if (now < e->limit_at) {
+        if ((e->limit_at - now) * 1e3 < *wait_ms)
+            *wait_ms = (int)((e->limit_at - now) * 1e3) + 1;
+        return 0;
+    }
     switch (e->limit_steps++) {
     case 0:
         fprintf(stderr, "vexec: time limit of %g s reached: ending every "
@@ -653,10 +659,8 @@ static int wait_for_ranks(struct fe *e)
         int n, timeout = e->in_poll && !e->in_done ? STDIN_POLL_MS
                                                    : ALIVE_CHECK_MS;
 
-        if ((n = time_limit(e)))
+        if ((n = time_limit(e, &timeout)))
             return n;
-        if (e->o->timeout > 0 && e->limit_at - mono_now() < timeout / 1e3)
-            timeout = (int)((e->limit_at - mono_now()) * 1e3) + 1;
         if (e->in_poll)
             pump_stdin(e);
         if (mono_now() > next_check) {
