@@ -434,6 +434,18 @@ void daemon_pass_due_signals(struct daemon *d)
     }
 }
 
+/* The rank of job j, told to end, has exited: end the rest of its process
+ * group (its zombie holds the group's id), what left that group for
+ * another session (our cgroup's strays), and what came to us as an orphan
+ * (sweep_descendants: without a cgroup, the only way to a process that
+ * left the session), so that nothing holds its output open. */
+static void end_strays(struct job *j)
+{
+    kill(-j->pid, SIGKILL);
+    sweep_strays();
+    sweep_descendants(j->pid);
+}
+
 /* Keep the len-byte signal message msg in the next slot; returns it. */
 static int keep_signal(struct job *j, const void *msg, size_t len, int signo)
 {
@@ -464,10 +476,8 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
             signal_kid(d, &j->kid[k], slot);
     if (j->pid > 0 && !j->rank_exited)
         kill(-j->pid, signo);
-    else if (j->pid > 0 && j->told_to_end && !j->swept) {
-        kill(-j->pid, SIGKILL);         /* see reap() */
-        sweep_strays();
-    }
+    else if (j->pid > 0 && j->told_to_end && !j->swept)
+        end_strays(j);                  /* see reap() */
     else
         j->pending_signal = signo;
 }
@@ -820,10 +830,8 @@ static void reap(struct daemon *d)
      * goes too, even a process that ignores the signal (a shell's `cmd &`
      * ignores SIGINT) and holds the rank's output open, so that its exit
      * can be reported. */
-    if (j->told_to_end) {
-        kill(-j->pid, SIGKILL);
-        sweep_strays();                 /* what left the group: setsid */
-    }
+    if (j->told_to_end)
+        end_strays(j);
 }
 
 static void on_signalfd(struct daemon *d)
@@ -912,6 +920,10 @@ static int setup(struct daemon *d, char *err, size_t errlen)
     if ((d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0
         || (d->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
         return seterr(err, errlen, errno, "%s", strerror(errno));
+    /* Orphans of our ranks come to us (sweep_keep's keeper has gone). */
+    if (sweep_adopt_orphans() < 0)
+        return seterr(err, errlen, errno, "PR_SET_CHILD_SUBREAPER: %s",
+                      strerror(errno));
     if (!(d->up = calloc(UP_RECVS, sizeof(*d->up))))
         return seterr(err, errlen, ENOMEM, "out of memory");
     if (!(d->auth = auth_create(d->o->key_file, err, errlen)))
@@ -931,6 +943,7 @@ static void teardown(struct daemon *d)
     if (j && j->pid > 0 && !j->swept) {
         kill(-j->pid, SIGKILL);
         waitpid(j->pid, NULL, 0);
+        sweep_descendants(0);           /* what it left us: setsid */
     }
     job_free(j);
     job_free(d->done);

@@ -57,14 +57,20 @@ void rank_read_stream(struct daemon *d, struct stream *s)
 void rank_end_leftovers(struct daemon *d)
 {
     struct job *j = d->job;
-    int n;
+    int n, k;
 
     if (j->pid <= 0 || j->swept || !j->rank_exited)
         return;
     j->swept = 1;
-    /* The rank's zombie (reap) still holds its group's id. */
+    /* Everything the rank started and left is ours now, as an orphan or
+     * below one, whatever group, session or cgroup it went to; then,
+     * should anything else be left, the rank's group (its zombie still
+     * holds the group's id) and our cgroup. */
+    n = sweep_descendants(j->pid);
     kill(-j->pid, SIGKILL);
-    if ((n = sweep_leftovers()) > 0)
+    if ((k = sweep_leftovers()) > 0)
+        n = (n > 0 ? n : 0) + k;
+    if (n > 0)
         daemon_log(d, "job %#llx: ended %d process%s its rank left running",
                    (unsigned long long)j->id, n, n == 1 ? "" : "es");
     while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)

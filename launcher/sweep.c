@@ -327,6 +327,78 @@ int sweep_leftovers(void)
     return sweep_own_cgroup(false);
 }
 
+int sweep_adopt_orphans(void)
+{
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+/* Children taken per pass: a pass that finds more leaves them to the
+ * next.  A chain of processes takes a pass per level (each comes to us
+ * when the one above it ends), a fork loop a few passes at most once its
+ * forker is gone. */
+#define CHILDREN_MAX 512
+#define DESCENDANT_PASSES 1000
+
+/* Up to max of our children but keep, from /proc/self/task/TID/children
+ * (Linux 4.2 with CONFIG_PROC_CHILDREN): an orphan is given to any one of
+ * our threads.  Returns how many, or -1. */
+static int list_children(pid_t keep, pid_t *kids, int max)
+{
+    struct dirent *e;
+    DIR *dir = opendir("/proc/self/task");
+    int n = 0;
+
+    if (!dir)
+        return -1;
+    while (n < max && (e = readdir(dir))) {
+        char path[300];
+        long pid;
+        FILE *f;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/children",
+                 e->d_name);
+        if (!(f = fopen(path, "re"))) {
+            if (errno == ENOENT)
+                continue;               /* a thread that has just ended */
+            closedir(dir);
+            return -1;
+        }
+        while (n < max && fscanf(f, "%ld", &pid) == 1)
+            if ((pid_t)pid != keep)
+                kids[n++] = (pid_t)pid;
+        fclose(f);
+    }
+    closedir(dir);
+    return n;
+}
+
+int sweep_descendants(pid_t keep)
+{
+    pid_t kids[CHILDREN_MAX];
+    int n, alive = 0;
+
+    for (int pass = 0; pass < DESCENDANT_PASSES; pass++) {
+        if ((n = list_children(keep, kids, CHILDREN_MAX)) <= 0)
+            return n < 0 && !pass ? -1 : alive;
+        for (int i = 0; i < n; i++) {
+            char pid[24];
+            pid_t g, s;
+
+            snprintf(pid, sizeof(pid), "%d", (int)kids[i]);
+            if (ids_of(pid, &g, &s) == 0)       /* not a zombie */
+                alive++;
+            kill(kids[i], SIGKILL);
+        }
+        /* Each ends (SIGKILL), and what it leaves comes to us. */
+        for (int i = 0; i < n; i++)
+            while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR)
+                ;
+    }
+    return alive;
+}
+
 static int cgroup_enter(const char *dir, char *err, size_t errlen)
 {
     char pid[24];

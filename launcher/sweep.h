@@ -57,6 +57,23 @@ int sweep_strays(void);
  * signalled. */
 int sweep_leftovers(void);
 
+/* Make this process the one its ranks' orphans are given to
+ * (PR_SET_CHILD_SUBREAPER): a process whose parent ends comes to us, not
+ * to init, whatever session, process group or cgroup it moved to, so
+ * that every process descended from a rank stays below us.  Call after
+ * sweep_keep, whose keeper must be nobody's child.  Returns 0, or -1 with
+ * errno set. */
+int sweep_adopt_orphans(void);
+
+/* SIGKILL and reap each child of ours but keep (the rank whose zombie
+ * holds its group's id, or 0), and then what each of them gave us by
+ * ending, until no other child is left: with sweep_adopt_orphans, all
+ * that our ranks left running, even with no cgroup (its only reach
+ * beyond the rank's session and process group).  A daemon's only
+ * children are its rank and these.  Returns how many of them were alive,
+ * or -1 if /proc/self/task cannot be read. */
+int sweep_descendants(pid_t keep);
+
 /* Make sure what our ranks start ends when we do, however we end: put
  * this process (a daemon started by hand, by systemd or by a script) in a
  * session of its own unless it leads one, and in a cgroup (v2) of its

@@ -305,6 +305,34 @@ kill_under_shells('node 0', 'n3', 'n3', 'n0');
     is($r->{status} . scalar(() = $r->{out} =~ /^again$/mg), '02',
        'and the next job runs on them all');
 }
+
+# A process a rank takes out of its session and into another cgroup
+# itself is out of reach of the daemon's cgroup and of its rank's group,
+# but it is still below the daemon (a rank's orphans come to it): it
+# ends with its job.
+SKIP: {
+    my %daemon = daemon_pids();
+    my $cgroup = cgroup_dir($daemon{n0});
+    skip('the daemons have no cgroup here', 2) unless defined $cgroup;
+    (my $away = $cgroup) =~ s{/[^/]+$}{/vexec-test-away-$$};
+    mkdir $away or skip("mkdir $away: $!", 2);
+    my @sh = ('/bin/sh', '-c', 'setsid /bin/sh -c \'echo $$ > ' . $away
+              . '/cgroup.procs && exec /bin/sleep 3007\' >/dev/null 2>&1 & '
+              . 'for i in 1 2 3 4 5 6 7 8 9 10; do '
+              . "grep -qx \$! $away/cgroup.procs && break; sleep 0.3; done; "
+              . "grep -qx \$! $away/cgroup.procs && echo moved");
+    my $r = VexecCluster::vexec(['-n', 2, '-w', 'n0,n1', @sh]);
+    is($r->{status} . scalar(() = $r->{out} =~ /^moved$/mg), '02',
+       'a job whose ranks each move a sleep into another cgroup ends')
+        or diag(describe($r));
+    my @left;
+    ok(wait_until(30, sub { !(@left = procs_running('/bin/sleep', '3007')) }),
+       'and neither sleep runs on')
+        or diag('still running: ' . join(', ', @left) . '; in the cgroup: '
+                . VexecTest::slurp("$away/cgroup.procs"));
+    kill 'KILL', @left;
+    wait_until(10, sub { rmdir $away });
+}
 cluster_down();
 
 SKIP: {

@@ -457,8 +457,10 @@ ok(defined $kstatus && $kstatus >> 8 != 0, 'vexec ends, non-zero')
     or diag('status ' . ($kstatus // 'hung') . ': ' . VexecTest::slurp($kerr));
 
 # A vexecd that can make no cgroup (none mounted where it runs): it says
-# so, and still ends, when a job ends by itself, what its rank left in its
-# process group (kill(-pgid) while the rank's zombie holds that id).
+# so, and still ends, when a job ends by itself, all its rank left
+# running: in its process group, in another group of its session, in a
+# session of its own (each came to the daemon as an orphan: it is their
+# reaper, PR_SET_CHILD_SUBREAPER).
 my $nocg_log = "$state/../nocg.log";
 my ($nocg, $nocg_up) = start_in_h4($nocg_log, 7403, 'setsid', bin('vexecd'),
                                    '--address', "$addr[3]:7403",
@@ -468,14 +470,39 @@ ok($nocg_up, 'a vexecd with no cgroup listens')
 like(VexecTest::slurp($nocg_log), qr/no cgroup: /,
      'and says in one line that it has no cgroup');
 $r = vexec([@key, '--hosts', "$addr[3]:1", '--port', 7403, '/bin/dash', '-c',
-            'sleep 3051 >/dev/null 2>&1 & echo started']);
-ok($r->{status} == 0 && $r->{out} eq "started\n",
-   'its rank, which leaves a sleep in the background, ends by itself')
+            'sleep 3051 >/dev/null 2>&1 & '
+            . 'perl -e \'setpgrp(0, 0); exec "sleep", 3052\' >/dev/null 2>&1 & '
+            . 'setsid sleep 3053 >/dev/null 2>&1 & '
+            . 'for i in 1 2 3 4 5 6 7 8 9 10; do '
+            . '[ "$(pgrep -cxf \'sleep 305[1-3]\')" = 3 ] && break; sleep 0.3; '
+            . 'done; echo started $(pgrep -cxf \'sleep 305[1-3]\')']);
+ok($r->{status} == 0 && $r->{out} eq "started 3\n",
+   'its rank, which leaves three sleeps in the background, ends by itself')
     or diag(describe($r));
 my @nocg_left;
 ok(wait_until(20, sub {
-       !(@nocg_left = procs_running('sleep', 3051)) }),
-   'and the sleep does not run on') or diag("left running: @nocg_left");
+       !(@nocg_left = map { procs_running('sleep', $_) } 3051 .. 3053) }),
+   'and none of the sleeps runs on, in its group, out of it, or in a '
+   . 'session of its own') or diag("left running: @nocg_left");
+# Ended by SIGTERM under a running job, it ends all that job's rank left
+# too, the setsid one as well (its keeper, with no cgroup, has only its
+# session).
+my @term_cmd = ('/bin/dash', '-c',
+                'setsid sleep 3054 >/dev/null 2>&1 & exec sleep 3055');
+$bg = start_bg([bin('vexec'), @key, '--hosts', "$addr[3]:1", '--port', 7403,
+                @term_cmd], out => $kout, err => $kerr);
+ok(wait_until(60, sub { procs_running('sleep', 3054)
+                            && procs_running('sleep', 3055) }),
+   'a job on it runs, its rank with a setsid sleep')
+    or diag(VexecTest::slurp($kerr));
+kill 'TERM', $nocg;
+ok(wait_until(20, sub {
+       !(@nocg_left = map { procs_running('sleep', $_) } 3054, 3055) }),
+   'SIGTERM to the daemon ends its rank and the setsid sleep')
+    or diag("left running: @nocg_left");
+$kstatus = wait_bg($bg, 120);
+ok(defined $kstatus && $kstatus >> 8 != 0, 'and vexec ends, non-zero')
+    or diag('status ' . ($kstatus // 'hung') . ': ' . VexecTest::slurp($kerr));
 kill 'KILL', $nocg;
 waitpid($nocg, 0);
 
