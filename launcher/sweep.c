@@ -339,38 +339,25 @@ int sweep_adopt_orphans(void)
 #define CHILDREN_MAX 512
 #define DESCENDANT_PASSES 1000
 
-/* Up to max of our children but keep, from /proc/self/task/TID/children
- * (Linux 4.2 with CONFIG_PROC_CHILDREN): an orphan is given to any one of
- * our threads.  Returns how many, or -1. */
+/* Up to max of our children but keep, from /proc/self/task/PID/children
+ * (Linux 4.2 with CONFIG_PROC_CHILDREN): the children of our main thread,
+ * which forks our ranks and to which an orphan is given while it lives.
+ * Returns how many, or -1. */
 static int list_children(pid_t keep, pid_t *kids, int max)
 {
-    struct dirent *e;
-    DIR *dir = opendir("/proc/self/task");
+    char path[64];
+    long pid;
+    FILE *f;
     int n = 0;
 
-    if (!dir)
+    snprintf(path, sizeof(path), "/proc/self/task/%d/children",
+             (int)getpid());
+    if (!(f = fopen(path, "re")))
         return -1;
-    while (n < max && (e = readdir(dir))) {
-        char path[300];
-        long pid;
-        FILE *f;
-
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "/proc/self/task/%s/children",
-                 e->d_name);
-        if (!(f = fopen(path, "re"))) {
-            if (errno == ENOENT)
-                continue;               /* a thread that has just ended */
-            closedir(dir);
-            return -1;
-        }
-        while (n < max && fscanf(f, "%ld", &pid) == 1)
-            if ((pid_t)pid != keep)
-                kids[n++] = (pid_t)pid;
-        fclose(f);
-    }
-    closedir(dir);
+    while (n < max && fscanf(f, "%ld", &pid) == 1)
+        if ((pid_t)pid != keep)
+            kids[n++] = (pid_t)pid;
+    fclose(f);
     return n;
 }
 
