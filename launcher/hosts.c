@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,82 @@ static char *trim_line(char *line)
     return line;
 }
 
+/* One daemon a host file added: its endpoint's "IP" (length), its index
+ * in the list, and its number among its host's daemons. */
+struct slot {
+    const char *endpoint;
+    size_t iplen;
+    int at, k;
+};
+
+static bool same_host(const struct slot *x, const struct slot *y)
+{
+    return x->iplen == y->iplen
+           && !memcmp(x->endpoint, y->endpoint, x->iplen);
+}
+
+/* By host, then by place in the list. */
+static int cmp_slots(const void *a, const void *b)
+{
+    const struct slot *x = a, *y = b;
+    int c = x->iplen != y->iplen ? (x->iplen < y->iplen ? -1 : 1)
+            : memcmp(x->endpoint, y->endpoint, x->iplen);
+
+    return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+/* "NAME:PORT" again with port: *s replaced.  Returns 0 or -1. */
+static int set_port(char **s, int port)
+{
+    char *colon = strrchr(*s, ':'), *again;
+
+    if (!colon || asprintf(&again, "%.*s:%d", (int)(colon - *s), *s,
+                           port) < 0)
+        return -1;
+    free(*s);
+    *s = again;
+    return 0;
+}
+
+/* The daemons a file added, from index from on, numbered per host in the
+ * file's order: the k-th listed for a host (by its address, over all of
+ * its lines) listens on base+k, as a host listed k times in Hydra's host
+ * file has k slots.  PBS_NODEFILE lists a host once per core; "a:2" then
+ * "a" is a:BASE..BASE+2.  Returns 0 or -1 with err saying why. */
+static int number_per_host(struct hosts *h, int from, int base, char *err,
+                           size_t errlen)
+{
+    int n = h->n - from, ret = 0;
+    struct slot *s = malloc(sizeof(*s) * (size_t)(n ? n : 1));
+
+    if (!s)
+        return seterr(err, errlen, ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        const char *ep = h->endpoint[from + i];
+
+        s[i] = (struct slot){ .endpoint = ep, .at = from + i,
+                              .iplen = (size_t)(strrchr(ep, ':') - ep) };
+    }
+    qsort(s, (size_t)n, sizeof(*s), cmp_slots);
+    for (int i = 0; i < n; i++)
+        s[i].k = i && same_host(&s[i], &s[i - 1]) ? s[i - 1].k + 1 : 0;
+    /* Only now are the endpoints rewritten (s points into them). */
+    for (int i = 0; i < n && !ret; i++) {
+        char **ep = &h->endpoint[s[i].at], **label = &h->label[s[i].at];
+
+        if (base + s[i].k > 65535)
+            ret = seterr(err, errlen, EINVAL, "%.*s: %d daemons from port "
+                         "%d pass port 65535",
+                         (int)(strrchr(*label, ':') - *label), *label,
+                         s[i].k + 1, base);
+        else if (set_port(ep, base + s[i].k) < 0
+                 || set_port(label, base + s[i].k) < 0)
+            ret = seterr(err, errlen, ENOMEM, "out of memory");
+    }
+    free(s);
+    return ret;
+}
+
 int hosts_add_file(struct hosts *h, const char *path, int base, char *err,
                    size_t errlen)
 {
@@ -175,6 +252,11 @@ int hosts_add_file(struct hosts *h, const char *path, int base, char *err,
     fclose(f);
     if (h->n == before)
         return seterr(err, errlen, EINVAL, "%s names no host", path);
+    if (number_per_host(h, before, base, why, sizeof(why)) < 0) {
+        seterr(err, errlen, errno, "%s: %s", path, why);
+        truncate_hosts(h, before);
+        return -1;
+    }
     return 0;
 error:
     fclose(f);

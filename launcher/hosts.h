@@ -7,8 +7,10 @@
  * IP:BASE+N-1, where IP is HOST resolved with getaddrinfo (IPv4).  A list
  * is a Slurm hostlist of such items ("vx[1-4]:2", "10.77.0.[2-5]"); a host
  * file has one list per line (usually one item), with blank lines and
- * '#' comments ignored.  Ranks go to the daemons in the order listed:
- * all of the first host's, then the next host's.
+ * '#' comments ignored, and may name a host on several lines (Hydra's
+ * slots, PBS_NODEFILE's line per core): the k-th daemon it lists for a
+ * host is at BASE+k-1.  Ranks go to the daemons in the order listed:
+ * all of the first item's, then the next item's.
  *
  * No libfabric here (vexec must not load it): reachability is a TCP
  * connect to each daemon's port, which its tcp;ofi_rxm listener accepts
@@ -42,9 +44,10 @@ struct hosts {
 int hosts_add_list(struct hosts *h, const char *list, int base, char *err,
                    size_t errlen);
 
-/* Add the daemons of every line of the host file path.  Same returns,
- * and what opening or reading the file failed with; the message names
- * the line. */
+/* Add the daemons of every line of the host file path, numbered per
+ * host over the whole file (above).  Same returns, and what opening or
+ * reading the file failed with; the message names the line, or the host
+ * whose daemons would pass port 65535. */
 int hosts_add_file(struct hosts *h, const char *path, int base, char *err,
                    size_t errlen);
 

@@ -68,6 +68,10 @@ my ($subnet) = $addr[0] =~ /^(\d+\.\d+\.\d+)\./;
 my $hostfile = "$state/../hostfile";
 VexecTest::spew($hostfile, "# $HOSTS namespaced hosts\n\n"
                 . join('', map { "$_:$DAEMONS   # two daemons\n" } @addr));
+# A host file in PBS_NODEFILE's form, a line per slot, here the hosts
+# in turn, each on $DAEMONS lines.
+my $pbsfile = "$state/../pbs_nodefile";
+VexecTest::spew($pbsfile, join('', map { map { "$_\n" } @addr } 1 .. $DAEMONS));
 # Launches on the hosts are signed with the key their daemons check.
 my @key = ('--key', "$state/key");
 my @via_file = (@key, '-f', $hostfile);
@@ -154,7 +158,8 @@ sub gateways_left {
 for my $case (['--hosts', 'x[1-'], ['--hosts', "$subnet.2:300"],
               ['--hosts', 'no-such-host.invalid'], ['-f', "$state/none"],
               ['--hosts', "$subnet.2:$DAEMONS", '--port', 7490],
-              ['-n', 9, '-f', $hostfile]) {
+              ['-n', 9, '-f', $hostfile],
+              ['-f', $pbsfile, '--port', 65535]) {
     $r = vexec([@$case, '/bin/true']);
     my @wrong = one_line_error($r);
     ok(!@wrong && $r->{err} =~ /^vexec: /, "@$case: one-line error, exit $r->{status}")
@@ -189,6 +194,21 @@ for my $via ([@via_list], [@via_file]) {
        "vexec nodes @$via[2 .. $#$via]: all $N up, exit 0")
         or diag(describe($r));
 }
+# The PBS_NODEFILE-like file (above): the k-th line of a host is its
+# daemon at BASE+k, as a host listed k times has k slots in Hydra's host
+# file; ranks go in the file's order.
+my @pbs_order = map { my $k = $_; map { "$_:" . (7400 + $k) } @addr }
+                0 .. $DAEMONS - 1;
+$r = vexec(['nodes', @key, '-f', $pbsfile]);
+my @pbs_seen = map { /^(\S+)\s+up\s/ ? $1 : () } lines($r->{out});
+ok($r->{status} == 0 && "@pbs_seen" eq "@pbs_order",
+   "vexec nodes -f with each host on $DAEMONS lines: its $DAEMONS daemons, "
+   . 'up, in the order of the lines')
+    or diag("want @pbs_order; " . describe($r));
+$r = vexec([@key, '-f', $pbsfile, '-l', '/bin/dash', '-c', 'echo ran']);
+ok($r->{status} == 0 && scalar(() = $r->{out} =~ /^\[\d+\] ran$/mg) == $N,
+   "vexec -f with it runs all $N ranks") or diag(describe($r));
+
 $r = vexec(['nodes', @via_list, 'n1']);
 ok(!one_line_error($r) && $r->{err} =~ /^vexec: nodes: LIST 'n1' names nodes of the emulated cluster/,
    'vexec nodes --hosts with a LIST: one-line error') or diag(describe($r));
