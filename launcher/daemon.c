@@ -434,18 +434,6 @@ void daemon_pass_due_signals(struct daemon *d)
     }
 }
 
-/* The rank of job j, told to end, has exited: end the rest of its process
- * group (its zombie holds the group's id), what left that group for
- * another session (our cgroup's strays), and what came to us as an orphan
- * (sweep_descendants: without a cgroup, the only way to a process that
- * left the session), so that nothing holds its output open. */
-static void end_strays(struct job *j)
-{
-    kill(-j->pid, SIGKILL);
-    sweep_strays();
-    sweep_descendants(j->pid);
-}
-
 /* Keep the len-byte signal message msg in the next slot; returns it. */
 static int keep_signal(struct job *j, const void *msg, size_t len, int signo)
 {
@@ -477,7 +465,7 @@ static void deliver_signal(struct daemon *d, const void *msg, size_t len,
     if (j->pid > 0 && !j->rank_exited)
         kill(-j->pid, signo);
     else if (j->pid > 0 && j->told_to_end && !j->swept)
-        end_strays(j);                  /* see reap() */
+        rank_end_leftovers(d);          /* see reap() */
     else
         j->pending_signal = signo;
 }
@@ -826,12 +814,12 @@ static void reap(struct daemon *d)
         return;
     j->rank_exited = 1;
     j->rank_status = wait_status(&si);
-    /* A rank told to end has ended; what it started in its process group
-     * goes too, even a process that ignores the signal (a shell's `cmd &`
-     * ignores SIGINT) and holds the rank's output open, so that its exit
-     * can be reported. */
+    /* A rank told to end has ended; what it started goes too, even a
+     * process that ignores the signal (a shell's `cmd &` ignores SIGINT)
+     * and holds the rank's output open, so that its exit can be
+     * reported. */
     if (j->told_to_end)
-        end_strays(j);
+        rank_end_leftovers(d);
 }
 
 static void on_signalfd(struct daemon *d)

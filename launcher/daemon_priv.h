@@ -202,10 +202,11 @@ void rank_read_stream(struct daemon *d, struct stream *s);
  * running (rank_end_leftovers), then report its status. */
 void rank_report_exit(struct daemon *d);
 
-/* The job ends here, its rank (if one started) has exited: once, SIGKILL
- * what the rank left running, the rest of its process group (its zombie
- * still holds the group's id) and everything else in our cgroup
- * (sweep_leftovers, whose count is logged), then reap the rank. */
+/* The job ends here, or was told to, and its rank (if one started) has
+ * exited: once, SIGKILL what the rank left running, everything below us
+ * but its zombie (sweep_descendants), the rest of its process group (the
+ * zombie still holds the group's id) and of our cgroup (sweep_leftovers),
+ * log how many, then reap the rank. */
 void rank_end_leftovers(struct daemon *d);
 
 /* Write pending stdin bytes to rank 0; close its stdin at end of file. */

@@ -57,7 +57,7 @@ void rank_read_stream(struct daemon *d, struct stream *s)
 void rank_end_leftovers(struct daemon *d)
 {
     struct job *j = d->job;
-    int n, k;
+    int n;
 
     if (j->pid <= 0 || j->swept || !j->rank_exited)
         return;
@@ -68,8 +68,7 @@ void rank_end_leftovers(struct daemon *d)
      * holds the group's id) and our cgroup. */
     n = sweep_descendants(j->pid);
     kill(-j->pid, SIGKILL);
-    if ((k = sweep_leftovers()) > 0)
-        n = (n > 0 ? n : 0) + k;
+    n = (n > 0 ? n : 0) + sweep_leftovers();
     if (n > 0)
         daemon_log(d, "job %#llx: ended %d process%s its rank left running",
                    (unsigned long long)j->id, n, n == 1 ? "" : "es");

@@ -279,13 +279,10 @@ static int cgroup_end(const char *dir, pid_t owner)
     return found;
 }
 
-/* SIGKILL each process of our own cgroup (own_cgroup; else none) but us,
- * or of those only the ones not in our session, again until a pass finds
- * none.  Returns how many. */
-static int sweep_own_cgroup(bool outside_session_only)
+int sweep_leftovers(void)
 {
     char path[PATH_MAX + 16];
-    pid_t self = getpid(), sid = getsid(0);
+    pid_t self = getpid();
     int total = 0;
 
     if (!own_cgroup[0])
@@ -293,38 +290,20 @@ static int sweep_own_cgroup(bool outside_session_only)
     snprintf(path, sizeof(path), "%s/cgroup.procs", own_cgroup);
     for (int i = 0; i < SWEEP_PASSES; i++) {
         FILE *f = fopen(path, "re");
-        char pid[24];
         long p;
         int n = 0;
 
         if (!f)
             return total;
-        while (fscanf(f, "%ld", &p) == 1) {
-            pid_t g, s;
-
-            snprintf(pid, sizeof(pid), "%ld", p);
-            if (p != self
-                && (!outside_session_only
-                    || (ids_of(pid, &g, &s) == 0 && s != sid))
-                && kill((pid_t)p, SIGKILL) == 0)
+        while (fscanf(f, "%ld", &p) == 1)
+            if (p != self && kill((pid_t)p, SIGKILL) == 0)
                 n++;
-        }
         fclose(f);
         if (!n)
             break;
         total += n;
     }
     return total;
-}
-
-int sweep_strays(void)
-{
-    return sweep_own_cgroup(true);
-}
-
-int sweep_leftovers(void)
-{
-    return sweep_own_cgroup(false);
 }
 
 int sweep_adopt_orphans(void)

@@ -42,15 +42,9 @@ int sweep_daemons(const pid_t *pids, size_t n);
  * err saying why (no cgroup2 mounted, not ours to write). */
 int sweep_enter(char *err, size_t errlen);
 
-/* SIGKILL every process in our own cgroup ("vexecd-PID", made by
- * sweep_keep or sweep_enter; else nothing) that is not in our session:
- * what a rank took out of its session (setsid).  For the end of a job told
- * to end, after its rank's process group.  Returns how many were
- * signalled. */
-int sweep_strays(void);
-
-/* SIGKILL every process of our own cgroup (as sweep_strays) but us: what
- * the job that has just ended here left running, in its rank's session or
+/* SIGKILL every process of our own cgroup ("vexecd-PID", made by
+ * sweep_keep or sweep_enter; else nothing) but us: what the job that has
+ * just ended here, or was told to, left running, in its rank's session or
  * out of it (a background process that closed its output, a daemonized
  * one), as srun ends what is left of a step.  A daemon runs one job at a
  * time, so nothing else of ours is there.  Returns how many were
