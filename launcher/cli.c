@@ -105,9 +105,10 @@ int cli_add_hosts(struct hosts *h, const char *list, const char *file,
 
     if ((list && hosts_add_list(h, list, port, err, sizeof(err)) < 0)
         || (file && hosts_add_file(h, file, port, err, sizeof(err)) < 0))
-        return cli_fail(2, "%s%s%s", what, list ? "--hosts: " : "-f ", err);
+        return cli_fail(2, "%s%s%s%s", what, *what ? " " : "",
+                        list ? "--hosts: " : "-f ", err);
     if (hosts_check_unique(h, err, sizeof(err)) < 0)
-        return cli_fail(2, "%s%s", what, err);
+        return cli_fail(2, "%s%s%s", what, *what ? ": " : "", err);
     return 0;
 }
 

@@ -39,7 +39,7 @@ int cli_connect_gateway(const char *kind, const char *cluster_name,
 
 /* Add the daemons of list (--hosts) and of file (-f; either may be
  * NULL) to h, at ports from port, and refuse a daemon named twice.
- * Returns 0, or 2 after one line starting with what ("" or "nodes "). */
+ * Returns 0, or 2 after one line starting with what ("" or "nodes"). */
 int cli_add_hosts(struct hosts *h, const char *list, const char *file,
                   int port, const char *what);
 

@@ -179,7 +179,7 @@ static int over_tcp(const struct nq *q)
 static int pick_hosts(struct nq *q)
 {
     int ret = cli_add_hosts(&q->h, q->o.hosts, q->o.hostfile, q->o.port,
-                            "nodes ");
+                            "nodes");
 
     if (ret)
         return ret;

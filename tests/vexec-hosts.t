@@ -165,6 +165,17 @@ for my $case (['--hosts', 'x[1-'], ['--hosts', "$subnet.2:300"],
     ok(!@wrong && $r->{err} =~ /^vexec: /, "@$case: one-line error, exit $r->{status}")
         or diag("@wrong");
 }
+# A daemon named twice in --hosts: one line naming it, for a launch as
+# for `vexec nodes`.
+for my $sub (['/bin/true'], ['nodes']) {
+    my $what = $sub->[0] eq 'nodes' ? 'nodes: ' : '';
+    $r = vexec([$what ? @$sub : (), @key, '--hosts', "$subnet.2,$subnet.2",
+                $what ? () : @$sub]);
+    ok(!one_line_error($r) && $r->{status} == 2
+       && $r->{err} =~ /^vexec: \Q$what\Ethe daemon at \Q$subnet\E\.2:7400 is listed twice$/,
+       "vexec " . ($what ? "nodes " : "") . "--hosts $subnet.2,$subnet.2: one line naming the daemon, exit 2")
+        or diag(describe($r));
+}
 $r = vexec([@key, '--hosts', "$subnet.2:$DAEMONS", '--port', 7490, '/bin/true']);
 like($r->{err}, qr/^vexec: no vexecd answers at \Q$subnet\E\.2:7490 .*refused/,
      'a host without a daemon is named with its address');
