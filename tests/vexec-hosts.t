@@ -429,6 +429,54 @@ $r = VexecTest::run(['env', '-u', 'SLURM_JOB_NODELIST', $prolog]);
 ok($r->{status} == 2 && $r->{err} =~ /^slurm-prolog: SLURM_JOB_NODELIST is not set/,
    'no SLURM_JOB_NODELIST: one line, exit 2') or diag(describe($r));
 
+# scripts/pbs-prolog, as Torque's pbs_mom runs it: an empty environment,
+# its settings from a root-owned file, the job's hosts as the ninth
+# argument, else from the job's node file (a line per core).
+my $pbs_prolog = "$FindBin::Bin/../scripts/pbs-prolog";
+my $pbs_home = "$state/pbs";
+mkdir $pbs_home; mkdir "$pbs_home/aux";
+my $conf = "$state/prolog.conf";
+sub pbs_prolog {
+    my ($check, @args) = @_;
+    VexecTest::spew($conf, "VEXEC=" . bin('vexec') . "\nVEXEC_KEY=$state/key\n"
+                    . "PBS_HOME=$pbs_home\nVEXEC_PROLOG_CHECK='$check'\n");
+    chmod 0644, $conf;
+    return VexecTest::run(['env', '-i', "VEXEC_PROLOG_CONF=$conf", $pbs_prolog, @args]);
+}
+my @torque_args = ('7.server', 'alice', 'users', 'job', 'nodes=2', 'batch',
+                   '', '/var/spool/torque/mom_priv/jobs/7.server.SC');
+$r = pbs_prolog('echo checked', @torque_args, "$addr[2],$addr[3]");
+ok($r->{status} == 0 && $r->{err} eq '' && $r->{out} =~ /^\[0\] checked$/m
+   && $r->{out} =~ /^\[1\] checked$/m,
+   "pbs-prolog, empty environment, hosts $addr[2],$addr[3] as argument 9: "
+   . 'both check, exit 0') or diag(describe($r));
+# Torque before 6 and OpenPBS pass three arguments; the node file has a
+# line per core: the hosts are its distinct lines, in order.
+VexecTest::spew("$pbs_home/aux/8.server",
+                join('', map { "$_\n" } $addr[3], $addr[3], $addr[2], $addr[2]));
+$r = pbs_prolog('[ $BPROC_RANK -ne 1 ]', '8.server', 'alice', 'users');
+ok($r->{status} == 1
+   && $r->{err} =~ /^vexec: 1 of 2 ranks failed: rank 1 on \Q$addr[2]:7400\E exited 1$/m
+   && $r->{err} =~ /^\S+\s+up\s+\Q$addr[3]:7400\E\s/m,
+   'from the node file (2 hosts on 2 lines each): 2 ranks, rank 1 on the '
+   . 'second host fails, exit 1, then the report') or diag(describe($r));
+for my $case (['no job id', []],
+              ['no node file', ['9.server', 'alice', 'users']]) {
+    $r = pbs_prolog('true', @{$case->[1]});
+    ok(!one_line_error($r) && $r->{status} == 2 && $r->{err} =~ /^pbs-prolog: /,
+       "pbs-prolog with $case->[0]: one line, exit 2") or diag(describe($r));
+}
+VexecTest::spew($conf, "VEXEC_PROLOG_CHECK='touch $state/pwned'\n");
+chmod 0666, $conf;
+$r = VexecTest::run(['env', '-i', "VEXEC_PROLOG_CONF=$conf", $pbs_prolog,
+                     @torque_args, $addr[2]]);
+ok(!one_line_error($r) && $r->{status} == 2
+   && $r->{err} =~ /^pbs-prolog: \Q$conf\E: not ours, or writable by others$/
+   && !-e "$state/pwned",
+   'a settings file others can write: refused (one line, exit 2), not read')
+    or diag(describe($r));
+unlink $conf;
+
 # A vexecd started as a job of an interactive shell: it leads its process
 # group, so it cannot start a session of its own.  Its cgroup alone then
 # holds what its rank starts, and its keeper ends all of it once it is
