@@ -16,7 +16,10 @@
  *   One not heard from for QUIET_S is probed as vexec probes node 0, by a
  *   connect to its address, once per look: refused means nothing listens
  *   there any more, its daemon died (libfabric's connections to it go
- *   the same way, so no firewall tells the two apart).
+ *   the same way, so no firewall tells the two apart); unreachable, or
+ *   no answer at all for UNANSWERED_S, means its host is gone (a live
+ *   host's kernel answers a connect whatever its daemon does).  A host
+ *   that answers for a daemon that does not is given SILENT_S.
  * A dead child is reported up (DEAD, and EXIT for its rank if it had not
  * reported one), dropped from the broadcast, and each of its children is
  * adopted: sent an ADOPT (vexec's signed LAUNCH unchanged, our rank, a new
@@ -67,6 +70,14 @@
  * of the sends we posted, or leave our ADOPT unanswered.  Far above any
  * chunk's copy time on a loaded machine. */
 #define SILENT_S 30.0
+
+/* How long a probe of a silent child may go unanswered, neither accepted
+ * nor refused, before its host is taken as gone.  A live host's kernel
+ * answers a connect within a round trip however busy its daemon is; this
+ * leaves room for two lost SYNs (resent after 1 and 3 s). */
+#define UNANSWERED_S 5
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* Over tcp, how often a node tells its parent it lives. */
 #define ALIVE_S 1.0
@@ -290,6 +301,7 @@ static int probe_kid(struct daemon *d, struct kid *k)
     int e;
 
     if (k->probe < 0) {
+        k->probe_since = mono_now();
         if ((k->probe = netaddr_connect(fab_peer_name(d->f, k->peer))) >= 0)
             return EINPROGRESS;
         return errno;
@@ -308,7 +320,7 @@ static int kid_lost(struct daemon *d, struct kid *k, const char **text,
 {
     struct job *j = d->job;
     enum verdict v = look_at(d, k->peer, &k->stopped);
-    int failed = 0;
+    int failed = 0, e;
 
     *stuck = j->bc ? bcast_kid_stuck(j->bc, k->peer, &failed) : 0;
     if (v != PEER_UNKNOWN)
@@ -333,9 +345,21 @@ static int kid_lost(struct daemon *d, struct kid *k, const char **text,
         drop_probe(&k->probe);         /* heard from again: not needed */
         return 0;
     }
-    if (probe_kid(d, k) == ECONNREFUSED) {
+    e = probe_kid(d, k);
+    if (e == ECONNREFUSED) {
         *text = "died (its address refused a connection)";
         return PROTO_DEAD_DIED;
+    }
+    if (e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN
+        || e == ETIMEDOUT) {
+        *text = "stopped answering (its host is unreachable)";
+        return PROTO_DEAD_SILENT;
+    }
+    if (e == EINPROGRESS && k->probe >= 0
+        && mono_now() - k->probe_since > UNANSWERED_S) {
+        *text = "stopped answering (its host did not answer a connection "
+                "for " STR(UNANSWERED_S) " s)";
+        return PROTO_DEAD_SILENT;
     }
     if (mono_now() - k->heard > SILENT_S) {
         *text = "stopped answering (nothing heard from it)";

@@ -64,6 +64,7 @@ struct kid {
     size_t adopt_len;
     int sig_due;                /* 1 + the j->sig slot it still lacks */
     int probe;                  /* tcp: a connect to its address, or -1 */
+    double probe_since;         /* when that connect was started */
 };
 
 struct job {

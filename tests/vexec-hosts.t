@@ -585,6 +585,36 @@ ok(defined $kstatus && $kstatus >> 8 != 0, 'and vexec ends, non-zero')
 kill 'KILL', $nocg;
 waitpid($nocg, 0);
 
+# A host that goes away while its ranks run (its link cut: nothing
+# refuses, nothing answers): its daemons' parent hears no ALIVE from them
+# for 3 s, then its probes of their addresses go unanswered (or find no
+# route), and it gives them up as unreachable within seconds, not after
+# 30 s of silence.  With kary:2 on 5 daemons, ranks 3 and 4 (host 4) are
+# children of rank 1 (host 3).  Last: host 4 is cut off until teardown.
+my @five = (@key, '--hosts', "$addr[0]:1,$addr[2]:2,$addr[3]:2", '--tree', 'kary:2');
+my @cut_cmd = ('/bin/dash', '-c', 'sleep 6; echo "$BPROC_RANK done"');
+my @h4 = map { $daemon_pid{"$addr[3]:$_"} } 7400, 7401;
+$bg = start_bg([bin('vexec'), @five, @cut_cmd], out => $kout, err => $kerr);
+ok(wait_until(60, sub { ranks_running(\@cut_cmd, @h4) == 2 }),
+   "the ranks on host 4 ($addr[3]) run") or diag(VexecTest::slurp($kerr));
+my $cut_at = time;
+system('ip', 'link', 'set', "${prefix}v4", 'down') == 0 or diag("ip link: $?");
+$kstatus = wait_bg($bg, 120);
+my $cut_took = time - $cut_at;
+@done = sort(lines(VexecTest::slurp($kout)));
+@kerr = lines(VexecTest::slurp($kerr));
+is_deeply(\@done, [map { sprintf('%07d done', $_) } 0 .. 2],
+          'host 4 cut off under a job: the ranks of the other hosts finish')
+    or diag(join("\n", @kerr));
+my @gone = grep { /^vexec: 2 nodes failed: / } @kerr;
+ok(defined $kstatus && $kstatus >> 8 != 0 && @gone == 1
+   && $gone[0] =~ /\Q$addr[3]:7400\E \(stopped answering \(its host (is unreachable|did not answer a connection for 5 s)\)/
+   && $gone[0] =~ /\Q$addr[3]:7401\E \(stopped answering \(its host /
+   && !(grep { /failed:/ && !/\Q$addr[3]\E/ } @kerr),
+   "vexec names both daemons of host 4 as unreachable and exits non-zero "
+   . "(after ${cut_took} s)")
+    or diag('status ' . ($kstatus // 'hung') . ': ' . join("\n", @kerr));
+
 # Teardown.
 my @cgroups = grep { defined } map { cgroup_dir($_) } values %daemon_pid;
 is(scalar(@cgroups), scalar(keys %daemon_pid), 'each daemon left has a cgroup');
