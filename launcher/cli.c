@@ -98,15 +98,36 @@ int cli_connect_gateway(const char *kind, const char *cluster_name,
     return 0;
 }
 
+const char *cli_batch_hosts(int named, const char **hosts,
+                            const char **hostfile)
+{
+    const char *cluster = getenv("VEXEC_CLUSTER");
+    const char *slurm = getenv("SLURM_JOB_NODELIST");
+    const char *pbs = getenv("PBS_NODEFILE");
+
+    if (named || *hosts || *hostfile || (cluster && *cluster))
+        return NULL;
+    if (slurm && *slurm) {
+        *hosts = slurm;
+        return "SLURM_JOB_NODELIST";
+    }
+    if (pbs && *pbs) {
+        *hostfile = pbs;
+        return "PBS_NODEFILE";
+    }
+    return NULL;
+}
+
 int cli_add_hosts(struct hosts *h, const char *list, const char *file,
-                  int port, const char *what)
+                  int port, const char *from, const char *what)
 {
     char err[1024];
 
     if ((list && hosts_add_list(h, list, port, err, sizeof(err)) < 0)
         || (file && hosts_add_file(h, file, port, err, sizeof(err)) < 0))
-        return cli_fail(2, "%s%s%s%s", what, *what ? " " : "",
-                        list ? "--hosts: " : "-f ", err);
+        return cli_fail(2, "%s%s%s%s%s", what, *what ? " " : "",
+                        from ? from : list ? "--hosts" : "-f",
+                        from || list ? ": " : " ", err);
     if (hosts_check_unique(h, err, sizeof(err)) < 0)
         return cli_fail(2, "%s%s%s", what, *what ? ": " : "", err);
     return 0;

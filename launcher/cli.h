@@ -37,11 +37,20 @@ int cli_parse_port(const char *s);
 int cli_connect_gateway(const char *kind, const char *cluster_name,
                         const char *cluster_dir, int nodes, int *sock);
 
+/* Inside a batch job, the job's nodes, when a command names none (named
+ * is 0: no -w, --hosts, -f or LIST) and VEXEC_CLUSTER names no emulated
+ * cluster, as mpiexec takes them: Slurm's SLURM_JOB_NODELIST as --hosts,
+ * else PBS's PBS_NODEFILE as -f.  Sets *hosts or *hostfile and returns
+ * the variable's name; else returns NULL. */
+const char *cli_batch_hosts(int named, const char **hosts,
+                            const char **hostfile);
+
 /* Add the daemons of list (--hosts) and of file (-f; either may be
- * NULL) to h, at ports from port, and refuse a daemon named twice.
- * Returns 0, or 2 after one line starting with what ("" or "nodes"). */
+ * NULL) to h, at ports from port, and refuse a daemon named twice.  from:
+ * the variable they came from (cli_batch_hosts), or NULL.  Returns 0, or
+ * 2 after one line starting with what ("" or "nodes"). */
 int cli_add_hosts(struct hosts *h, const char *list, const char *file,
-                  int port, const char *what);
+                  int port, const char *from, const char *what);
 
 /* Start a one-shot tcp gateway (gwspawn.h) on this host's address toward
  * h's first daemon, for a launch or (query) for `vexec nodes`.  Returns 0

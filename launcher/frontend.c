@@ -193,7 +193,8 @@ static int pick_hosts(struct fe *e)
     char err[1024];
     int ret;
 
-    if ((ret = cli_add_hosts(&e->h, o->hosts, o->hostfile, o->port, "")))
+    if ((ret = cli_add_hosts(&e->h, o->hosts, o->hostfile, o->port,
+                             o->hosts_from, "")))
         return ret;
     if (e->n == 0)
         e->n = e->h.n;
@@ -834,8 +835,13 @@ static int check_tree(struct fe *e)
  * for other hosts: they cannot share an emulated cluster's key). */
 static int load_key(struct fe *e)
 {
-    return cli_load_key(e->o->key_file, e->tcp ? NULL : e->c.dir,
-                        "--hosts and -f", &e->auth);
+    char need[64];
+
+    snprintf(need, sizeof(need), "%s%s", e->o->hosts_from
+             ? "the daemons of " : "--hosts and -f",
+             e->o->hosts_from ? e->o->hosts_from : "");
+    return cli_load_key(e->o->key_file, e->tcp ? NULL : e->c.dir, need,
+                        &e->auth);
 }
 
 int fe_run(const struct fe_opts *o)

@@ -10,6 +10,8 @@ struct fe_opts {
     const char *nodes;      /* hostlist of node names, or NULL: n0.. */
     const char *hosts;      /* --hosts: hostlist of HOST[:N] (hosts.h) */
     const char *hostfile;   /* -f: a file of such lines */
+    const char *hosts_from; /* the batch job's variable they came from
+                               (cli_batch_hosts), or NULL */
     int port;               /* the first daemon's port on each host */
     const char *tree;       /* topology spec */
     size_t chunk;           /* 0: BCAST_CHUNK_DEFAULT */

@@ -57,6 +57,7 @@ struct opts {
     const char *key_file;
     const char *list;
     const char *hosts, *hostfile;   /* daemons of other hosts */
+    const char *hosts_from;     /* the batch variable they came from */
     int port;
 };
 
@@ -124,6 +125,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         return cli_fail(2, "nodes: LIST '%s' names nodes of the emulated "
                         "cluster; with --hosts or -f, list the daemons there",
                         o->list);
+    o->hosts_from = cli_batch_hosts(o->list != NULL, &o->hosts, &o->hostfile);
     return 0;
 }
 
@@ -179,7 +181,7 @@ static int over_tcp(const struct nq *q)
 static int pick_hosts(struct nq *q)
 {
     int ret = cli_add_hosts(&q->h, q->o.hosts, q->o.hostfile, q->o.port,
-                            "nodes");
+                            q->o.hosts_from, "nodes");
 
     if (ret)
         return ret;
@@ -203,8 +205,13 @@ static int check_tree(struct nq *q)
 /* The key we sign with: --key, else $VEXEC_KEY, else the cluster's. */
 static int load_key(struct nq *q)
 {
-    return cli_load_key(q->o.key_file, over_tcp(q) ? NULL : q->c.dir,
-                        "vexec nodes --hosts", &q->auth);
+    char need[64];
+
+    snprintf(need, sizeof(need), "%s%s", q->o.hosts_from
+             ? "the daemons of " : "vexec nodes --hosts",
+             q->o.hosts_from ? q->o.hosts_from : "");
+    return cli_load_key(q->o.key_file, over_tcp(q) ? NULL : q->c.dir, need,
+                        &q->auth);
 }
 
 /* ---- asking ---- */

@@ -14,7 +14,8 @@
  *
  * The nodes are the emulated cluster's (-w picks some), or with --hosts
  * or -f the vexecd daemons of other hosts (launcher/hosts.h): Hydra's
- * HOST[:N] items, N daemons on consecutive ports from --port.
+ * HOST[:N] items, N daemons on consecutive ports from --port.  Naming
+ * none inside a Slurm or PBS job means its nodes (cli_batch_hosts).
  *
  * Exit status: the highest rank code (exit status, or 128+N for a rank
  * killed by signal N); 124 when the time limit ended the job; 1 when vexec
@@ -165,6 +166,7 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
                          "give one");
     if (optind >= argc)
         return bad_usage("%s", "no program to run (see vexec --help)");
+    o->hosts_from = cli_batch_hosts(!!o->nodes, &o->hosts, &o->hostfile);
     /* Hydra's variable, for scripts written for mpiexec. */
     if (!timeout_given && (env = getenv("MPIEXEC_TIMEOUT")) && *env
         && (o->timeout = parse_seconds(env)) < 0)

@@ -220,6 +220,51 @@ $r = vexec([@key, '-f', $pbsfile, '-l', '/bin/dash', '-c', 'echo ran']);
 ok($r->{status} == 0 && scalar(() = $r->{out} =~ /^\[\d+\] ran$/mg) == $N,
    "vexec -f with it runs all $N ranks") or diag(describe($r));
 
+# Inside a batch job, naming no nodes (and no VEXEC_CLUSTER) means the
+# job's, as for mpiexec: SLURM_JOB_NODELIST as --hosts, else PBS_NODEFILE
+# as -f.
+sub in_job {
+    my ($env, @args) = @_;
+    return VexecTest::run(['env', '-u', 'VEXEC_CLUSTER',
+                           map({ "$_=$env->{$_}" } sort keys %$env),
+                           bin('vexec'), @args]);
+}
+my %job_key = (VEXEC_KEY => "$state/key");
+my $where = 'echo "$BPROC_RANK $(hostname -I)"';
+$r = in_job({ %job_key, SLURM_JOB_NODELIST => "$subnet.[4-5]" },
+            '/bin/dash', '-c', $where);
+%host_of = map { /^(\d+) (\S+)/ ? ($1 + 0 => $2) : () } lines($r->{out});
+is_deeply([$r->{status}, \%host_of], [0, { 0 => $addr[2], 1 => $addr[3] }],
+          "SLURM_JOB_NODELIST=$subnet.[4-5], no nodes named: a rank on "
+          . 'each of those hosts, in order') or diag(describe($r));
+$r = in_job({ %job_key, PBS_NODEFILE => $pbsfile }, '-l', '/bin/dash', '-c',
+            'echo ran');
+ok($r->{status} == 0 && scalar(() = $r->{out} =~ /^\[\d+\] ran$/mg) == $N,
+   "PBS_NODEFILE: all $N ranks of its lines") or diag(describe($r));
+$r = in_job({ %job_key, SLURM_JOB_NODELIST => "$subnet.4",
+              PBS_NODEFILE => $pbsfile }, 'nodes');
+ok($r->{status} == 0 && $r->{out} =~ /^1 nodes: 1 up, 0 down$/m
+   && $r->{out} =~ /^\S+\s+up\s+\Q$addr[2]:7400\E\s/m,
+   'vexec nodes with both: Slurm\'s list, one node up')
+    or diag(describe($r));
+for my $case ([{ SLURM_JOB_NODELIST => 'x[1-' }, qr/^vexec: SLURM_JOB_NODELIST: invalid hostlist/],
+              [{ SLURM_JOB_NODELIST => "$subnet.4" }, qr/^vexec: the daemons of SLURM_JOB_NODELIST need the cluster's key/],
+              [{ PBS_NODEFILE => "$state/none" }, qr/^vexec: PBS_NODEFILE: \Q$state\E\/none: No such file/]) {
+    $r = in_job($case->[0], '/bin/true');
+    my ($var) = keys %{$case->[0]};
+    ok(!one_line_error($r) && $r->{err} =~ $case->[1],
+       "$var=$case->[0]{$var}: one line naming it, exit $r->{status}")
+        or diag(describe($r));
+}
+{
+    local $ENV{SLURM_JOB_NODELIST} = "$subnet.4";
+    $r = vexec(['/bin/dash', '-c', $where]);
+    ok($r->{status} == 0 && (() = lines($r->{out})) == $N
+       && !grep({ $r->{out} =~ /(?<![\d.])\Q$_\E(?![\d.])/ } @addr),
+       'with VEXEC_CLUSTER set, the emulated cluster, not the job\'s nodes')
+        or diag(describe($r));
+}
+
 $r = vexec(['nodes', @via_list, 'n1']);
 ok(!one_line_error($r) && $r->{err} =~ /^vexec: nodes: LIST 'n1' names nodes of the emulated cluster/,
    'vexec nodes --hosts with a LIST: one-line error') or diag(describe($r));

@@ -21,6 +21,10 @@ our @EXPORT_OK = qw(build_dir bin prog run slurp spew need_vmadump
 # Every command is bounded: a hung restore must fail the test, not hang it.
 our $TIMEOUT = 60;
 
+# Run inside a Slurm or PBS job, vexec would launch on the job's nodes
+# where a test names none: the tests name their own.
+delete @ENV{qw(SLURM_JOB_NODELIST PBS_NODEFILE)};
+
 sub build_dir {
     return $ENV{VEXEC_BUILD} // "$FindBin::Bin/../build";
 }
