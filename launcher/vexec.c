@@ -115,13 +115,21 @@ static int parse_args(int argc, char **argv, struct fe_opts *o)
         { "timeout", required_argument, NULL, 'L' },
         { "key", required_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
+        /* Hydra's spellings, for command lines written for mpiexec. */
+        { "np", required_argument, NULL, 'n' },
+        { "host", required_argument, NULL, 'H' },
+        { "machinefile", required_argument, NULL, 'f' },
+        { "prepend-rank", no_argument, NULL, 'l' },
         { NULL, 0, NULL, 0 },
     };
     const char *env;
     int c, timeout_given = 0;
 
+    /* _only: long options take one dash too (-np 4, -hosts a,b), as for
+     * mpiexec; -n, -f, -l, -w and -h stay the short ones. */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+n:w:f:lh", longopts, NULL)) != -1) {
+    while ((c = getopt_long_only(argc, argv, "+n:w:f:lh", longopts,
+                                 NULL)) != -1) {
         switch (c) {
         case 'n':
             if ((o->nranks = parse_ranks(optarg)) < 0)

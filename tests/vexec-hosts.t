@@ -98,6 +98,14 @@ ok(sorted_lines($tcp->{out}) eq sorted_lines($one->{out})
    && $tcp->{status} == $one->{status}, 'the same as on one host')
     or diag(describe($one));
 
+# Hydra's spellings: -hosts, -host, -machinefile.
+for my $via (['-hosts', $via_list[3]], ['-host', $via_list[3]],
+             ['-machinefile', $hostfile]) {
+    $r = vexec([@key, @$via, '/bin/dash', '-c', $rank_line]);
+    ok($r->{status} == 0 && sorted_lines($r->{out}) eq $want,
+       "vexec $via->[0]: ranks 0..7 once each") or diag(describe($r));
+}
+
 # Rank i on the host the list puts it: two per host, in order.
 $r = vexec([@via_list, '/bin/dash', '-c', 'echo "$BPROC_RANK $(hostname -I)"']);
 my %host_of = map { /^(\d+) (\S+)/ ? ($1 + 0 => $2) : () } lines($r->{out});

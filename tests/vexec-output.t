@@ -86,6 +86,12 @@ ok($r->{out} eq $input, 'prints the file exactly once (rank 0 reads stdin)')
 $r = vexec(['-l', '-n', 3, '/bin/cat'], stdin => "one\ntwo\n");
 is($r->{out}, "[0] one\n[0] two\n", 'with -l all of it comes from rank 0');
 
+# Hydra's spellings of the same options: -np, -prepend-rank.
+$r = vexec(['-np', 3, '-prepend-rank', '/bin/dash', '-c', 'echo "$BPROC_RANK"']);
+is(join(',', sort(lines($r->{out}))), '[0] 0000000,[1] 0000001,[2] 0000002',
+   'vexec -np 3 -prepend-rank: 3 ranks, each line labelled')
+    or diag(describe($r));
+
 # A megabyte of stdin arrives intact too.
 my $mb = join '', map { sprintf("%07d %s\n", $_, 'y' x 120) } 1 .. 8000;
 spew("$tmp/mb", $mb);
