@@ -33,6 +33,12 @@
  * so perhaps never passed on) keeps that job's record until its next job
  * ends, and an ADOPT for it makes it send its exits to the adopter.
  *
+ * A child sees its parent die on this host as above.  Over tcp its sends
+ * to a parent whose daemon died fail (daemon.c), and it probes the
+ * parent's address every PARENT_PROBE_S: once one probe has been
+ * accepted, no route or no answer for UNANSWERED_S means the parent's
+ * host went away, and the parent is lost the same way.
+ *
  * A node whose parent died kills nothing: it keeps its rank running and
  * its records, and waits ORPHAN_WAIT_S for an ADOPT; it then follows the
  * adopter, listens for the image on the adopter's epoch, and sends every
@@ -78,6 +84,12 @@
 #define UNANSWERED_S 5
 #define STR_(x) #x
 #define STR(x) STR_(x)
+
+/* Over tcp, how often a child probes its parent's address.  Its parent
+ * sends it nothing once the image is in, so this is how it finds the
+ * parent's host gone; what an orphan then waits (ORPHAN_WAIT_S) is far
+ * longer. */
+#define PARENT_PROBE_S 5.0
 
 /* Over tcp, how often a node tells its parent it lives. */
 #define ALIVE_S 1.0
@@ -399,6 +411,26 @@ static void check_kids(struct daemon *d)
         adopt_dead(d, silent, PROTO_DEAD_SILENT, "stopped answering");
 }
 
+/* The probe of our parent's address (node 0's: the gateway's): started
+ * if none is open, to be read at the next look, else read.  Returns
+ * EINPROGRESS, 0 (accepted, noted in up_heard) or the connect's errno. */
+static int probe_parent(struct daemon *d)
+{
+    struct job *j = d->job;
+    int e;
+
+    if (j->up_probe < 0) {
+        j->up_probe_since = mono_now();
+        j->up_probe = netaddr_connect(fab_peer_name(d->f, j->parent));
+        return j->up_probe >= 0 ? EINPROGRESS : errno;
+    }
+    if ((e = netaddr_connect_result(j->up_probe)) != EINPROGRESS)
+        drop_probe(&j->up_probe);
+    if (e == 0)
+        j->up_heard = mono_now();
+    return e;
+}
+
 /* Has node 0's parent, the gateway, died?  Returns how, or NULL.  On this
  * host its doorbell and process tell.  The one-shot gateway of `vexec
  * --hosts` is on another host: it is probed as vexec probes node 0, by a
@@ -420,43 +452,79 @@ static const char *gateway_lost(struct daemon *d)
     if (!netaddr_is_tcp(name))
         return look_at(d, j->parent, &j->parent_stopped) == PEER_DIED
                ? "died" : NULL;
-    if (j->gw_probe < 0) {
-        if ((j->gw_probe = netaddr_connect(name)) >= 0)
-            return NULL;            /* read at the next look */
-        e = errno;
-    } else if ((e = netaddr_connect_result(j->gw_probe)) != EINPROGRESS) {
-        drop_probe(&j->gw_probe);
-    }
-    if (e == 0)
-        j->gw_heard = mono_now();
-    if (e == ECONNREFUSED && (j->gw_heard || d->held))
+    e = probe_parent(d);
+    if (e == ECONNREFUSED && (j->up_heard || d->held))
         return "died";
-    if (!j->gw_heard)
+    if (!j->up_heard)
         return NULL;
-    return mono_now() - j->gw_heard > SILENT_S ? "stopped answering" : NULL;
+    return mono_now() - j->up_heard > SILENT_S ? "stopped answering" : NULL;
+}
+
+/* Has a tcp parent's host gone away?  Returns how, or NULL.  We probe its
+ * address every PARENT_PROBE_S.  A parent whose daemon died shows sooner
+ * (our ALIVEs to it fail: daemon.c), and one whose host answers for a
+ * hung daemon is not judged here.  As for the gateway, nothing is judged
+ * before one probe has been accepted: the parent connected to us, and a
+ * firewall may keep us from connecting to it. */
+static const char *parent_host_gone(struct daemon *d)
+{
+    struct job *j = d->job;
+    int e;
+
+    if (j->up_probe < 0) {
+        if (mono_now() < j->next_up_probe)
+            return NULL;
+        j->next_up_probe = mono_now() + PARENT_PROBE_S;
+    }
+    e = probe_parent(d);
+    if (!j->up_heard)
+        return NULL;
+    if (e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN
+        || e == ETIMEDOUT)
+        return "is unreachable (its host is unreachable)";
+    if (e == EINPROGRESS && j->up_probe >= 0
+        && mono_now() - j->up_probe_since > UNANSWERED_S)
+        return "is unreachable (its host did not answer a connection for "
+               STR(UNANSWERED_S) " s)";
+    return NULL;
 }
 
 void adopt_end(struct job *j)
 {
-    drop_probe(&j->gw_probe);
+    drop_probe(&j->up_probe);
     for (int i = 0; i < j->nkid; i++) {
         drop_probe(&j->kid[i].probe);
     }
 }
 
-/* Stop reporting to a parent that died or stopped; wait for an adopter. */
+/* Stop reporting to a parent that died, stopped or went away (how says
+ * which); wait for an adopter. */
+static void lose_parent(struct daemon *d, const char *how)
+{
+    struct job *j = d->job;
+
+    daemon_log(d, "parent %s %s: waiting to be adopted",
+               hostlist_nth(j->nodes, j->parent_rank), how);
+    j->parent_lost = mono_now();
+    drop_probe(&j->up_probe);
+    fab_drop_peer(d->f, j->parent);
+    d->sending = 0;
+}
+
+/* Stop reporting to a parent that died, stopped or whose host went away;
+ * wait for an adopter. */
 static void check_parent(struct daemon *d)
 {
     struct job *j = d->job;
     enum verdict v;
+    const char *how;
 
     if (j->rank == 0) {
         /* Node 0's parent is the gateway, the tree's origin, which watches
          * node 0.  Nothing can adopt node 0: with the gateway dead, no one
          * is left to report to or to cancel the job, so it ends (unless
          * it has reported all it had: a one-shot gateway may leave then). */
-        const char *how = job_reported(j) ? NULL : gateway_lost(d);
-
+        how = job_reported(j) ? NULL : gateway_lost(d);
         if (how) {
             daemon_log(d, "the gateway %s: ending job %#llx", how,
                        (unsigned long long)j->id);
@@ -472,27 +540,29 @@ static void check_parent(struct daemon *d)
         daemon_kill_job(d);
         return;
     }
-    v = look_at(d, j->parent, &j->parent_stopped);
+    if (netaddr_is_tcp(fab_peer_name(d->f, j->parent))) {
+        how = parent_host_gone(d);
+        v = how ? PEER_DIED : PEER_OK;
+    } else {
+        v = look_at(d, j->parent, &j->parent_stopped);
+        if (v == PEER_DIED)
+            sweep_dead(d, j->parent);
+        how = v == PEER_DIED ? "died" : "is stopped";
+    }
     if (v != PEER_DIED && v != PEER_STOPPED)
         return;
-    if (v == PEER_DIED)
-        sweep_dead(d, j->parent);
     if (j->parent_rank == 0 && v == PEER_DIED) {
         /* Only node 0 could adopt us, and vexec has given it up and the
          * ranks below it (a stopped node 0 it waits for). */
-        daemon_log(d, "parent %s died and no one can adopt us: ending job "
-                   "%#llx", hostlist_nth(j->nodes, 0),
+        daemon_log(d, "parent %s %s and no one can adopt us: ending job "
+                   "%#llx", hostlist_nth(j->nodes, 0), how,
                    (unsigned long long)j->id);
+        drop_probe(&j->up_probe);
         fab_drop_peer(d->f, j->parent);
         daemon_kill_job(d);
         return;
     }
-    daemon_log(d, "parent %s %s: waiting to be adopted",
-               hostlist_nth(j->nodes, j->parent_rank),
-               v == PEER_DIED ? "died" : "is stopped");
-    j->parent_lost = mono_now();
-    fab_drop_peer(d->f, j->parent);
-    d->sending = 0;
+    lose_parent(d, how);
 }
 
 /* Do we tell our parent we live?  Over tcp, to a parent not given up;
@@ -524,15 +594,18 @@ void adopt_tick(struct daemon *d)
     post_adopts(d);
     tell_alive(d);
     /* The first look waits a period too: the job's neighbours have just
-     * been heard from or sent to.  But node 0 sends its first probe to a
-     * one-shot gateway now, so that the look finds it accepted: until one
-     * probe is accepted, a refusal is not judged (gateway_lost), and a
-     * gateway killed in the job's first second went unseen. */
+     * been heard from or sent to.  But a node over tcp sends its first
+     * probe to its parent (node 0: the one-shot gateway) now, so that the
+     * look finds it accepted: until one probe is accepted, nothing is
+     * judged (gateway_lost, parent_host_gone), and a gateway killed in
+     * the job's first second went unseen. */
     if (j->next_check == 0) {
         j->next_check = mono_now() + ADOPT_CHECK_S;
-        if (j->rank == 0 && j->gw_probe < 0
-            && netaddr_is_tcp(fab_peer_name(d->f, j->parent)))
-            j->gw_probe = netaddr_connect(fab_peer_name(d->f, j->parent));
+        if (j->up_probe < 0
+            && netaddr_is_tcp(fab_peer_name(d->f, j->parent))) {
+            j->next_up_probe = mono_now() + PARENT_PROBE_S;
+            probe_parent(d);
+        }
     }
     if (mono_now() < j->next_check)
         return;
@@ -586,6 +659,8 @@ static void follow(struct daemon *d, int adopter, uint32_t epoch)
     j->parent_rank = adopter;
     j->parent_lost = 0;
     j->parent_stopped = 0;
+    drop_probe(&j->up_probe);
+    j->up_heard = 0;
     j->epoch = epoch;
     if (j->bc && !bcast_have_all(j->bc))
         from = bcast_resume(j->bc, peer, proto_stream(j->id, epoch), err,

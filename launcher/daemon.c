@@ -228,7 +228,7 @@ static struct job *job_create(struct daemon *d, const struct proto_down *m,
     j->image_len = l->image_len;
     j->image_sum = l->image_sum;
     j->launch_len = len;
-    j->in_fd = j->out.fd = j->errs.fd = j->gw_probe = -1;
+    j->in_fd = j->out.fd = j->errs.fd = j->up_probe = -1;
     memcpy(j->launch, msg, len);
     if (!(j->nodes = hostlist_create(l->nodes, err, errlen))
         || !(j->t = topo_create(l->tree, j->n, err, errlen)))

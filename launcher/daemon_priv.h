@@ -112,8 +112,11 @@ struct job {
     int sigs_due;               /* some kid has sig_due set */
     double next_check;          /* adopt_tick's next look at neighbours */
     double next_alive;          /* when to tell a tcp parent we live */
-    int gw_probe;               /* node 0 over tcp: probe of the gateway */
-    double gw_heard;            /* when the gateway last accepted one */
+    int up_probe;               /* over tcp: a probe of our parent (node
+                                 * 0's is the gateway), or -1 */
+    double up_probe_since;      /* when it was started */
+    double up_heard;            /* when the parent last accepted one */
+    double next_up_probe;       /* rank > 0: when to probe the parent */
     struct nodestat_last *last; /* the daemon's record of its launches */
 };
 

@@ -643,13 +643,17 @@ waitpid($nocg, 0);
 # for 3 s, then its probes of their addresses go unanswered (or find no
 # route), and it gives them up as unreachable within seconds, not after
 # 30 s of silence.  With kary:2 on 5 daemons, ranks 3 and 4 (host 4) are
-# children of rank 1 (host 3).  Last: host 4 is cut off until teardown.
+# children of rank 1 (host 3); theirs run on (sleep 3081).  Cut off, each
+# finds its parent's host gone by its own probes, waits the 60 s an
+# orphan waits for an adopter, and ends its rank (before: it ran on).
+# Once the link is back, host 4 takes launches again.
 my @five = (@key, '--hosts', "$addr[0]:1,$addr[2]:2,$addr[3]:2", '--tree', 'kary:2');
-my @cut_cmd = ('/bin/dash', '-c', 'sleep 6; echo "$BPROC_RANK done"');
-my @h4 = map { $daemon_pid{"$addr[3]:$_"} } 7400, 7401;
+my @cut_cmd = ('/bin/dash', '-c', '[ $BPROC_RANK -lt 3 ] || exec sleep 3081; '
+                                  . 'sleep 6; echo "$BPROC_RANK done"');
 $bg = start_bg([bin('vexec'), @five, @cut_cmd], out => $kout, err => $kerr);
-ok(wait_until(60, sub { ranks_running(\@cut_cmd, @h4) == 2 }),
+ok(wait_until(60, sub { procs_running('sleep', 3081) == 2 }),
    "the ranks on host 4 ($addr[3]) run") or diag(VexecTest::slurp($kerr));
+select(undef, undef, undef, 1.5);   # their first probes of their parent read
 my $cut_at = time;
 system('ip', 'link', 'set', "${prefix}v4", 'down') == 0 or diag("ip link: $?");
 $kstatus = wait_bg($bg, 120);
@@ -667,6 +671,16 @@ ok(defined $kstatus && $kstatus >> 8 != 0 && @gone == 1
    "vexec names both daemons of host 4 as unreachable and exits non-zero "
    . "(after ${cut_took} s)")
     or diag('status ' . ($kstatus // 'hung') . ': ' . join("\n", @kerr));
+ok(wait_until(120, sub { !procs_running('sleep', 3081) }),
+   'cut off, host 4\'s daemons end their ranks (after ' . (time - $cut_at)
+   . ' s)') or diag('log: ' . VexecTest::slurp("$state/h4.0.log"));
+like(VexecTest::slurp("$state/h4.0.log"),
+     qr/parent \S+ is unreachable \(its host .*waiting to be adopted/,
+     'its log says its parent\'s host went away');
+system('ip', 'link', 'set', "${prefix}v4", 'up') == 0 or diag("ip link: $?");
+$r = vexec([@key, '--hosts', "$addr[3]:2", '/bin/dash', '-c', 'echo back']);
+ok($r->{status} == 0 && $r->{out} eq "back\nback\n",
+   'its link back, host 4\'s daemons run a launch') or diag(describe($r));
 
 # Teardown.
 my @cgroups = grep { defined } map { cgroup_dir($_) } values %daemon_pid;
