@@ -33,11 +33,11 @@
  * so perhaps never passed on) keeps that job's record until its next job
  * ends, and an ADOPT for it makes it send its exits to the adopter.
  *
- * A child sees its parent die on this host as above.  Over tcp its sends
- * to a parent whose daemon died fail (daemon.c), and it probes the
- * parent's address every PARENT_PROBE_S: once one probe has been
- * accepted, no route or no answer for UNANSWERED_S means the parent's
- * host went away, and the parent is lost the same way.
+ * A child sees its parent die on this host as above.  Over tcp it probes
+ * the parent's address every PARENT_PROBE_S: once one probe has been
+ * accepted, a refusal means the parent's daemon died, and no route or no
+ * answer for UNANSWERED_S that its host went away; the parent is lost
+ * the same way.
  *
  * A node whose parent died kills nothing: it keeps its rank running and
  * its records, and waits ORPHAN_WAIT_S for an ADOPT; it then follows the
@@ -460,12 +460,13 @@ static const char *gateway_lost(struct daemon *d)
     return mono_now() - j->up_heard > SILENT_S ? "stopped answering" : NULL;
 }
 
-/* Has a tcp parent's host gone away?  Returns how, or NULL.  We probe its
- * address every PARENT_PROBE_S.  A parent whose daemon died shows sooner
- * (our ALIVEs to it fail: daemon.c), and one whose host answers for a
- * hung daemon is not judged here.  As for the gateway, nothing is judged
- * before one probe has been accepted: the parent connected to us, and a
- * firewall may keep us from connecting to it. */
+/* Has a tcp parent died, or its host gone away?  Returns how, or NULL.
+ * We probe its address every PARENT_PROBE_S: refused means its daemon
+ * died; no route, or no answer for UNANSWERED_S, that its host went away.
+ * One whose host answers for a hung daemon is not judged here.  As for
+ * the gateway, nothing is judged before one probe has been accepted: the
+ * parent connected to us, and a firewall may keep us from connecting to
+ * it. */
 static const char *parent_host_gone(struct daemon *d)
 {
     struct job *j = d->job;
@@ -479,6 +480,8 @@ static const char *parent_host_gone(struct daemon *d)
     e = probe_parent(d);
     if (!j->up_heard)
         return NULL;
+    if (e == ECONNREFUSED)
+        return "died (its address refused a connection)";
     if (e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN
         || e == ETIMEDOUT)
         return "is unreachable (its host is unreachable)";

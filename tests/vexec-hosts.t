@@ -682,6 +682,29 @@ $r = vexec([@key, '--hosts', "$addr[3]:2", '/bin/dash', '-c', 'echo back']);
 ok($r->{status} == 0 && $r->{out} eq "back\nback\n",
    'its link back, host 4\'s daemons run a launch') or diag(describe($r));
 
+# Node 0's daemon killed under a job: over tcp its children cannot see
+# its process, but their probes of its address are refused from then on;
+# no one can adopt them, so they end the job (before 2026-12-08 their
+# ranks ran on).  Last: node 0 ($addr[0]:7400) is gone.
+my $n0 = "$addr[0]:7400";
+$bg = start_bg([bin('vexec'), @key, '--hosts', "$addr[0]:1,$addr[2]:2",
+                '/bin/sleep', 3091], out => $kout, err => $kerr);
+ok(wait_until(60, sub { procs_running('/bin/sleep', 3091) == 3 }),
+   'a job of 3 ranks runs') or diag(VexecTest::slurp($kerr));
+select(undef, undef, undef, 1.5);     # the children's first probes read
+kill 'KILL', $daemon_pid{$n0};
+ok(wait_until(30, sub { !procs_running('/bin/sleep', 3091) }),
+   "kill -9 of node 0's daemon ($n0): every rank ends")
+    or diag('logs: ' . VexecTest::slurp("$state/h3.0.log")
+            . VexecTest::slurp("$state/h3.1.log"));
+like(VexecTest::slurp("$state/h3.0.log") . VexecTest::slurp("$state/h3.1.log"),
+     qr/parent \Q$n0\E died \(its address refused a connection\) and no one can adopt us/,
+     'its children say why');
+$kstatus = wait_bg($bg, 60);
+ok(defined $kstatus && $kstatus >> 8 != 0, 'and vexec ends, non-zero')
+    or diag('status ' . ($kstatus // 'hung') . ': ' . VexecTest::slurp($kerr));
+delete $daemon_pid{$n0};
+
 # Teardown.
 my @cgroups = grep { defined } map { cgroup_dir($_) } values %daemon_pid;
 is(scalar(@cgroups), scalar(keys %daemon_pid), 'each daemon left has a cgroup');
