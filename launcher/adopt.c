@@ -58,6 +58,7 @@
 #include "launcher/sweep.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,23 +306,35 @@ static void sweep_dead(struct daemon *d, int peer)
                    n == 1 ? "" : "es", fab_peer_name(d->f, peer), (int)pid);
 }
 
-/* A silent tcp child's address: how the probe of it stands, started at
- * one look and read at the next.  Returns 0 (accepted), EINPROGRESS (no
- * answer yet, or just started) or the connect's errno. */
-static int probe_kid(struct daemon *d, struct kid *k)
+/* A probe of name (a neighbour's address): started if *fd is not open
+ * (*since: when), to be read at the next look, else read.  Returns 0
+ * (accepted), EINPROGRESS (no answer yet, or just started) or the
+ * connect's errno. */
+static int probe_addr(const char *name, int *fd, double *since)
 {
     int e;
 
-    if (k->probe < 0) {
-        k->probe_since = mono_now();
-        if ((k->probe = netaddr_connect(fab_peer_name(d->f, k->peer))) >= 0)
-            return EINPROGRESS;
-        return errno;
+    if (*fd < 0) {
+        *since = mono_now();
+        *fd = netaddr_connect(name);
+        return *fd >= 0 ? EINPROGRESS : errno;
     }
-    if ((e = netaddr_connect_result(k->probe)) != EINPROGRESS) {
-        drop_probe(&k->probe);
-    }
+    if ((e = netaddr_connect_result(*fd)) != EINPROGRESS)
+        drop_probe(fd);
     return e;
+}
+
+/* Does probe result e (of the probe fd, open since since) say its host
+ * went away: no route to it, or no answer at all for UNANSWERED_S? */
+static bool no_route(int e)
+{
+    return e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN
+           || e == ETIMEDOUT;
+}
+
+static bool no_answer(int e, int fd, double since)
+{
+    return e == EINPROGRESS && fd >= 0 && mono_now() - since > UNANSWERED_S;
 }
 
 /* Has child k died or stopped, or left its adoption unanswered?  Returns
@@ -357,18 +370,16 @@ static int kid_lost(struct daemon *d, struct kid *k, const char **text,
         drop_probe(&k->probe);         /* heard from again: not needed */
         return 0;
     }
-    e = probe_kid(d, k);
+    e = probe_addr(fab_peer_name(d->f, k->peer), &k->probe, &k->probe_since);
     if (e == ECONNREFUSED) {
         *text = "died (its address refused a connection)";
         return PROTO_DEAD_DIED;
     }
-    if (e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN
-        || e == ETIMEDOUT) {
+    if (no_route(e)) {
         *text = "stopped answering (its host is unreachable)";
         return PROTO_DEAD_SILENT;
     }
-    if (e == EINPROGRESS && k->probe >= 0
-        && mono_now() - k->probe_since > UNANSWERED_S) {
+    if (no_answer(e, k->probe, k->probe_since)) {
         *text = "stopped answering (its host did not answer a connection "
                 "for " STR(UNANSWERED_S) " s)";
         return PROTO_DEAD_SILENT;
@@ -417,15 +428,9 @@ static void check_kids(struct daemon *d)
 static int probe_parent(struct daemon *d)
 {
     struct job *j = d->job;
-    int e;
+    int e = probe_addr(fab_peer_name(d->f, j->parent), &j->up_probe,
+                       &j->up_probe_since);
 
-    if (j->up_probe < 0) {
-        j->up_probe_since = mono_now();
-        j->up_probe = netaddr_connect(fab_peer_name(d->f, j->parent));
-        return j->up_probe >= 0 ? EINPROGRESS : errno;
-    }
-    if ((e = netaddr_connect_result(j->up_probe)) != EINPROGRESS)
-        drop_probe(&j->up_probe);
     if (e == 0)
         j->up_heard = mono_now();
     return e;
@@ -482,11 +487,9 @@ static const char *parent_host_gone(struct daemon *d)
         return NULL;
     if (e == ECONNREFUSED)
         return "died (its address refused a connection)";
-    if (e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN
-        || e == ETIMEDOUT)
+    if (no_route(e))
         return "is unreachable (its host is unreachable)";
-    if (e == EINPROGRESS && j->up_probe >= 0
-        && mono_now() - j->up_probe_since > UNANSWERED_S)
+    if (no_answer(e, j->up_probe, j->up_probe_since))
         return "is unreachable (its host did not answer a connection for "
                STR(UNANSWERED_S) " s)";
     return NULL;
